@@ -1,0 +1,209 @@
+"""The ``replywatch`` command: run, demo, check-config, status, replay, db upgrade."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from monitor import __version__
+from monitor import config as config_mod
+from monitor.config import ConfigError, LoadedConfig
+
+EXIT_OK = 0
+EXIT_FINDINGS = 1
+EXIT_CONFIG = 2
+
+log = logging.getLogger("monitor.cli")
+
+
+def _load(path: str, *, check_secrets: bool = True) -> LoadedConfig:
+    try:
+        return config_mod.load(path, check_secrets=check_secrets)
+    except ConfigError as err:
+        print(f"{path}: {len(err.errors)} error(s)", file=sys.stderr)
+        for line in err.errors:
+            print(f"  {line}", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG) from err
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    """Validate a config (and with --probe, log in to every source)."""
+    loaded = _load(args.config)
+    if not args.probe:
+        print(f"{args.config}: ok ({len(loaded.sources)} sources, {len(loaded.config.teams)} teams)")
+        return EXIT_OK
+    from monitor.daemon import build_source
+
+    problems = 0
+    for name, cfg in loaded.sources.items():
+        source = build_source(name, cfg)
+        try:
+            found = source.check()
+        except Exception as err:
+            found = [str(err)]
+        finally:
+            source.close()
+        for problem in found:
+            print(f"sources.{name}: {problem}", file=sys.stderr)
+        print(f"sources.{name}: {'ok' if not found else 'FAILED'}")
+        problems += len(found)
+    return EXIT_CONFIG if problems else EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run the daemon until SIGTERM."""
+    from monitor.daemon import Daemon
+    from monitor.logs import setup_logging
+
+    loaded = _load(args.config)
+    setup_logging(args.log_level or loaded.config.log.level, args.log_format or loaded.config.log.format)
+    Daemon(loaded).run_forever()
+    return EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """Print who waits, how long, due when, and open breaches."""
+    from monitor.daemon import store_password
+    from monitor.status import render_status
+    from monitor.store.db import Store
+
+    loaded = _load(args.config, check_secrets=False)
+    store = Store.open(loaded.config.store.url, store_password(loaded))
+    try:
+        overdue = render_status(loaded.config, store, datetime.now(UTC), sys.stdout)
+    finally:
+        store.close()
+    return EXIT_FINDINGS if overdue else EXIT_OK
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    """Apply pending store migrations."""
+    from monitor.daemon import store_password
+    from monitor.store.db import Store
+    from monitor.store.migrate import current
+
+    loaded = _load(args.config, check_secrets=False)
+    store = Store.open(loaded.config.store.url, store_password(loaded))
+    try:
+        store.upgrade()
+        print(f"store at revision {current(store.engine)}")
+    finally:
+        store.close()
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Write sample mail relative to now and run the daemon on it."""
+    from monitor.demo import run_demo
+
+    return run_demo(directory=args.dir, listen=args.listen, duration=args.duration)
+
+
+def _timestamp(value: str) -> datetime:
+    """An ISO 8601 time or date for --since/--until/--now; UTC when no zone is given."""
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(
+            f"invalid time {value!r}: expected ISO 8601, e.g. 2026-10-01T00:00Z"
+        ) from err
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    """Run the engine and rules over past data and write one CSV row per item."""
+    from monitor.replay import collect_messages, write_replay
+
+    loaded = _load(args.config)
+    names = args.source or [s for team in loaded.config.teams.values() for s in team.sources]
+    unknown = [n for n in names if n not in loaded.sources]
+    if unknown:
+        print(f"unknown source(s): {', '.join(unknown)}", file=sys.stderr)
+        return EXIT_FINDINGS
+    names = list(dict.fromkeys(names))
+    now = args.now or args.until or datetime.now(UTC)
+    messages = collect_messages(loaded, names, args.since, args.until)
+    with open(args.out, "w", encoding="utf-8", newline="") as out:
+        counts = write_replay(loaded, messages, now, out, include_all=args.all)
+    summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "no items"
+    print(f"{args.out}: {summary}")
+    return EXIT_FINDINGS if counts.get("breached") or counts.get("answered_late") else EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every subcommand."""
+    from monitor.durations import parse_duration
+
+    parser = argparse.ArgumentParser(prog="replywatch", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"replywatch {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="run the daemon")
+    p.add_argument("-c", "--config", required=True)
+    p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    p.add_argument("--log-format", choices=["text", "json"])
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("check-config", help="validate a config file")
+    p.add_argument("-c", "--config", required=True)
+    p.add_argument("--probe", action="store_true", help="also log in to every source and check its folders")
+    p.set_defaults(func=cmd_check_config)
+
+    p = sub.add_parser("status", help="who waits, how long, due when; open breaches")
+    p.add_argument("-c", "--config", required=True)
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("db", help="store maintenance")
+    dbsub = p.add_subparsers(dest="db_command", required=True)
+    up = dbsub.add_parser("upgrade", help="apply pending migrations")
+    up.add_argument("-c", "--config", required=True)
+    up.set_defaults(func=cmd_db_upgrade)
+
+    p = sub.add_parser("replay", help="what the rules would have said over past data (CSV)")
+    p.add_argument("-c", "--config", required=True)
+    p.add_argument(
+        "--source", action="append", help="only this source (repeatable; default: all of the teams')"
+    )
+    p.add_argument("--since", type=_timestamp, help="only messages dated at or after this time")
+    p.add_argument("--until", type=_timestamp, help="only messages dated before this time")
+    p.add_argument(
+        "--now", type=_timestamp, help="judge as if it were this time (default: --until, else now)"
+    )
+    p.add_argument("--out", required=True, help="CSV file to write")
+    p.add_argument(
+        "--all", action="store_true", help="also one row per message that opened no item, with why"
+    )
+    p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser("demo", help="run on realistic sample mail written relative to now")
+    p.add_argument("--dir", help="where to write the sample (default: a new temporary folder)")
+    p.add_argument("--listen", default="127.0.0.1:9687", help="HTTP address (default 127.0.0.1:9687)")
+    p.add_argument(
+        "--for",
+        dest="duration",
+        type=parse_duration,
+        default=None,
+        help="stop after this long (e.g. 30s); default: until Ctrl-C",
+    )
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``replywatch`` console script."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return EXIT_FINDINGS if exc.code not in (0, None) else EXIT_OK
+    try:
+        return int(args.func(args))
+    except SystemExit as exc:
+        return int(exc.code or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

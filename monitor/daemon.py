@@ -1,0 +1,308 @@
+"""The daemon: one scheduled job per source, an evaluation job, the HTTP server, signals."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from types import FrameType
+from typing import Any
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+from prometheus_client import CollectorRegistry
+
+from monitor import config as config_mod
+from monitor.config import ConfigError, LoadedConfig
+from monitor.durations import parse_duration
+from monitor.evaluate import Evaluator
+from monitor.exporters.http import MetricsServer
+from monitor.exporters.prometheus import DaemonState, ReplywatchCollector
+from monitor.sources.base import Source, SourceError, registered_kinds
+from monitor.store.db import Store
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+MAX_BACKOFF = timedelta(minutes=15)
+STOP_GRACE_SECONDS = 8.0
+
+
+def utcnow() -> datetime:
+    """The real clock."""
+    return datetime.now(UTC)
+
+
+def build_source(name: str, cfg: Any) -> Source:
+    """A source plugin from its validated config (no I/O)."""
+    factory = registered_kinds()[cfg.kind][1]
+    source: Source = factory(name, cfg)
+    return source
+
+
+@dataclass
+class _Backoff:
+    """Failure state of one source: when to try again, and whether we already said it fails."""
+
+    failures: int = 0
+    retry_at: datetime | None = None
+
+
+def store_password(loaded: LoadedConfig) -> str | None:
+    """The database password from env/file, if the config names one."""
+    store = loaded.config.store
+    secret = config_mod.read_secret(store.password_env, store.password_file, "store")
+    return secret.get_secret_value() if secret else None
+
+
+class Daemon:
+    """Runs replywatch: polls sources, evaluates rules, serves metrics until stopped."""
+
+    def __init__(
+        self,
+        loaded: LoadedConfig,
+        *,
+        clock: Clock = utcnow,
+        source_factory: Callable[[str, Any], Source] = build_source,
+        listen: tuple[str, int] | None = None,
+        store: Store | None = None,
+    ) -> None:
+        self.loaded = loaded
+        self.clock = clock
+        self.source_factory = source_factory
+        self.state = DaemonState()
+        self.store = store or Store.open(loaded.config.store.url, store_password(loaded))
+        self.evaluator = Evaluator(self.store, loaded.config)
+        self.sources: dict[str, Source] = {}
+        self._source_cfgs: dict[str, Any] = {}
+        self._backoff: dict[str, _Backoff] = {}
+        self._poll_locks: dict[str, threading.Lock] = {}
+        self._lock = threading.RLock()
+        self._running = 0
+        self._idle = threading.Condition(self._lock)
+        self.stopping = threading.Event()
+        self.registry = CollectorRegistry()
+        self.registry.register(ReplywatchCollector(self.store, lambda: self.loaded.config, self.state))
+        host, port = listen or (loaded.config.http.host, loaded.config.http.port)
+        self.http = MetricsServer(host, port, self.registry, self.ready)
+        self.scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(max_workers=8)},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 60},
+            timezone=UTC,
+        )
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def ready(self) -> bool:
+        """Config loaded and store reachable."""
+        return not self.stopping.is_set() and self.store.ping()
+
+    def start(self) -> None:
+        """Migrate the store, start HTTP and the scheduled jobs."""
+        self.store.upgrade()
+        self.http.start()
+        self._apply_sources()
+        self._schedule_evaluation()
+        self.scheduler.start()
+        log.info(
+            "replywatch started",
+            extra={
+                "listen": f"{self.http.httpd.server_address[0]!s}:{self.http.port}",
+                "sources": len(self.sources),
+                "teams": len(self.loaded.config.teams),
+            },
+        )
+
+    def stop(self) -> None:
+        """Finish the current step, then stop everything (bounded by a grace period)."""
+        self.stopping.set()
+        with contextlib.suppress(Exception):  # already stopped
+            self.scheduler.shutdown(wait=False)
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        with self._idle:
+            while self._running and time.monotonic() < deadline:
+                self._idle.wait(timeout=max(0.0, deadline - time.monotonic()))
+        self.http.stop()
+        for source in self.sources.values():
+            _close_quietly(source)
+        self.store.close()
+        log.info("replywatch stopped")
+
+    def run_forever(self) -> None:
+        """Start, then block until SIGTERM/SIGINT; SIGHUP reloads the config."""
+        signal.signal(signal.SIGTERM, self._on_stop_signal)
+        signal.signal(signal.SIGINT, self._on_stop_signal)
+        if hasattr(signal, "SIGHUP"):
+            signal.signal(signal.SIGHUP, self._on_hup)
+        self.start()
+        self._reload_requested = threading.Event()
+        while not self.stopping.is_set():
+            if self._reload_requested.wait(timeout=0.5):
+                self._reload_requested.clear()
+                self.reload()
+        self.stop()
+
+    def _on_stop_signal(self, signum: int, _frame: FrameType | None) -> None:
+        log.info("stopping on signal", extra={"signal": signal.Signals(signum).name})
+        self.stopping.set()
+
+    def _on_hup(self, _signum: int, _frame: FrameType | None) -> None:
+        self._reload_requested.set()
+
+    # -- config reload --------------------------------------------------------------------------
+
+    def reload(self) -> bool:
+        """Re-read the config file; on any error keep the running config and say so."""
+        path = self.loaded.path
+        if path is None:
+            return False
+        try:
+            fresh = config_mod.load(path)
+        except ConfigError as err:
+            self.state.config_reload_ok = False
+            log.error("config reload failed, keeping the running config", extra={"errors": err.errors})
+            return False
+        with self._lock:
+            if fresh.config.http != self.loaded.config.http:
+                log.warning("http.listen changed: restart replywatch to apply it")
+            if fresh.config.store != self.loaded.config.store:
+                log.warning("store changed: restart replywatch to apply it")
+            self.loaded = fresh
+            self.evaluator.reconfigure(fresh.config)
+            self._apply_sources()
+            self._schedule_evaluation()
+        self.state.config_reload_ok = True
+        self.state.config_reload_at = time.time()
+        log.info("config reloaded", extra={"sources": len(self.sources), "teams": len(fresh.config.teams)})
+        return True
+
+    def _apply_sources(self) -> None:
+        """Create, replace or drop sources and their jobs to match the config."""
+        wanted = dict(self.loaded.sources)
+        for name in list(self.sources):
+            if name not in wanted or wanted[name] != self._source_cfgs.get(name):
+                _close_quietly(self.sources.pop(name))
+                self._source_cfgs.pop(name, None)
+                if self.scheduler.get_job(f"poll:{name}"):
+                    self.scheduler.remove_job(f"poll:{name}")
+        for name, cfg in wanted.items():
+            if name in self.sources:
+                continue
+            self.sources[name] = self.source_factory(name, cfg)
+            self._source_cfgs[name] = cfg
+            every = parse_duration(getattr(cfg, "poll_every", "1m")).total_seconds()
+            self.scheduler.add_job(
+                self._guarded(self.poll_source),
+                "interval",
+                args=[name],
+                seconds=every,
+                jitter=min(every * 0.1, 10),
+                id=f"poll:{name}",
+                next_run_time=datetime.now(UTC),
+                replace_existing=True,
+            )
+
+    def _schedule_evaluation(self) -> None:
+        every = self.loaded.config.engine.evaluate_every.total_seconds()
+        self.scheduler.add_job(
+            self._guarded(self.evaluate),
+            "interval",
+            seconds=every,
+            id="evaluate",
+            next_run_time=datetime.now(UTC) + timedelta(seconds=1),
+            replace_existing=True,
+        )
+
+    def _guarded(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """Count running steps (so stop can wait for them) and never let a job die silently."""
+
+        def run(*args: Any) -> None:
+            if self.stopping.is_set():
+                return
+            with self._lock:
+                self._running += 1
+            try:
+                fn(*args)
+            except Exception:
+                log.exception("job failed", extra={"job": fn.__name__})
+            finally:
+                with self._idle:
+                    self._running -= 1
+                    self._idle.notify_all()
+
+        run.__name__ = fn.__name__
+        return run
+
+    # -- jobs -----------------------------------------------------------------------------------
+
+    def poll_source(self, name: str) -> bool:
+        """Poll one source and store what it found with its cursor; returns True when data changed."""
+        with self._lock:
+            lock = self._poll_locks.setdefault(name, threading.Lock())
+        with lock:  # a source is never polled twice at once (its connection and cursor are one)
+            return self._poll(name)
+
+    def _poll(self, name: str) -> bool:
+        source = self.sources.get(name)
+        if source is None:
+            return False
+        backoff = self._backoff.setdefault(name, _Backoff())
+        now = self.clock()
+        if backoff.retry_at is not None and now < backoff.retry_at:
+            return False
+        started = time.monotonic()
+        try:
+            result = source.poll(self.store.load_cursor(name))
+            saved = self.store.save_poll(name, result, self.clock())
+        except SourceError as err:
+            self._failed(name, backoff, err.reason, err, started)
+            return False
+        except Exception as err:
+            self._failed(name, backoff, "internal", err, started)
+            return False
+        elapsed = time.monotonic() - started
+        self.state.health.success(name, elapsed)
+        if backoff.failures:
+            log.info("source recovered", extra={"source": name, "failures": backoff.failures})
+        backoff.failures = 0
+        backoff.retry_at = None
+        changed = bool(saved.inserted or saved.updated or result.snapshots)
+        if saved.inserted or saved.updated:
+            log.debug("ingested", extra={"source": name, "new": saved.inserted, "changed": saved.updated})
+            self._evaluate_soon()
+        return changed
+
+    def _failed(self, name: str, backoff: _Backoff, reason: str, err: Exception, started: float) -> None:
+        self.state.health.failure(name, reason, time.monotonic() - started)
+        if backoff.failures == 0:
+            if reason == "internal":
+                log.error("source failed", extra={"source": name, "reason": reason}, exc_info=err)
+            else:
+                log.error("source failed: %s", err, extra={"source": name, "reason": reason})
+        backoff.failures += 1
+        every = parse_duration(getattr(self._source_cfgs[name], "poll_every", "1m"))
+        delay = min(every * (2 ** min(backoff.failures - 1, 10)), MAX_BACKOFF)
+        backoff.retry_at = self.clock() + delay - every  # the interval itself adds one period
+
+    def _evaluate_soon(self) -> None:
+        job = self.scheduler.get_job("evaluate") if self.scheduler.running else None
+        if job is not None:
+            job.modify(next_run_time=datetime.now(UTC))
+
+    def evaluate(self) -> None:
+        """Run the evaluation step for every team."""
+        with self._lock:
+            evaluator = self.evaluator
+        evaluator.run(self.clock())
+
+
+def _close_quietly(source: Source) -> None:
+    try:
+        source.close()
+    except Exception:
+        log.debug("closing source failed", exc_info=True)

@@ -1,0 +1,223 @@
+"""Messages -> conversations -> awaiting items: who waits for the team, since when, answered by whom.
+
+Pure: the same messages always give the same items, in any order they arrived.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from monitor.events import MessageEvent
+
+EMAIL = "email"
+
+
+@dataclass(frozen=True, slots=True)
+class TeamContext:
+    """What the engine must know about a team to tell customers from colleagues."""
+
+    name: str
+    addresses: frozenset[str] = frozenset()
+    members: Mapping[str, str] = field(default_factory=dict)
+    """Member address -> member name."""
+    internal_domains: frozenset[str] = frozenset()
+
+    def role(self, address: str | None) -> str:
+        """``team``, ``internal`` or ``customer`` for one address (``unknown`` when missing)."""
+        if not address:
+            return "unknown"
+        if address in self.addresses or address in self.members:
+            return "team"
+        domain = address.rpartition("@")[2]
+        for internal in self.internal_domains:
+            if domain == internal or domain.endswith("." + internal):
+                return "internal"
+        return "customer"
+
+    def responder(self, message: MessageEvent) -> str | None:
+        """The member (or team address) that sent ``message``; Sender wins for "on behalf of" mail."""
+        for address in (message.sender_addr, message.from_addr):
+            if address and address in self.members:
+                return self.members[address]
+        if message.from_addr in self.addresses:
+            return message.from_addr
+        return None
+
+
+@dataclass(slots=True)
+class AwaitingItem:
+    """One customer contact waiting for the team (open while ``responded_at`` is None)."""
+
+    team: str
+    channel: str
+    key: str
+    """The opening message's Message-ID (its source id when it has none)."""
+    conversation: str
+    customer: str
+    received_at: datetime
+    responded_at: datetime | None = None
+    response_id: str | None = None
+    responder: str | None = None
+    acknowledged_at: datetime | None = None
+    addresses: frozenset[str] = frozenset()
+    """Every address the customer wrote from or asked replies to (From and Reply-To)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Unopened:
+    """A message that opened no awaiting item, and why."""
+
+    message: MessageEvent
+    reason: str
+    """``automated:<reason>``, ``internal``, ``outbound``, ``duplicate``, ``follow_up``, ``response``,
+    ``acknowledgment``, ``no_sender``."""
+
+
+@dataclass(slots=True)
+class EngineResult:
+    """The awaiting items of a set of messages, and what happened to every other message."""
+
+    items: list[AwaitingItem] = field(default_factory=list)
+    unopened: list[Unopened] = field(default_factory=list)
+
+
+class _Threads:
+    """Union-find over message ids: one root per conversation."""
+
+    def __init__(self) -> None:
+        self.parent: dict[str, str] = {}
+
+    def find(self, node: str) -> str:
+        parent = self.parent.setdefault(node, node)
+        if parent != node:
+            root = self.find(parent)
+            self.parent[node] = root
+            return root
+        return node
+
+    def union(self, a: str, b: str) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            # Keep the smaller id as root so the conversation key does not depend on arrival order.
+            if rb < ra:
+                ra, rb = rb, ra
+            self.parent[rb] = ra
+
+
+def message_key(message: MessageEvent) -> str:
+    """The id a message is known by: its Message-ID, else its source id."""
+    return message.message_id or f"{message.source}:{message.external_id}"
+
+
+def _order(message: MessageEvent) -> tuple[datetime, int, str]:
+    # Inbound before outbound at the same second: a reply cannot precede what it answers.
+    return (message.date, 0 if message.folder != "sent" else 1, message_key(message))
+
+
+def thread(messages: Iterable[MessageEvent]) -> dict[str, str]:
+    """Message key -> conversation key.
+
+    In-Reply-To first; the last References entry only when In-Reply-To is missing (RFC 5322 §3.6.4:
+    a client that drops In-Reply-To still lists the parent last); the source's own thread id groups too.
+    """
+    threads = _Threads()
+    keys = []
+    for message in messages:
+        key = message_key(message)
+        keys.append(key)
+        threads.find(key)
+        parent = message.in_reply_to or (message.references[-1] if message.references else None)
+        if parent:
+            threads.union(key, parent)
+        if message.thread_id:
+            threads.union(key, f"thread:{message.source}:{message.thread_id}")
+    return {key: threads.find(key) for key in keys}
+
+
+def build_awaiting(messages: Iterable[MessageEvent], team: TeamContext) -> EngineResult:
+    """Turn a team's messages into awaiting items (next-reply semantics) and reasons for the rest."""
+    result = EngineResult()
+    unique: list[MessageEvent] = []
+    seen: set[str] = set()
+    for message in sorted(messages, key=_order):
+        if message.message_id is not None:
+            if message.message_id in seen:
+                result.unopened.append(Unopened(message, "duplicate"))
+                continue
+            seen.add(message.message_id)
+        unique.append(message)
+
+    conversations = thread(unique)
+    by_conversation: dict[str, list[MessageEvent]] = defaultdict(list)
+    for message in unique:
+        by_conversation[conversations[message_key(message)]].append(message)
+
+    for conversation, members in by_conversation.items():
+        _walk(conversation, members, team, result)
+    result.items.sort(key=lambda item: (item.received_at, item.key))
+    return result
+
+
+def _walk(conversation: str, messages: list[MessageEvent], team: TeamContext, result: EngineResult) -> None:
+    """Walk one conversation in time order, opening and closing items per customer."""
+    open_items: dict[str, AwaitingItem] = {}
+    for message in messages:  # already in time order
+        if message.automated:
+            result.unopened.append(Unopened(message, f"automated:{message.automated}"))
+            continue
+        sender = message.sender_addr if team.role(message.sender_addr) == "team" else message.from_addr
+        role = team.role(sender)
+        if role == "team":
+            result.unopened.append(Unopened(message, _respond(message, team, open_items)))
+            continue
+        if role == "internal":
+            result.unopened.append(Unopened(message, "internal"))
+            continue
+        if role == "unknown":
+            result.unopened.append(Unopened(message, "no_sender"))
+            continue
+        # A web form or an assistant writes From itself with Reply-To the customer: answer goes there.
+        customer = message.reply_to[0] if message.reply_to else (message.from_addr or "")
+        if customer in open_items:
+            result.unopened.append(Unopened(message, "follow_up"))
+            continue
+        item = AwaitingItem(
+            team=team.name,
+            channel=EMAIL,
+            key=message_key(message),
+            conversation=conversation,
+            customer=customer,
+            received_at=message.date,
+            addresses=frozenset(
+                (customer, *message.reply_to, *((message.from_addr,) if message.from_addr else ()))
+            ),
+        )
+        open_items[customer] = item
+        result.items.append(item)
+
+
+def _respond(message: MessageEvent, team: TeamContext, open_items: dict[str, AwaitingItem]) -> str:
+    """Close (or acknowledge) the open items this team message is addressed to; returns what it was.
+
+    ``response`` when it answered someone, ``acknowledgment`` when it only acknowledged, else ``outbound``.
+    """
+    recipients = set(message.to_addrs) | set(message.cc_addrs)
+    touched = False
+    for customer, item in list(open_items.items()):
+        if not recipients & item.addresses:
+            continue
+        touched = True
+        if message.holding_marker:
+            if item.acknowledged_at is None:
+                item.acknowledged_at = message.date
+            continue
+        item.responded_at = message.date
+        item.response_id = message_key(message)
+        item.responder = team.responder(message)
+        del open_items[customer]
+    if not touched:
+        return "outbound"
+    return "acknowledgment" if message.holding_marker else "response"

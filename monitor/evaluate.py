@@ -1,0 +1,173 @@
+"""One evaluation: rebuild changed teams' awaiting items, run their rules, record breach transitions."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from monitor.config import Config
+from monitor.engine import EMAIL, TeamContext, build_awaiting
+from monitor.rules.base import AwaitingView, Finding, Level, Rule, TeamView, registered_kinds
+from monitor.rules.reply_within import ReplyWithin
+from monitor.store.db import Store
+
+log = logging.getLogger(__name__)
+
+
+def team_context(config: Config, team: str) -> TeamContext:
+    """The engine's view of a configured team."""
+    cfg = config.teams[team]
+    members = {address: member.name for member in cfg.members for address in member.email}
+    return TeamContext(
+        name=team,
+        addresses=frozenset(cfg.addresses),
+        members=members,
+        internal_domains=frozenset(cfg.internal_domains),
+    )
+
+
+def build_rules(config: Config, team: str) -> list[Rule]:
+    """The team's rule plugins, built from their configs."""
+    kinds = registered_kinds()
+    return [kinds[rule.kind][1](rule) for rule in config.team_rules(team)]  # type: ignore[attr-defined]
+
+
+@dataclass
+class Evaluator:
+    """Keeps per-team state between evaluations (what was rebuilt when)."""
+
+    store: Store
+    config: Config
+    _ingest_seen: dict[str, datetime | None] = field(default_factory=dict)
+    _rules: dict[str, list[Rule]] = field(default_factory=dict)
+
+    def reconfigure(self, config: Config) -> None:
+        """Use a new config; every team is rebuilt at the next run."""
+        self.config = config
+        self._ingest_seen.clear()
+        self._rules.clear()
+
+    def rules(self, team: str) -> list[Rule]:
+        """The built rules of ``team`` (cached per config)."""
+        if team not in self._rules:
+            self._rules[team] = build_rules(self.config, team)
+        return self._rules[team]
+
+    def run(self, now: datetime) -> dict[str, int]:
+        """Evaluate every team; returns how many breach transitions each had."""
+        return {team: self.run_team(team, now) for team in self.config.teams}
+
+    def rebuild(self, team: str, now: datetime, *, force: bool = False) -> bool:
+        """Recompute ``team``'s awaiting items when its sources gained or changed messages."""
+        sources = self.config.teams[team].sources
+        latest = self.store.last_ingest(sources) if sources else None
+        if not force and team in self._ingest_seen and self._ingest_seen[team] == latest:
+            return False
+        since = now - self.config.engine.lookback
+        result = build_awaiting(self.store.messages(sources, since), team_context(self.config, team))
+        changed = self.store.replace_awaiting(team, EMAIL, result.items, since, now)
+        self._ingest_seen[team] = latest
+        if changed:
+            log.debug("rebuilt awaiting items", extra={"team": team, "changed": changed})
+        return True
+
+    def run_team(self, team: str, now: datetime) -> int:
+        """Rebuild if needed, evaluate the rules, record transitions; returns the transition count."""
+        self.rebuild(team, now)
+        calendar = self.config.team_calendar(team)
+        rows = self.store.awaiting(team, since=now - self.config.engine.lookback)
+        view = TeamView(
+            team=team,
+            calendar=calendar,
+            awaiting=[_view(row) for row in rows],
+            mailbox_counts=self.store.mailbox_counts(),
+        )
+        rules = self.rules(team)
+        self._record_timings(team, view, rules, rows)
+        transitions: list[dict[str, Any]] = []
+        for rule in rules:
+            findings = rule.evaluate(view, now)
+            transitions.extend(self._reconcile(team, rule.name, findings, now))
+        self.store.apply_transitions(transitions)
+        for t in transitions:
+            if (
+                t["op"] in ("open", "escalate")
+                and t.get("level", "breach") == "breach"
+                and not t.get("resolved_at")
+            ):
+                log.info("breach opened", extra={"team": team, "rule": t.get("rule")})
+        return len(transitions)
+
+    def _record_timings(self, team: str, view: TeamView, rules: Sequence[Rule], rows: Sequence[Any]) -> None:
+        reply_rule = next((r for r in rules if isinstance(r, ReplyWithin)), None)
+        timings: dict[str, tuple[datetime | None, float | None]] = {}
+        for row in rows:
+            due = reply_rule.due_at(view, row.received_at) if reply_rule is not None else None
+            seconds = None
+            if row.responded_at is not None:
+                business = reply_rule.config.business_hours if reply_rule is not None else True
+                seconds = (
+                    view.calendar.business_seconds_between(row.received_at, row.responded_at)
+                    if business
+                    else (row.responded_at - row.received_at).total_seconds()
+                )
+            timings[row.item_key] = (due, seconds)
+        self.store.set_timings(team, timings)
+
+    def _reconcile(
+        self, team: str, rule: str, findings: Sequence[Finding], now: datetime
+    ) -> list[dict[str, Any]]:
+        """Turn findings into transitions against the open rows: open, escalate, resolve."""
+        open_rows = {row.subject: row for row in self.store.open_breaches(team) if row.rule == rule}
+        history = self.store.breach_subjects(team, rule)
+        seen: set[str] = set()
+        out: list[dict[str, Any]] = []
+        for f in findings:
+            seen.add(f.subject)
+            row = open_rows.get(f.subject)
+            base = {"team": team, "rule": rule, "subject": f.subject}
+            if f.level is Level.BREACH:
+                if row is None:
+                    if f.subject in history:
+                        continue  # recorded before (e.g. answered late, then re-read)
+                    out.append(
+                        base
+                        | {
+                            "op": "open",
+                            "level": "breach",
+                            "at": f.since or now,
+                            "due_at": f.due_at,
+                            "resolved_at": f.resolved_at,
+                        }
+                    )
+                    continue
+                if row.level != "breach":
+                    out.append({"op": "escalate", "id": row.id, "at": f.since or now})
+                if f.resolved_at is not None:
+                    out.append({"op": "resolve", "id": row.id, "at": f.resolved_at})
+            elif f.level is Level.WARNING:
+                if row is None:
+                    out.append(
+                        base | {"op": "open", "level": "warning", "at": f.since or now, "due_at": f.due_at}
+                    )
+            elif row is not None:
+                out.append({"op": "resolve", "id": row.id, "at": now})
+        for subject, row in open_rows.items():
+            if subject not in seen:
+                out.append({"op": "resolve", "id": row.id, "at": now})
+        return out
+
+
+def _view(row: Any) -> AwaitingView:
+    return AwaitingView(
+        key=row.item_key,
+        channel=row.channel,
+        customer=row.customer,
+        received_at=row.received_at,
+        responded_at=row.responded_at,
+        acknowledged_at=row.acknowledged_at,
+        responder=row.responder,
+    )

@@ -1,0 +1,1 @@
+"""Exporters: the Prometheus collector and the HTTP server."""

@@ -1,0 +1,1 @@
+"""Rule plugins: one module per kind, registered in :mod:`monitor.rules.base`."""

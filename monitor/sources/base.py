@@ -1,0 +1,90 @@
+"""What every source plugin implements, its errors, and the registry of source kinds."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+from monitor.events import MailboxSnapshot, MessageEvent
+
+Cursor = dict[str, Any]
+"""A source's position, JSON-serializable; saved in the same transaction as the events it covers."""
+
+
+class SourceError(Exception):
+    """A poll failed; ``reason`` is a short label for ``replywatch_source_errors_total{reason}``."""
+
+    reason: ClassVar[str] = "error"
+
+
+class TransientSourceError(SourceError):
+    """The server dropped or timed out: retry with backoff."""
+
+    reason = "transient"
+
+
+class AuthSourceError(SourceError):
+    """The server refused the credentials: the user must fix them; retried slowly."""
+
+    reason = "auth"
+
+
+class PermanentSourceError(SourceError):
+    """The source's configuration does not match the server (folder missing, bad path)."""
+
+    reason = "config"
+
+
+@dataclass(slots=True)
+class PollResult:
+    """What one poll found: new or changed messages, folder counts and the cursor after them."""
+
+    messages: list[MessageEvent] = field(default_factory=list)
+    snapshots: list[MailboxSnapshot] = field(default_factory=list)
+    cursor: Cursor = field(default_factory=dict)
+    resync: bool = False
+    """True when the source discarded its old position (e.g. UIDVALIDITY changed)."""
+
+
+class SourceConfigBase(BaseModel):
+    """Fields every source kind shares."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    poll_every: str = "1m"
+    """How often to poll, as a duration (``90s``, ``1m``)."""
+
+
+class Source(Protocol):
+    """A source plugin: built from its config without I/O, then polled."""
+
+    name: str
+
+    def check(self) -> list[str]:
+        """Connect and verify folders; return problems found (empty when fine)."""
+
+    def poll(self, cursor: Cursor | None) -> PollResult:
+        """Return everything new since ``cursor`` (None: from the beginning)."""
+
+    def close(self) -> None:
+        """Release connections."""
+
+
+SOURCE_KINDS: dict[str, tuple[type[BaseModel], Any]] = {}
+"""kind -> (Config class, factory(name, config) -> Source); filled by :func:`register`."""
+
+
+def register(kind: str, config_class: type[BaseModel], factory: Any) -> None:
+    """Make a source kind available to configs."""
+    SOURCE_KINDS[kind] = (config_class, factory)
+
+
+def registered_kinds() -> Mapping[str, tuple[type[BaseModel], Any]]:
+    """All source kinds, importing the built-in plugins on first use."""
+    from monitor.sources import load_builtin
+
+    load_builtin()
+    return SOURCE_KINDS

@@ -1,0 +1,1 @@
+"""The store: tables, migrations and all reads and writes of state."""

@@ -1,0 +1,137 @@
+"""The store's tables (sqlmodel). Changing one needs a migration in ``monitor/store/migrations``."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Column, DateTime, Dialect, Index, Text, TypeDecorator, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp that is always UTC-aware in Python, whatever the database keeps.
+
+    SQLite has no time zones: values are stored as naive UTC and made aware again on load.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Store UTC (naive on SQLite)."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        """Load as UTC-aware."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)  # type: ignore[no-any-return]
+        return value.astimezone(UTC)  # type: ignore[no-any-return]
+
+
+def _ts(nullable: bool = False, index: bool = False) -> Any:
+    return Column(UTCDateTime(), nullable=nullable, index=index)
+
+
+class Message(SQLModel, table=True):
+    """One message seen by a source (headers only); unique on (source, external_id)."""
+
+    __tablename__ = "message"
+    __table_args__ = (UniqueConstraint("source", "external_id", name="uq_message_source_external"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str = Field(max_length=200)
+    external_id: str = Field(max_length=500)
+    folder: str = Field(max_length=200)
+    message_id: str | None = Field(default=None, max_length=500, index=True)
+    date: datetime = Field(sa_column=_ts(index=True))
+    from_addr: str | None = Field(default=None, max_length=320)
+    from_name: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    sender_addr: str | None = Field(default=None, max_length=320)
+    reply_to: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    to_addrs: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    cc_addrs: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    subject: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    in_reply_to: str | None = Field(default=None, max_length=500)
+    references: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    thread_id: str | None = Field(default=None, max_length=200)
+    automated: str | None = Field(default=None, max_length=50)
+    flags: str = Field(default="", max_length=200)
+    holding_marker: bool = False
+    ingested_at: datetime = Field(sa_column=_ts(index=True))
+
+
+class SourceCursor(SQLModel, table=True):
+    """A source's position, saved in the same transaction as the events it covers."""
+
+    __tablename__ = "source_cursor"
+
+    source: str = Field(primary_key=True, max_length=200)
+    value: str = Field(sa_column=Column(Text, nullable=False))
+    updated_at: datetime = Field(sa_column=_ts())
+
+
+class MailboxCount(SQLModel, table=True):
+    """The latest counts of one folder of a source."""
+
+    __tablename__ = "mailbox_count"
+
+    source: str = Field(primary_key=True, max_length=200)
+    folder: str = Field(primary_key=True, max_length=200)
+    total: int
+    unseen: int
+    unanswered: int
+    oldest: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    at: datetime = Field(sa_column=_ts())
+
+
+class Awaiting(SQLModel, table=True):
+    """A customer contact waiting for the team, from arrival to the team's response."""
+
+    __tablename__ = "awaiting"
+    __table_args__ = (
+        UniqueConstraint("team", "channel", "item_key", name="uq_awaiting_team_channel_key"),
+        Index("ix_awaiting_open", "team", "responded_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    team: str = Field(max_length=200)
+    channel: str = Field(max_length=20)
+    item_key: str = Field(max_length=500)
+    conversation: str = Field(max_length=500)
+    customer: str = Field(max_length=320)
+    received_at: datetime = Field(sa_column=_ts())
+    due_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    responded_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    acknowledged_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    response_id: str | None = Field(default=None, max_length=500)
+    responder: str | None = Field(default=None, max_length=320)
+    business_seconds: float | None = None
+    """Business time from arrival to response (or None while open)."""
+    updated_at: datetime = Field(sa_column=_ts())
+
+
+class Breach(SQLModel, table=True):
+    """A rule's non-ok verdict on a subject, from when it opened to when it resolved."""
+
+    __tablename__ = "breach"
+    __table_args__ = (Index("ix_breach_open", "team", "rule", "resolved_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    team: str = Field(max_length=200)
+    rule: str = Field(max_length=100)
+    subject: str = Field(max_length=500)
+    level: str = Field(max_length=20)
+    """``warning`` or ``breach``."""
+    opened_at: datetime = Field(sa_column=_ts())
+    escalated_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    """When a warning became a breach."""
+    resolved_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    due_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
