@@ -427,7 +427,7 @@ def _classify(msg: Message, no_reply_senders: Sequence[str]) -> Verdict:
         reasons.add("read_receipt")
 
     # --- configurable no-reply senders ------------------------------------------------------------
-    if from_addr and _matches_any(from_addr, no_reply_senders):
+    if from_addr and matches_sender_pattern(from_addr, no_reply_senders):
         reasons.add("no_reply_sender")
 
     # --- bulk senders ------------------------------------------------------------------------------
@@ -627,7 +627,7 @@ def _addresses(msg: Message, names: Iterable[str]) -> list[tuple[str, str]]:
         return []
 
 
-def _matches_any(address: str, patterns: Sequence[str]) -> bool:
+def matches_sender_pattern(address: str, patterns: Sequence[str]) -> bool:
     """Whether ``address`` matches a ``no_reply_senders`` pattern (see :data:`DEFAULT_NO_REPLY`)."""
     local = address.rpartition("@")[0] if "@" in address else address
     for pattern in patterns:

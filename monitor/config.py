@@ -175,8 +175,9 @@ class TeamConfig(Strict):
     """Names of sources under ``sources`` that hold this team's mail."""
     rules: list[dict[str, Any]] = Field(default_factory=list)
     """Rule plugins with their settings, each with a ``kind``."""
-    no_reply_senders: list[str] | None = None
-    """Sender patterns that are automated (default: noreply, no-reply, mailer-daemon...)."""
+    no_reply_senders: list[str] = Field(default_factory=list)
+    """More sender patterns whose mail is automated, on top of the built-in ones (noreply*, no-reply*,
+    mailer-daemon...): a local part (``alerts``) or an address pattern (``*@notifications.example.net``)."""
     member_metrics: bool = False
     """Export ``replywatch_member_response_seconds{team,member}``."""
 

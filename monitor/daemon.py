@@ -82,6 +82,7 @@ class Daemon:
         self._source_cfgs: dict[str, Any] = {}
         self._backoff: dict[str, _Backoff] = {}
         self._poll_locks: dict[str, threading.Lock] = {}
+        self._evaluate_lock = threading.Lock()
         self._lock = threading.RLock()
         self._running = 0
         self._idle = threading.Condition(self._lock)
@@ -271,8 +272,8 @@ class Daemon:
             log.info("source recovered", extra={"source": name, "failures": backoff.failures})
         backoff.failures = 0
         backoff.retry_at = None
-        changed = bool(saved.inserted or saved.updated or result.snapshots)
-        if saved.inserted or saved.updated:
+        changed = bool(saved.inserted or saved.updated)
+        if changed:
             log.debug("ingested", extra={"source": name, "new": saved.inserted, "changed": saved.updated})
             self._evaluate_soon()
         return changed
@@ -298,7 +299,8 @@ class Daemon:
         """Run the evaluation step for every team."""
         with self._lock:
             evaluator = self.evaluator
-        evaluator.run(self.clock())
+        with self._evaluate_lock:  # one evaluation at a time: transitions are read-then-write
+            evaluator.run(self.clock())
 
 
 def _close_quietly(source: Source) -> None:

@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from monitor.classify import matches_sender_pattern
 from monitor.events import MessageEvent
 
 EMAIL = "email"
@@ -24,6 +25,20 @@ class TeamContext:
     members: Mapping[str, str] = field(default_factory=dict)
     """Member address -> member name."""
     internal_domains: frozenset[str] = frozenset()
+    no_reply_senders: tuple[str, ...] = ()
+    """The team's own patterns of automated senders, on top of the classifier's defaults."""
+
+    def automated(self, message: MessageEvent) -> str | None:
+        """Why ``message`` is automated (the source's verdict, else the team's no-reply patterns)."""
+        if message.automated:
+            return message.automated
+        if (
+            self.no_reply_senders
+            and message.from_addr
+            and matches_sender_pattern(message.from_addr, self.no_reply_senders)
+        ):
+            return "no_reply_sender"
+        return None
 
     def role(self, address: str | None) -> str:
         """``team``, ``internal`` or ``customer`` for one address (``unknown`` when missing)."""
@@ -165,8 +180,9 @@ def _walk(conversation: str, messages: list[MessageEvent], team: TeamContext, re
     """Walk one conversation in time order, opening and closing items per customer."""
     open_items: dict[str, AwaitingItem] = {}
     for message in messages:  # already in time order
-        if message.automated:
-            result.unopened.append(Unopened(message, f"automated:{message.automated}"))
+        automated = team.automated(message)
+        if automated:
+            result.unopened.append(Unopened(message, f"automated:{automated}"))
             continue
         sender = message.sender_addr if team.role(message.sender_addr) == "team" else message.from_addr
         role = team.role(sender)

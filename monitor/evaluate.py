@@ -26,6 +26,7 @@ def team_context(config: Config, team: str) -> TeamContext:
         addresses=frozenset(cfg.addresses),
         members=members,
         internal_domains=frozenset(cfg.internal_domains),
+        no_reply_senders=tuple(cfg.no_reply_senders or ()),
     )
 
 

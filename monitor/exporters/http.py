@@ -47,7 +47,9 @@ class MetricsServer:
 
     def stop(self) -> None:
         """Stop serving and close the socket."""
-        self.httpd.shutdown()
+        if self.thread is not None:  # shutdown() waits for serve_forever, which never ran otherwise
+            self.httpd.shutdown()
+            self.thread = None
         self.httpd.server_close()
 
 

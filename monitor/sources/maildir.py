@@ -1,0 +1,446 @@
+"""Maildir / Maildir++ source: reads a local mailbox's files without ever renaming or changing them."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import os
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, field_validator
+
+from monitor.events import MailboxSnapshot, MessageEvent
+from monitor.headers import parse_header_block, to_event
+from monitor.sources.base import (
+    Cursor,
+    PermanentSourceError,
+    PollResult,
+    SourceConfigBase,
+    TransientSourceError,
+    register,
+)
+
+log = logging.getLogger(__name__)
+
+kind = "maildir"
+
+SENT_NAMES: tuple[str, ...] = (
+    ".Sent",
+    ".Sent Items",
+    ".Sent Messages",
+    ".Sent Mail",
+    ".sent-mail",
+    ".INBOX.Sent",
+    ".INBOX.Sent Items",
+    ".[Gmail].Sent Mail",
+    "Sent",
+)
+"""Folder names ``sent: auto`` looks for, in this order, matched case-insensitively."""
+
+HEADER_CAP = 256 * 1024
+"""Read at most this many bytes of a message file looking for the end of its header block."""
+
+# Maildir info flags (https://cr.yp.to/proto/maildir.html, "2," semantics) -> event flag names.
+# P (passed) has no IMAP system flag; lower-case letters are Dovecot keywords: both are ignored.
+FLAG_NAMES: dict[str, str] = {"S": "seen", "R": "answered", "F": "flagged", "T": "deleted", "D": "draft"}
+
+CURSOR_VERSION = 1
+# A directory modified this recently may still change within the same mtime tick (coarse
+# timestamps, FAT's 2 s, NFS): its listing is not trusted to be complete and is read again next poll.
+_RACY_NS = 2_000_000_000
+_BLANK_LINE = re.compile(rb"\r?\n\r?\n")
+_O_NOATIME = getattr(os, "O_NOATIME", 0)
+
+
+class MaildirFolders(BaseModel):
+    """Which Maildir++ folders hold the team's inbox and its sent mail."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    inbox: str = ""
+    """The inbox: ``""`` is the maildir's root (INBOX); else a subfolder such as ``.Support``."""
+    sent: str | None = "auto"
+    """The Sent folder: ``auto`` finds ``.Sent``, ``.Sent Items``...; or a name such as ``.Sent``; or null."""
+
+    @field_validator("inbox")
+    @classmethod
+    def _inbox_alias(cls, value: str) -> str:
+        # IMAP habits: "INBOX" names the maildir's root, as Dovecot and Courier map it.
+        return "" if value.upper() == "INBOX" else value
+
+    @field_validator("inbox", "sent")
+    @classmethod
+    def _plain_name(cls, value: str | None) -> str | None:
+        if value is None or value in ("", "auto"):
+            return value
+        if "/" in value or "\\" in value or value in (".", "..") or "\0" in value:
+            raise ValueError(f"folder {value!r} must be one directory name under the maildir (like '.Sent')")
+        return value
+
+
+class MaildirConfig(SourceConfigBase):
+    """A local Maildir (Maildir++ subfolders), read without changing a file."""
+
+    kind: Literal["maildir"] = "maildir"
+    """Selects this source plugin."""
+    path: Path
+    """The maildir's root: the directory holding ``cur/``, ``new/`` and ``tmp/``."""
+    folders: MaildirFolders = MaildirFolders()
+    """Where the inbox and the Sent folder are."""
+
+
+@dataclass(frozen=True, slots=True)
+class MaildirEntry:
+    """One message file as the directory listing shows it."""
+
+    key: str
+    """The unique name: the file name before the ``:`` info part (stable across moves and flag changes)."""
+    subdir: str
+    """``new`` or ``cur``."""
+    filename: str
+    flags: str
+    """The system flag letters of its ``:2,`` info, sorted (``RS``); empty in ``new/``."""
+
+
+def split_filename(filename: str) -> tuple[str, str]:
+    """A maildir file name's unique key and its sorted system flag letters (``"123.M1P2.host:2,SR"``)."""
+    key, sep, info = filename.partition(":")
+    if not sep or not info.startswith("2,"):
+        return key, ""
+    return key, "".join(sorted({c for c in info[2:] if c in FLAG_NAMES}))
+
+
+def flag_names(letters: str) -> frozenset[str]:
+    """Event flag names for maildir flag letters."""
+    return frozenset(FLAG_NAMES[c] for c in letters if c in FLAG_NAMES)
+
+
+def list_folder(folder: Path) -> dict[str, MaildirEntry]:
+    """The messages of one maildir folder by key: ``new/`` listed before ``cur/``, ``cur/`` wins.
+
+    Listing ``new/`` first means a file that an MUA moves to ``cur/`` while we list is seen at least
+    once (possibly twice, then deduplicated) rather than not at all.
+    """
+    found: dict[str, MaildirEntry] = {}
+    for subdir in ("new", "cur"):
+        with os.scandir(folder / subdir) as listing:
+            for entry in listing:
+                if entry.name.startswith("."):
+                    continue  # editors' and NFS's hidden files, never messages
+                try:
+                    if not entry.is_file():
+                        continue
+                except OSError:
+                    continue
+                key, flags = split_filename(entry.name)
+                found[key] = MaildirEntry(key, subdir, entry.name, flags)
+    return found
+
+
+def open_without_atime(path: Path) -> IO[bytes]:
+    """Open a file for reading without updating its access time where the OS allows it.
+
+    Some mail readers compare atime with mtime to tell new mail; a monitor must not disturb that.
+    O_NOATIME is refused (EPERM) on files we do not own: then open normally.
+    """
+    if _O_NOATIME:
+        try:
+            return os.fdopen(os.open(path, os.O_RDONLY | _O_NOATIME), "rb")
+        except PermissionError:
+            pass
+    return open(path, "rb")
+
+
+def read_header_block(path: Path, cap: int = HEADER_CAP) -> tuple[bytes, os.stat_result]:
+    """The beginning of a message file up to the end of its header block (at most ``cap`` bytes)."""
+    with open_without_atime(path) as fh:
+        stat = os.fstat(fh.fileno())
+        buf = bytearray()
+        while len(buf) < cap:
+            chunk = fh.read(min(16384, cap - len(buf)))
+            if not chunk:
+                break
+            search_from = max(0, len(buf) - 3)
+            buf += chunk
+            if buf.startswith((b"\n", b"\r\n")):
+                return b"", stat  # starts with a blank line: no headers at all
+            found = _BLANK_LINE.search(buf, search_from)
+            if found:
+                return bytes(buf[: found.end()]), stat
+    return bytes(buf), stat
+
+
+def _key_hash(key: str, flags: str) -> int:
+    data = f"{key}\0{flags}".encode("utf-8", "surrogateescape")
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big")
+
+
+def encode_known(hashes: set[int]) -> str:
+    """Pack 64-bit hashes of (key, flags) into a compact string: 8 bytes each, sorted, base64."""
+    packed = b"".join(h.to_bytes(8, "big") for h in sorted(hashes))
+    return base64.b64encode(packed).decode("ascii")
+
+
+def decode_known(text: str) -> set[int]:
+    """The inverse of :func:`encode_known`."""
+    packed = base64.b64decode(text.encode("ascii"))
+    return {int.from_bytes(packed[i : i + 8], "big") for i in range(0, len(packed) - 7, 8)}
+
+
+def _safe_text(value: str) -> str:
+    # File names are bytes; undecodable ones arrive with surrogates that a database cannot store.
+    return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _utc_from_ns(ns: int) -> datetime:
+    return datetime.fromtimestamp(ns / 1e9, UTC)
+
+
+def is_maildir(folder: Path) -> bool:
+    """True when ``folder`` has the ``cur/`` and ``new/`` directories of a maildir."""
+    return (folder / "cur").is_dir() and (folder / "new").is_dir()
+
+
+class MaildirSource:
+    """Polls the inbox and Sent folders of one maildir; incremental by directory mtimes and key hashes.
+
+    The cursor keeps, per folder, the ``new/`` and ``cur/`` mtimes, the folder's counts and a set of
+    64-bit hashes of (key, flags) of the files already emitted (8 bytes each, about 11 characters of
+    JSON per message). An unchanged folder costs two ``stat`` calls; a changed one a listing, and only
+    files whose key is new or whose flags changed are opened.
+    """
+
+    def __init__(
+        self, name: str, config: MaildirConfig, *, clock: Callable[[], datetime] | None = None
+    ) -> None:
+        self.name = name
+        self.config = config
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._sent_missing_logged = False
+
+    # -- folders ---------------------------------------------------------------------------------
+    def _find_sent(self) -> str | None:
+        """The Sent folder's directory name under the root, or None when there is none."""
+        sent = self.config.folders.sent
+        root = self.config.path
+        if sent is None:
+            return None
+        if sent != "auto":
+            for candidate in (sent, f".{sent}") if not sent.startswith(".") else (sent,):
+                if is_maildir(root / candidate):
+                    return candidate
+            return None
+        try:
+            names = {e.name.lower(): e.name for e in os.scandir(root) if e.is_dir()}
+        except OSError:
+            return None
+        for wanted in SENT_NAMES:
+            actual = names.get(wanted.lower())
+            if actual is not None and is_maildir(root / actual):
+                return actual
+        return None
+
+    def _folders(self) -> list[tuple[str, str]]:
+        """(role, directory name under the root) of every folder to poll."""
+        folders = [("inbox", self.config.folders.inbox)]
+        sent = self._find_sent()
+        if sent is not None:
+            folders.append(("sent", sent))
+            self._sent_missing_logged = False
+        elif self.config.folders.sent is not None and not self._sent_missing_logged:
+            log.warning(
+                "maildir source %s: no Sent folder %r under %s; polling the inbox only",
+                self.name,
+                self.config.folders.sent,
+                self.config.path,
+            )
+            self._sent_missing_logged = True
+        return folders
+
+    # -- Source protocol -------------------------------------------------------------------------
+    def check(self) -> list[str]:
+        """Verify that the maildir and its folders exist and can be read."""
+        root = self.config.path
+        if not root.is_dir():
+            return [f"maildir path '{root}' not found (source {self.name})"]
+        problems: list[str] = []
+        inbox = self.config.folders.inbox
+        inbox_dir = root / inbox
+        if not is_maildir(inbox_dir):
+            where = f"'{root}'" if not inbox else f"folder '{inbox}' under '{root}'"
+            problems.append(f"{where} is not a maildir: no cur/ and new/ (source {self.name})")
+        elif not os.access(inbox_dir / "cur", os.R_OK | os.X_OK):
+            problems.append(f"maildir '{inbox_dir}' is not readable by this user (source {self.name})")
+        sent = self.config.folders.sent
+        if sent is not None and self._find_sent() is None:
+            if sent == "auto":
+                looked = ", ".join(SENT_NAMES)
+                problems.append(
+                    f"no Sent folder found under '{root}' (looked for {looked}); "
+                    f"set folders.sent to its name, or null for none (source {self.name})"
+                )
+            else:
+                problems.append(
+                    f"folders.sent: folder '{sent}' not found under '{root}' (source {self.name})"
+                )
+        return problems
+
+    def poll(self, cursor: Cursor | None) -> PollResult:
+        """Emit messages that are new or whose flags changed since ``cursor``, and each folder's counts."""
+        root = self.config.path
+        if not root.is_dir():
+            raise PermanentSourceError(f"maildir path '{root}' not found (source {self.name})")
+        previous = cursor or {}
+        resync = False
+        prev_folders: dict[str, Any] = {}
+        if previous:
+            if previous.get("v") != CURSOR_VERSION or previous.get("path") != str(root):
+                resync = True
+            else:
+                prev_folders = dict(previous.get("folders") or {})
+        now = self._clock()
+        result = PollResult()
+        new_folders: dict[str, Any] = {}
+        for role, dirname in self._folders():
+            prev = prev_folders.get(role)
+            if prev is not None and prev.get("dir") != dirname:
+                prev, resync = None, True
+            state, messages = self._poll_folder(role, dirname, prev, now)
+            new_folders[role] = state
+            result.messages.extend(messages)
+            oldest = state["oldest"]
+            result.snapshots.append(
+                MailboxSnapshot(
+                    source=self.name,
+                    folder=role,
+                    at=now,
+                    total=state["total"],
+                    unseen=state["unseen"],
+                    unanswered=state["unanswered"],
+                    oldest=_utc_from_ns(oldest[0]) if oldest else None,
+                )
+            )
+        result.cursor = {"v": CURSOR_VERSION, "path": str(root), "folders": new_folders}
+        result.resync = resync
+        return result
+
+    def close(self) -> None:
+        """Nothing to release: every poll opens and closes its own files."""
+
+    # -- one folder ------------------------------------------------------------------------------
+    def _poll_folder(
+        self, role: str, dirname: str, prev: dict[str, Any] | None, now: datetime
+    ) -> tuple[dict[str, Any], list[MessageEvent]]:
+        folder = self.config.path / dirname
+        try:
+            # stat before listing: a change during the listing then shows as a newer mtime next poll.
+            mtimes = [os.stat(folder / "new").st_mtime_ns, os.stat(folder / "cur").st_mtime_ns]
+        except FileNotFoundError as err:
+            raise PermanentSourceError(
+                f"maildir folder '{folder}' has no cur/ or new/ (source {self.name}, folder {role})"
+            ) from err
+        except OSError as err:
+            raise TransientSourceError(f"cannot stat maildir folder '{folder}': {err.strerror}") from err
+        if prev is not None and prev.get("mtimes") == mtimes:
+            return prev, []
+        try:
+            listing = list_folder(folder)
+        except FileNotFoundError as err:
+            raise TransientSourceError(f"maildir folder '{folder}' vanished while listed") from err
+        except PermissionError as err:
+            raise PermanentSourceError(f"maildir folder '{folder}' is not readable: {err.strerror}") from err
+        except OSError as err:
+            raise TransientSourceError(f"cannot list maildir folder '{folder}': {err.strerror}") from err
+
+        known = decode_known(prev["known"]) if prev is not None else set()
+        still_known: set[int] = set()
+        messages: list[MessageEvent] = []
+        read_mtimes: dict[str, int] = {}
+        complete = True
+        for entry in listing.values():
+            digest = _key_hash(entry.key, entry.flags)
+            if digest in known:
+                still_known.add(digest)
+                continue
+            path = folder / entry.subdir / entry.filename
+            try:
+                raw, stat = read_header_block(path)
+            except FileNotFoundError:
+                complete = False  # renamed or moved since the listing: picked up by the next poll
+                continue
+            except OSError as err:
+                # Unreadable (permissions, I/O error): skipped once, not retried until it changes.
+                log.warning(
+                    "maildir source %s: cannot read %s: %s; skipped",
+                    self.name,
+                    _safe_text(str(path)),
+                    err.strerror,
+                )
+                still_known.add(digest)
+                continue
+            read_mtimes[entry.key] = stat.st_mtime_ns
+            messages.append(self._event(role, entry, raw, stat.st_mtime_ns, now))
+            still_known.add(digest)
+
+        unseen = sum(1 for e in listing.values() if "S" not in e.flags)
+        unanswered = sum(1 for e in listing.values() if "R" not in e.flags)
+        oldest = self._oldest(folder, listing, prev, read_mtimes)
+        # The real clock, not the injected one: it is compared with the filesystem's timestamps.
+        racy = time.time_ns() - max(mtimes) < _RACY_NS
+        state = {
+            "dir": dirname,
+            "mtimes": mtimes if complete and not racy else None,
+            "known": encode_known(still_known),
+            "total": len(listing),
+            "unseen": unseen,
+            "unanswered": unanswered,
+            "oldest": oldest,
+        }
+        return state, messages
+
+    def _oldest(
+        self,
+        folder: Path,
+        listing: dict[str, MaildirEntry],
+        prev: dict[str, Any] | None,
+        read_mtimes: dict[str, int],
+    ) -> list[Any] | None:
+        """[mtime_ns, key] of the folder's oldest file; stats every file only when the old one left."""
+        candidates: list[tuple[int, str]] = [(ns, key) for key, ns in read_mtimes.items()]
+        prev_oldest = prev.get("oldest") if prev is not None else None
+        if prev_oldest and prev_oldest[1] in listing:
+            candidates.append((int(prev_oldest[0]), str(prev_oldest[1])))
+        elif len(read_mtimes) < len(listing):
+            for entry in (e for k, e in listing.items() if k not in read_mtimes):
+                try:
+                    ns = os.stat(folder / entry.subdir / entry.filename).st_mtime_ns
+                except OSError:
+                    continue
+                candidates.append((ns, entry.key))
+        if not candidates:
+            return None
+        ns, key = min(candidates)
+        return [ns, key]
+
+    def _event(
+        self, role: str, entry: MaildirEntry, raw: bytes, mtime_ns: int, now: datetime
+    ) -> MessageEvent:
+        return to_event(
+            parse_header_block(raw),
+            source=self.name,
+            folder=role,
+            external_id=f"{role}/{_safe_text(entry.key)}",
+            internal_date=_utc_from_ns(mtime_ns),
+            flags=sorted(flag_names(entry.flags)),
+            now=now,
+        )
+
+
+register("maildir", MaildirConfig, MaildirSource)

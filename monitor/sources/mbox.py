@@ -1,0 +1,382 @@
+"""mbox source: streams a Unix mailbox file (mboxo/mboxrd) from where the last poll stopped."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.message import Message
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import IO, Any, Literal
+
+from pydantic import field_validator
+
+from monitor.events import MailboxSnapshot, MessageEvent
+from monitor.headers import message_ids, parse_header_block, to_event
+from monitor.sources.base import (
+    Cursor,
+    PermanentSourceError,
+    PollResult,
+    SourceConfigBase,
+    TransientSourceError,
+    register,
+)
+from monitor.sources.maildir import HEADER_CAP, open_without_atime
+
+log = logging.getLogger(__name__)
+
+kind = "mbox"
+
+CURSOR_VERSION = 1
+LINE_PIECE = 64 * 1024
+"""Read lines in pieces of at most this size, so that a huge line never sits in memory whole."""
+FINGERPRINT_BYTES = 4096
+"""How many bytes before the saved size are hashed to notice a file rewritten rather than appended to."""
+
+# A From_ line with an asctime date ("From alice@example.com Thu Aug 22 12:36:23 2002"): accepted as a
+# separator even without a blank line before it, which some writers omit.
+_FROM_LINE = re.compile(rb"^From \S+ +(?:\S+ +)?\w{3} +\w{3} +\d{1,2} +\d{1,2}:\d{2}(?::\d{2})? .*\d{4}")
+_BLANK = (b"\n", b"\r\n")
+# mbox status headers written by mutt, Pine, Thunderbird: Status R=read O=old; X-Status A=answered
+# F=flagged D=deleted T=draft.
+_STATUS_FLAGS = {"R": "seen"}
+_X_STATUS_FLAGS = {"A": "answered", "F": "flagged", "D": "deleted", "T": "draft"}
+
+
+class MboxConfig(SourceConfigBase):
+    """A Unix mbox file (an export or a local spool), read as a stream without changing it."""
+
+    kind: Literal["mbox"] = "mbox"
+    """Selects this source plugin."""
+    path: Path
+    """The mbox file."""
+    folder: str = "inbox"
+    """The role its messages get: ``inbox``, or ``sent`` for an exported Sent folder."""
+    sent_path: Path | None = None
+    """An optional second mbox holding the team's sent mail (its messages get the folder ``sent``)."""
+
+    @field_validator("folder")
+    @classmethod
+    def _folder_name(cls, value: str) -> str:
+        if not value or "/" in value:
+            raise ValueError(f"invalid folder {value!r}: a role such as 'inbox' or 'sent'")
+        return value
+
+
+@dataclass(slots=True)
+class MboxEntry:
+    """One message found in an mbox: where it lies and its header block."""
+
+    offset: int
+    """Byte offset of its From_ line (or of the leading garbage when ``from_line`` is empty)."""
+    end: int
+    """Byte offset just after it (the next From_ line, or the end of the file)."""
+    from_line: bytes
+    header: bytes
+    """Its header block, at most :data:`HEADER_CAP` bytes."""
+    header_complete: bool
+    """True when the blank line ending the header block was seen."""
+    last: bool = False
+    """True when it runs to the end of the file (a writer may still be appending to it)."""
+
+
+def scan_mbox(fh: IO[bytes], start: int = 0, header_cap: int = HEADER_CAP) -> Iterator[MboxEntry]:
+    """Split an mbox into messages from byte ``start``, reading line by line (never the whole file).
+
+    A line starting with ``From `` is a separator at the start, after a blank line, or when it looks
+    like a real From_ line (address and asctime date); mboxo/mboxrd writers quote body lines that start
+    with ``From `` as ``>From ``. Bytes before the first separator come as an entry with an empty
+    ``from_line``.
+    """
+    fh.seek(start)
+    pos = start
+    at_line_start = True
+    prev_blank = True
+    current: MboxEntry | None = None
+    header = bytearray()
+    in_header = False
+    while True:
+        piece = fh.readline(LINE_PIECE)
+        if not piece:
+            break
+        line_start = at_line_start
+        at_line_start = piece.endswith(b"\n")
+        is_blank = line_start and piece in _BLANK
+        if (
+            line_start
+            and piece.startswith(b"From ")
+            and (pos == start or prev_blank or _FROM_LINE.match(piece))
+        ):
+            if current is not None:
+                current.header, current.end = bytes(header), pos
+                yield current
+            elif pos > start:
+                yield MboxEntry(start, pos, b"", b"", False)
+            current = MboxEntry(pos, pos, piece.rstrip(b"\r\n"), b"", False)
+            header = bytearray()
+            in_header = True
+        elif in_header:
+            if is_blank:
+                in_header = False
+                assert current is not None
+                current.header_complete = True
+            elif len(header) < header_cap:
+                header += piece[: header_cap - len(header)]
+        if line_start:
+            prev_blank = is_blank
+        elif not piece.endswith(b"\n"):
+            prev_blank = False
+        pos += len(piece)
+    if current is not None:
+        current.header, current.end, current.last = bytes(header), pos, True
+        yield current
+    elif pos > start:
+        yield MboxEntry(start, pos, b"", b"", False, last=True)
+
+
+def from_line_date(from_line: bytes) -> datetime | None:
+    """The delivery time in a From_ line (``From addr Thu Aug 22 12:36:23 2002``), UTC-aware."""
+    parts = from_line.decode("ascii", "replace").split(None, 2)
+    if len(parts) < 3:
+        return None
+    try:
+        parsed = parsedate_to_datetime(parts[2])
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def status_flags(msg: Message) -> list[str]:
+    """Event flags from the ``Status`` / ``X-Status`` headers that mail readers keep in mbox files."""
+    flags: set[str] = set()
+    for header, table in (("Status", _STATUS_FLAGS), ("X-Status", _X_STATUS_FLAGS)):
+        value = msg.get(header)
+        if value:
+            flags.update(table[c] for c in str(value).strip() if c in table)
+    return sorted(flags)
+
+
+def _tail_hash(fh: IO[bytes], size: int) -> str:
+    begin = max(0, size - FINGERPRINT_BYTES)
+    fh.seek(begin)
+    return hashlib.sha1(fh.read(size - begin), usedforsecurity=False).hexdigest()
+
+
+def _empty_state(path: Path) -> dict[str, Any]:
+    return {
+        "path": str(path),
+        "size": 0,
+        "offset": 0,
+        "inode": None,
+        "mtime_ns": None,
+        "tail": None,
+        "tail_id": None,
+        "total": 0,
+        "unseen": 0,
+        "unanswered": 0,
+        "oldest": None,
+    }
+
+
+class MboxSource:
+    """Polls one mbox file (and optionally a second one for sent mail), reading only appended bytes.
+
+    Cursor per file: size, inode, mtime, the offset up to which messages were emitted, a hash of the
+    last 4 KB before the saved size and running counts. A file that shrank, changed inode, or whose
+    bytes before the saved size changed was rewritten: it is read again from 0 (``resync=True``);
+    external ids are ``folder/Message-ID`` (or ``folder/sha1:<header hash>``), so a re-read is idempotent.
+    """
+
+    def __init__(self, name: str, config: MboxConfig, *, clock: Callable[[], datetime] | None = None) -> None:
+        self.name = name
+        self.config = config
+        self._clock = clock or (lambda: datetime.now(UTC))
+
+    def _files(self) -> list[tuple[str, Path]]:
+        files = [(self.config.folder, self.config.path)]
+        if self.config.sent_path is not None:
+            files.append(("sent", self.config.sent_path))
+        return files
+
+    def check(self) -> list[str]:
+        """Verify that the mbox files exist and can be read."""
+        problems: list[str] = []
+        for field, (_role, path) in zip(("path", "sent_path"), self._files(), strict=False):
+            if not path.is_file():
+                problems.append(f"{field}: mbox file '{path}' not found (source {self.name})")
+            elif not os.access(path, os.R_OK):
+                problems.append(
+                    f"{field}: mbox file '{path}' is not readable by this user (source {self.name})"
+                )
+        return problems
+
+    def poll(self, cursor: Cursor | None) -> PollResult:
+        """Emit the messages appended since ``cursor`` (all of them after a rewrite), and file counts."""
+        previous = cursor or {}
+        resync = bool(previous) and previous.get("v") != CURSOR_VERSION
+        prev_files: dict[str, Any] = {} if resync else dict(previous.get("files") or {})
+        now = self._clock()
+        result = PollResult()
+        files: dict[str, Any] = {}
+        for role, path in self._files():
+            prev = prev_files.get(role)
+            if prev is not None and prev.get("path") != str(path):
+                prev, resync = None, True
+            state, messages, restarted = self._poll_file(role, path, prev, now)
+            resync = resync or restarted
+            files[role] = state
+            result.messages.extend(messages)
+            oldest = state["oldest"]
+            result.snapshots.append(
+                MailboxSnapshot(
+                    source=self.name,
+                    folder=role,
+                    at=now,
+                    total=state["total"],
+                    unseen=state["unseen"],
+                    unanswered=state["unanswered"],
+                    oldest=datetime.fromisoformat(oldest) if oldest else None,
+                )
+            )
+        result.cursor = {"v": CURSOR_VERSION, "files": files}
+        result.resync = resync
+        return result
+
+    def close(self) -> None:
+        """Nothing to release: every poll opens and closes the file."""
+
+    def _poll_file(
+        self, role: str, path: Path, prev: dict[str, Any] | None, now: datetime
+    ) -> tuple[dict[str, Any], list[MessageEvent], bool]:
+        try:
+            fh = open_without_atime(path)
+        except FileNotFoundError as err:
+            raise PermanentSourceError(f"mbox file '{path}' not found (source {self.name})") from err
+        except PermissionError as err:
+            raise PermanentSourceError(f"mbox file '{path}' is not readable: {err.strerror}") from err
+        except OSError as err:
+            raise TransientSourceError(f"cannot open mbox file '{path}': {err.strerror}") from err
+        with fh:
+            stat = os.fstat(fh.fileno())
+            state = dict(prev) if prev is not None else _empty_state(path)
+            if prev is not None and (
+                prev["inode"],
+                prev["size"],
+                prev["mtime_ns"],
+            ) == (stat.st_ino, stat.st_size, stat.st_mtime_ns):
+                return state, [], False
+            restarted = prev is not None and not self._appended_to(fh, prev, stat)
+            if restarted:
+                log.info("mbox source %s: %s was rewritten; reading it again from the start", self.name, path)
+                state = _empty_state(path)
+            try:
+                messages = self._read(fh, role, path, state, now)
+            except OSError as err:
+                raise TransientSourceError(f"cannot read mbox file '{path}': {err.strerror}") from err
+            # Only the bytes seen by this read: anything appended meanwhile is read next poll.
+            size = state["scanned_to"]
+            state.pop("scanned_to")
+            state.update(
+                inode=stat.st_ino,
+                size=size,
+                mtime_ns=stat.st_mtime_ns if size == stat.st_size else None,
+                tail=_tail_hash(fh, size),
+            )
+        return state, messages, restarted
+
+    @staticmethod
+    def _appended_to(fh: IO[bytes], prev: dict[str, Any], stat: os.stat_result) -> bool:
+        """True when the file is the one of ``prev`` with bytes appended (or untouched)."""
+        if stat.st_ino != prev["inode"] or stat.st_size < prev["size"]:
+            return False
+        if stat.st_size == prev["size"] and prev["mtime_ns"] is not None:
+            return False  # same size, new mtime: rewritten in place (a reader changed a Status header)
+        if _tail_hash(fh, prev["size"]) != prev["tail"]:
+            return False
+        fh.seek(prev["offset"])
+        return prev["offset"] >= stat.st_size or fh.read(5) == b"From "
+
+    def _read(
+        self, fh: IO[bytes], role: str, path: Path, state: dict[str, Any], now: datetime
+    ) -> list[MessageEvent]:
+        """Parse messages from ``state['offset']``, updating ``state``; return the new events."""
+        messages: list[MessageEvent] = []
+        start = state["offset"]
+        scanned_to = start
+        for entry in scan_mbox(fh, start):
+            scanned_to = entry.end
+            if not entry.from_line:
+                log.warning(
+                    "mbox source %s: %s: %d bytes at offset %d are not a message (no From_ line); skipped",
+                    self.name,
+                    path,
+                    entry.end - entry.offset,
+                    entry.offset,
+                )
+                state["offset"] = entry.end
+                continue
+            if entry.last and not entry.header_complete:
+                break  # still being written: read again next poll from its start
+            event = self._event(role, path, entry, now)
+            repeated = entry.offset == start and event is not None and event.external_id == state["tail_id"]
+            if event is not None and not repeated:
+                messages.append(event)
+                self._count(state, event, entry)
+            if entry.last:
+                # It may still grow: keep its start so that it is re-read, and its id so it is not re-emitted.
+                state["offset"], state["tail_id"] = entry.offset, event.external_id if event else None
+            else:
+                state["offset"], state["tail_id"] = entry.end, None
+        state["scanned_to"] = scanned_to
+        return messages
+
+    def _event(self, role: str, path: Path, entry: MboxEntry, now: datetime) -> MessageEvent | None:
+        """The event for one message, or None (with a warning naming file and offset) when unusable."""
+        try:
+            msg = parse_header_block(entry.header)
+            if len(msg) == 0:
+                log.warning(
+                    "mbox source %s: %s: message at offset %d has no headers; skipped",
+                    self.name,
+                    path,
+                    entry.offset,
+                )
+                return None
+            ids = message_ids(msg.get("Message-ID"))
+            header_hash = hashlib.sha1(entry.header, usedforsecurity=False).hexdigest()
+            key = ids[0] if ids else f"sha1:{header_hash}"
+            return to_event(
+                msg,
+                source=self.name,
+                folder=role,
+                external_id=f"{role}/{key}",
+                internal_date=from_line_date(entry.from_line),
+                flags=status_flags(msg),
+                now=now,
+            )
+        except Exception as err:  # one broken message must never stop the poll
+            log.warning(
+                "mbox source %s: %s: message at offset %d cannot be parsed (%s); skipped",
+                self.name,
+                path,
+                entry.offset,
+                type(err).__name__,
+            )
+            return None
+
+    @staticmethod
+    def _count(state: dict[str, Any], event: MessageEvent, entry: MboxEntry) -> None:
+        state["total"] += 1
+        state["unseen"] += "seen" not in event.flags
+        state["unanswered"] += "answered" not in event.flags
+        arrived = from_line_date(entry.from_line) or event.date
+        if state["oldest"] is None or arrived < datetime.fromisoformat(state["oldest"]):
+            state["oldest"] = arrived.isoformat()
+
+
+register("mbox", MboxConfig, MboxSource)

@@ -1,0 +1,282 @@
+"""The daemon in-process: polls, evaluation, breach transitions, /metrics, failing sources, restart."""
+
+from __future__ import annotations
+
+import urllib.request
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+from monitor.config import validate
+from monitor.daemon import Daemon
+from tests.mailfactory import deliver, make_maildir, make_message
+
+NOW = datetime(2026, 11, 18, 12, 0, tzinfo=UTC)  # a Wednesday
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def config_for(
+    tmp_path: Path, maildir: Path, extra_sources: dict[str, object] | None = None
+) -> dict[str, object]:
+    sources: dict[str, object] = {"mail": {"kind": "maildir", "path": str(maildir), "poll_every": "1m"}}
+    sources.update(extra_sources or {})
+    return {
+        "store": {"url": f"sqlite:///{tmp_path / 'rw.db'}"},
+        "calendars": {"london": {"timezone": "Europe/London", "hours": {"mon-fri": "09:00-17:00"}}},
+        "sources": sources,
+        "teams": {
+            "support": {
+                "calendar": "london",
+                "addresses": ["support@example.com"],
+                "internal_domains": ["example.com"],
+                "members": [{"name": "Alice", "email": ["alice@example.com"]}],
+                "sources": list(sources),
+                "member_metrics": True,
+                "rules": [{"kind": "reply_within", "within": "8h", "warn_before": "2h"}],
+            }
+        },
+    }
+
+
+def scrape(daemon: Daemon) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    body = urllib.request.urlopen(f"http://127.0.0.1:{daemon.http.port}/metrics", timeout=5).read().decode()
+    out = {}
+    for family in text_string_to_metric_families(body):
+        for sample in family.samples:
+            out[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return out
+
+
+def value(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str) -> float:
+    return samples[(name, tuple(sorted(labels.items())))]
+
+
+@pytest.fixture
+def maildir(tmp_path: Path) -> Path:
+    return make_maildir(tmp_path / "mail")
+
+
+@pytest.fixture
+def running(tmp_path: Path, maildir: Path) -> Iterator[tuple[Daemon, Clock]]:
+    clock = Clock(NOW)
+    daemon = Daemon(validate(config_for(tmp_path, maildir)), clock=clock, listen=("127.0.0.1", 0))
+    daemon.store.upgrade()
+    daemon.http.start()
+    daemon._apply_sources()
+    yield daemon, clock
+    daemon.stop()
+
+
+def test_waiting_breach_and_resolution(running: tuple[Daemon, Clock], maildir: Path) -> None:
+    daemon, clock = running
+    # Monday 10:00 -> due Tuesday 10:00 (8 business hours, 09:00-17:00): breached by Wednesday noon.
+    deliver(
+        maildir,
+        make_message(
+            msgid="c1@cust.example",
+            sender="carol@cust.example",
+            to="support@example.com",
+            date=datetime(2026, 11, 16, 10, 0, tzinfo=UTC),
+        ),
+    )
+    # Wednesday 08:00 -> counts from 09:00; 3 business hours so far: waiting.
+    deliver(
+        maildir,
+        make_message(
+            msgid="c2@cust.example",
+            sender="dave@cust.example",
+            to="support@example.com",
+            date=datetime(2026, 11, 18, 8, 0, tzinfo=UTC),
+        ),
+    )
+    deliver(
+        maildir,
+        make_message(
+            msgid="ooo@cust.example",
+            sender="erin@cust.example",
+            to="support@example.com",
+            date=datetime(2026, 11, 18, 9, 0, tzinfo=UTC),
+            subject="Automatic reply: your ticket",
+            headers={"Auto-Submitted": "auto-replied"},
+        ),
+    )
+    deliver(
+        maildir,
+        make_message(
+            msgid="news@shop.example",
+            sender="news@shop.example",
+            to="support@example.com",
+            date=datetime(2026, 11, 18, 9, 0, tzinfo=UTC),
+            subject="Our November deals",
+            headers={"List-Unsubscribe": "<mailto:unsub@shop.example>", "Precedence": "bulk"},
+        ),
+    )
+    assert daemon.poll_source("mail")
+    daemon.evaluate()
+    m = scrape(daemon)
+    assert value(m, "replywatch_awaiting", team="support", channel="email") == 2
+    assert value(m, "replywatch_awaiting_oldest_timestamp_seconds", team="support", channel="email") == (
+        datetime(2026, 11, 16, 10, 0, tzinfo=UTC).timestamp()
+    )
+    assert value(m, "replywatch_breaches_open", team="support", rule="reply_within") == 1
+    assert value(m, "replywatch_breaches_total", team="support", rule="reply_within") == 1
+    assert value(m, "replywatch_source_up", source="mail") == 1
+    assert (
+        value(m, "replywatch_mailbox_messages", team="support", mailbox="mail", folder="inbox", state="total")
+        == 4
+    )
+
+    # Alice answers Carol late (Wednesday 12:30): the breach resolves, the total stays.
+    clock.now = NOW + timedelta(minutes=30)
+    deliver(
+        maildir,
+        make_message(
+            msgid="r1@example.com",
+            sender="alice@example.com",
+            to="carol@cust.example",
+            in_reply_to="c1@cust.example",
+            date=clock.now,
+        ),
+        folder=".Sent",
+    )
+    assert daemon.poll_source("mail")
+    daemon.evaluate()
+    daemon.evaluate()  # a second run changes nothing
+    m = scrape(daemon)
+    assert value(m, "replywatch_awaiting", team="support", channel="email") == 1
+    assert value(m, "replywatch_breaches_open", team="support", rule="reply_within") == 0
+    assert value(m, "replywatch_breaches_total", team="support", rule="reply_within") == 1
+    # 16 business hours: Mon 10-17 (7h) + Tue 9-17 (8h) + Wed 9-12:30 (3.5h) = 18.5h.
+    assert value(m, "replywatch_response_seconds_count", team="support", channel="email") == 1
+    assert value(m, "replywatch_response_seconds_sum", team="support", channel="email") == 18.5 * 3600
+    assert value(m, "replywatch_member_response_seconds_count", team="support", member="Alice") == 1
+    (breach,) = [b for b in daemon.store.open_breaches()] or [None]
+    assert breach is None
+
+
+def test_warning_escalates_to_breach(running: tuple[Daemon, Clock], maildir: Path) -> None:
+    daemon, clock = running
+    # Wednesday 09:00 arrival: warning from 15:00 (6h), breach after 17:00.
+    deliver(
+        maildir,
+        make_message(
+            msgid="c1@cust.example",
+            sender="carol@cust.example",
+            to="support@example.com",
+            date=datetime(2026, 11, 18, 9, 0, tzinfo=UTC),
+        ),
+    )
+    daemon.poll_source("mail")
+    daemon.evaluate()
+    assert daemon.store.open_breaches() == []
+    clock.now = datetime(2026, 11, 18, 15, 30, tzinfo=UTC)
+    daemon.evaluate()
+    (row,) = daemon.store.open_breaches()
+    assert (row.level, row.opened_at) == ("warning", datetime(2026, 11, 18, 15, 0, tzinfo=UTC))
+    clock.now = datetime(2026, 11, 19, 9, 30, tzinfo=UTC)
+    daemon.evaluate()
+    (row,) = daemon.store.open_breaches()
+    assert (row.level, row.escalated_at) == ("breach", datetime(2026, 11, 18, 17, 0, tzinfo=UTC))
+    assert daemon.store.breach_counts() == [("support", "reply_within", 1, 1)]
+
+
+def test_one_failing_source_does_not_stop_the_others(tmp_path: Path, maildir: Path) -> None:
+    cfg = config_for(tmp_path, maildir, {"broken": {"kind": "maildir", "path": str(tmp_path / "missing")}})
+    daemon = Daemon(validate(cfg), clock=Clock(NOW), listen=("127.0.0.1", 0))
+    daemon.store.upgrade()
+    daemon.http.start()
+    daemon._apply_sources()
+    try:
+        deliver(
+            maildir,
+            make_message(
+                msgid="c1@cust.example",
+                sender="carol@cust.example",
+                to="support@example.com",
+                date=NOW - timedelta(hours=1),
+            ),
+        )
+        assert not daemon.poll_source("broken")
+        assert daemon.poll_source("mail")
+        daemon.evaluate()
+        m = scrape(daemon)
+        assert value(m, "replywatch_source_up", source="broken") == 0
+        assert value(m, "replywatch_source_up", source="mail") == 1
+        errors = {k: v for k, v in m.items() if k[0] == "replywatch_source_errors_total"}
+        assert sum(errors.values()) == 1
+        assert value(m, "replywatch_awaiting", team="support", channel="email") == 1
+    finally:
+        daemon.stop()
+
+
+def test_restart_resumes_from_the_cursor(tmp_path: Path, maildir: Path) -> None:
+    deliver(
+        maildir,
+        make_message(
+            msgid="c1@cust.example",
+            sender="carol@cust.example",
+            to="support@example.com",
+            date=NOW - timedelta(hours=1),
+        ),
+    )
+    loaded = validate(config_for(tmp_path, maildir))
+    first = Daemon(loaded, clock=Clock(NOW), listen=("127.0.0.1", 0))
+    first.store.upgrade()
+    first._apply_sources()
+    assert first.poll_source("mail")
+    first.stop()
+    second = Daemon(loaded, clock=Clock(NOW), listen=("127.0.0.1", 0))
+    second._apply_sources()
+    try:
+        assert not second.poll_source("mail")  # nothing new: the saved cursor was used
+        assert len(second.store.messages(["mail"])) == 1
+    finally:
+        second.stop()
+
+
+def test_metric_labels_never_carry_customer_data(running: tuple[Daemon, Clock], maildir: Path) -> None:
+    daemon, _ = running
+    deliver(
+        maildir,
+        make_message(
+            msgid="secret-id@cust.example",
+            sender="carol@cust.example",
+            to="support@example.com",
+            subject="Private matter",
+            date=NOW - timedelta(days=3),
+        ),
+    )
+    daemon.poll_source("mail")
+    daemon.evaluate()
+    body = urllib.request.urlopen(f"http://127.0.0.1:{daemon.http.port}/metrics", timeout=5).read().decode()
+    for secret in ("carol", "cust.example", "secret-id", "Private"):
+        assert secret not in body
+
+
+def test_http_paths(running: tuple[Daemon, Clock]) -> None:
+    daemon, _ = running
+    base = f"http://127.0.0.1:{daemon.http.port}"
+    assert urllib.request.urlopen(base + "/-/healthy", timeout=5).status == 200
+    assert urllib.request.urlopen(base + "/-/ready", timeout=5).status == 200
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(base + "/nope", timeout=5)
+    assert err.value.code == 404
+
+
+def test_config_file_round_trip(tmp_path: Path, maildir: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(config_for(tmp_path, maildir)))
+    from monitor.config import load
+
+    assert load(path).config.teams["support"].rules[0]["within"] == "8h"
