@@ -180,6 +180,10 @@ class TeamConfig(Strict):
     mailer-daemon...): a local part (``alerts``) or an address pattern (``*@notifications.example.net``)."""
     member_metrics: bool = False
     """Export ``replywatch_member_response_seconds{team,member}``."""
+    closing_thanks: bool = False
+    """A customer's short "thanks!" after an answer opens no new item (sources need ``text_preview``)."""
+    internal_forward_is_response: bool = False
+    """A member forwarding the conversation to colleagues counts as the team's response."""
 
     @field_validator("addresses")
     @classmethod

@@ -5,13 +5,15 @@ Pure: the same messages always give the same items, in any order they arrived.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from monitor.classify import matches_sender_pattern
 from monitor.events import MessageEvent
+from monitor.text import is_closing_thanks, matches_phrase
 
 EMAIL = "email"
 
@@ -27,6 +29,20 @@ class TeamContext:
     internal_domains: frozenset[str] = frozenset()
     no_reply_senders: tuple[str, ...] = ()
     """The team's own patterns of automated senders, on top of the classifier's defaults."""
+    holding_phrases: tuple[str, ...] = ()
+    """Phrases that make a team message an acknowledgment (a holding reply), not a full answer."""
+    closing_thanks: bool = False
+    """A customer's short "thanks!" after an answer opens no new item (needs the message's text)."""
+    internal_forward_is_response: bool = False
+    """A team member's forward of the conversation to a colleague counts as the team's response."""
+
+    def is_holding(self, message: MessageEvent) -> bool:
+        """Whether a team message is an acknowledgment rather than an answer."""
+        if message.holding_marker:
+            return True
+        return bool(self.holding_phrases) and matches_phrase(
+            f"{message.subject} {message.preview}", self.holding_phrases
+        )
 
     def automated(self, message: MessageEvent) -> str | None:
         """Why ``message`` is automated (the source's verdict, else the team's no-reply patterns)."""
@@ -87,8 +103,8 @@ class Unopened:
 
     message: MessageEvent
     reason: str
-    """``automated:<reason>``, ``internal``, ``outbound``, ``duplicate``, ``follow_up``, ``response``,
-    ``acknowledgment``, ``no_sender``."""
+    """``automated:<reason>``, ``internal``, ``outbound``, ``internal_forward``, ``duplicate``,
+    ``follow_up``, ``closing_thanks``, ``response``, ``acknowledgment``, ``no_sender``."""
 
 
 @dataclass(slots=True)
@@ -106,12 +122,12 @@ class _Threads:
         self.parent: dict[str, str] = {}
 
     def find(self, node: str) -> str:
-        parent = self.parent.setdefault(node, node)
-        if parent != node:
-            root = self.find(parent)
-            self.parent[node] = root
-            return root
-        return node
+        root = self.parent.setdefault(node, node)
+        while self.parent[root] != root:
+            root = self.parent[root]
+        while node != root:  # path compression, iteratively (threads can be thousands deep)
+            self.parent[node], node = root, self.parent[node]
+        return root
 
     def union(self, a: str, b: str) -> None:
         ra, rb = self.find(a), self.find(b)
@@ -132,24 +148,70 @@ def _order(message: MessageEvent) -> tuple[datetime, int, str]:
     return (message.date, 0 if message.folder != "sent" else 1, message_key(message))
 
 
-def thread(messages: Iterable[MessageEvent]) -> dict[str, str]:
+# Reply and forward prefixes in the languages clients write them in (Outlook localizes them).
+_PREFIX = re.compile(
+    r"^\s*(?:(?:re|fw|fwd|aw|wg|sv|vs|antw|rif|r|tr|ref|odp|vl|res|enc|rv)\s*(?:\[\d+\])?\s*[:\uff1a]\s*)+",
+    re.IGNORECASE,
+)
+SUBJECT_WINDOW = timedelta(days=14)
+"""How far apart two messages may be for the subject fallback to join them."""
+
+
+def normalized_subject(subject: str) -> str:
+    """The subject without reply/forward prefixes, case and spacing (``Re: AW: Order  1`` -> ``order 1``)."""
+    return " ".join(_PREFIX.sub("", subject).lower().split())
+
+
+def thread(messages: Iterable[MessageEvent], team: TeamContext | None = None) -> dict[str, str]:
     """Message key -> conversation key.
 
-    In-Reply-To first; the last References entry only when In-Reply-To is missing (RFC 5322 §3.6.4:
-    a client that drops In-Reply-To still lists the parent last); the source's own thread id groups too.
+    In-Reply-To first, and References only where they agree with it (their last entry is the
+    In-Reply-To parent) or stand in for it (RFC 5322 §3.6.4: a client that drops In-Reply-To still lists
+    the parent last); the source's own thread id (Gmail X-GM-THRID, Outlook Thread-Index) groups too.
+    A message with none of these joins an earlier conversation only with the same normalized subject,
+    the same customer and within :data:`SUBJECT_WINDOW`: never merging unrelated customers.
     """
     threads = _Threads()
+    ordered = sorted(messages, key=_order)
     keys = []
-    for message in messages:
+    by_subject: dict[tuple[str, str], tuple[str, datetime]] = {}
+    for message in ordered:
         key = message_key(message)
         keys.append(key)
         threads.find(key)
-        parent = message.in_reply_to or (message.references[-1] if message.references else None)
+        parent = message.in_reply_to
+        refs = message.references
         if parent:
             threads.union(key, parent)
+            if refs and refs[-1] == parent:
+                for ancestor in refs:
+                    threads.union(key, ancestor)
+        elif refs:
+            threads.union(key, refs[-1])
         if message.thread_id:
             threads.union(key, f"thread:{message.source}:{message.thread_id}")
+        if team is None:
+            continue
+        subject = normalized_subject(message.subject)
+        if not subject:
+            continue
+        counterparts = _counterparts(message, team)
+        if not (parent or refs or message.thread_id):
+            for address in counterparts:
+                earlier = by_subject.get((subject, address))
+                if earlier is not None and message.date - earlier[1] <= SUBJECT_WINDOW:
+                    threads.union(key, earlier[0])
+                    break
+        for address in counterparts:
+            by_subject[(subject, address)] = (key, message.date)
     return {key: threads.find(key) for key in keys}
+
+
+def _counterparts(message: MessageEvent, team: TeamContext) -> tuple[str, ...]:
+    """The customer addresses a message was exchanged with (its sender, or its customer recipients)."""
+    if team.role(message.from_addr) == "customer":
+        return tuple(a for a in (*message.reply_to, message.from_addr) if a)
+    return tuple(a for a in (*message.to_addrs, *message.cc_addrs) if team.role(a) == "customer")
 
 
 def build_awaiting(messages: Iterable[MessageEvent], team: TeamContext) -> EngineResult:
@@ -165,7 +227,7 @@ def build_awaiting(messages: Iterable[MessageEvent], team: TeamContext) -> Engin
             seen.add(message.message_id)
         unique.append(message)
 
-    conversations = thread(unique)
+    conversations = thread(unique, team)
     by_conversation: dict[str, list[MessageEvent]] = defaultdict(list)
     for message in unique:
         by_conversation[conversations[message_key(message)]].append(message)
@@ -179,6 +241,7 @@ def build_awaiting(messages: Iterable[MessageEvent], team: TeamContext) -> Engin
 def _walk(conversation: str, messages: list[MessageEvent], team: TeamContext, result: EngineResult) -> None:
     """Walk one conversation in time order, opening and closing items per customer."""
     open_items: dict[str, AwaitingItem] = {}
+    answered: set[str] = set()
     for message in messages:  # already in time order
         automated = team.automated(message)
         if automated:
@@ -187,7 +250,7 @@ def _walk(conversation: str, messages: list[MessageEvent], team: TeamContext, re
         sender = message.sender_addr if team.role(message.sender_addr) == "team" else message.from_addr
         role = team.role(sender)
         if role == "team":
-            result.unopened.append(Unopened(message, _respond(message, team, open_items)))
+            result.unopened.append(Unopened(message, _respond(message, team, open_items, answered)))
             continue
         if role == "internal":
             result.unopened.append(Unopened(message, "internal"))
@@ -199,6 +262,9 @@ def _walk(conversation: str, messages: list[MessageEvent], team: TeamContext, re
         customer = message.reply_to[0] if message.reply_to else (message.from_addr or "")
         if customer in open_items:
             result.unopened.append(Unopened(message, "follow_up"))
+            continue
+        if team.closing_thanks and customer in answered and is_closing_thanks(message.preview):
+            result.unopened.append(Unopened(message, "closing_thanks"))
             continue
         item = AwaitingItem(
             team=team.name,
@@ -215,25 +281,32 @@ def _walk(conversation: str, messages: list[MessageEvent], team: TeamContext, re
         result.items.append(item)
 
 
-def _respond(message: MessageEvent, team: TeamContext, open_items: dict[str, AwaitingItem]) -> str:
+def _respond(
+    message: MessageEvent, team: TeamContext, open_items: dict[str, AwaitingItem], answered: set[str]
+) -> str:
     """Close (or acknowledge) the open items this team message is addressed to; returns what it was.
 
-    ``response`` when it answered someone, ``acknowledgment`` when it only acknowledged, else ``outbound``.
+    ``response`` when it answered someone, ``acknowledgment`` when it only acknowledged,
+    ``internal_forward`` when it went to colleagues only, else ``outbound``.
     """
     recipients = set(message.to_addrs) | set(message.cc_addrs)
+    holding = team.is_holding(message)
+    to_colleagues_only = bool(recipients) and all(team.role(a) in ("internal", "team") for a in recipients)
+    forward_answers = team.internal_forward_is_response and to_colleagues_only
     touched = False
     for customer, item in list(open_items.items()):
-        if not recipients & item.addresses:
+        if not (recipients & item.addresses or forward_answers):
             continue
         touched = True
-        if message.holding_marker:
+        if holding:
             if item.acknowledged_at is None:
                 item.acknowledged_at = message.date
             continue
         item.responded_at = message.date
         item.response_id = message_key(message)
         item.responder = team.responder(message)
+        answered.add(customer)
         del open_items[customer]
     if not touched:
-        return "outbound"
-    return "acknowledgment" if message.holding_marker else "response"
+        return "internal_forward" if to_colleagues_only and open_items else "outbound"
+    return "acknowledgment" if holding else "response"

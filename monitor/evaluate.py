@@ -11,6 +11,7 @@ from typing import Any
 from monitor.config import Config
 from monitor.engine import EMAIL, TeamContext, build_awaiting
 from monitor.rules.base import AwaitingView, Finding, Level, Rule, TeamView, registered_kinds
+from monitor.rules.holding_reply import HoldingReplyConfig
 from monitor.rules.reply_within import ReplyWithin
 from monitor.store.db import Store
 
@@ -26,7 +27,15 @@ def team_context(config: Config, team: str) -> TeamContext:
         addresses=frozenset(cfg.addresses),
         members=members,
         internal_domains=frozenset(cfg.internal_domains),
-        no_reply_senders=tuple(cfg.no_reply_senders or ()),
+        no_reply_senders=tuple(cfg.no_reply_senders),
+        holding_phrases=tuple(
+            phrase
+            for rule in config.team_rules(team)
+            if isinstance(rule, HoldingReplyConfig)
+            for phrase in rule.phrases
+        ),
+        closing_thanks=cfg.closing_thanks,
+        internal_forward_is_response=cfg.internal_forward_is_response,
     )
 
 

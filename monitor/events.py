@@ -39,7 +39,9 @@ class MessageEvent:
     flags: frozenset[str] = field(default_factory=frozenset)
     """IMAP-style system flags in lower case without the backslash: ``seen``, ``answered``, ``flagged``."""
     holding_marker: bool = False
-    """True when the message reads as a holding reply (an acknowledgment, not a full answer)."""
+    """True when the message says it is a holding reply (``X-Replywatch-Holding``), not a full answer."""
+    preview: str = ""
+    """The first words of the message's own text (quotes removed), only when the source reads text."""
 
 
 @dataclass(frozen=True, slots=True)

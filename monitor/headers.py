@@ -153,6 +153,7 @@ def to_event(
     gmail_thread_id: str | None = None,
     no_reply_senders: Sequence[str] | None = None,
     now: datetime | None = None,
+    preview: str = "",
 ) -> MessageEvent:
     """Build the normalized event for one parsed message."""
     from monitor.classify import DEFAULT_NO_REPLY, classify
@@ -185,6 +186,7 @@ def to_event(
         automated=verdict.automated,
         flags=frozenset(f.lower().lstrip("\\") for f in flags),
         holding_marker=holding,
+        preview=preview,
     )
 
 

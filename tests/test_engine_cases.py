@@ -14,10 +14,11 @@ import pytest
 import yaml
 
 from monitor.config import validate
-from monitor.engine import build_awaiting
-from monitor.evaluate import team_context
+from monitor.engine import AwaitingItem, build_awaiting
+from monitor.evaluate import build_rules, team_context
 from monitor.events import MessageEvent
 from monitor.replay import judge, reply_rule
+from monitor.rules.base import AwaitingView, TeamView
 
 CASES = Path(__file__).with_name("engine_cases")
 REGEN = os.environ.get("REPLYWATCH_REGEN") == "1"
@@ -60,9 +61,22 @@ def load_messages(spec: list[dict[str, Any]]) -> list[MessageEvent]:
                 thread_id=m.get("thread_id"),
                 automated=m.get("automated"),
                 holding_marker=bool(m.get("holding", False)),
+                preview=m.get("text", ""),
             )
         )
     return out
+
+
+def _view(item: AwaitingItem) -> AwaitingView:
+    return AwaitingView(
+        item.key,
+        item.channel,
+        item.customer,
+        item.received_at,
+        item.responded_at,
+        item.acknowledged_at,
+        item.responder,
+    )
 
 
 def run_case(case: Path) -> dict[str, Any]:
@@ -75,7 +89,13 @@ def run_case(case: Path) -> dict[str, Any]:
     for team, team_cfg in loaded.config.teams.items():
         mine = [m for m in messages if m.source in team_cfg.sources]
         result = build_awaiting(mine, team_context(loaded.config, team))
-        judged = judge(result.items, reply_rule(loaded, team), loaded.config.team_calendar(team), now)
+        calendar = loaded.config.team_calendar(team)
+        judged = judge(result.items, reply_rule(loaded, team), calendar, now)
+        view = TeamView(team, calendar, [_view(i) for i in result.items])
+        verdicts: dict[str, dict[str, str]] = {}
+        for rule in build_rules(loaded.config, team):
+            for f in rule.evaluate(view, now):
+                verdicts.setdefault(f.subject, {})[rule.name] = f.level.value
         out[team] = {
             "items": [
                 {
@@ -88,6 +108,7 @@ def run_case(case: Path) -> dict[str, Any]:
                     "due_at": _iso(j.due_at),
                     "business_seconds": round(j.business_seconds),
                     "status": j.status,
+                    "rules": verdicts.get(j.item.key, {}),
                 }
                 for j in judged
             ],

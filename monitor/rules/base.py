@@ -74,7 +74,7 @@ class Rule(Protocol):
 RULE_KINDS: dict[str, tuple[type[BaseModel], Any]] = {}
 """kind -> (Config class, factory(config) -> Rule)."""
 
-BUILTIN = ("reply_within",)
+BUILTIN = ("reply_within", "holding_reply")
 _loaded = False
 
 

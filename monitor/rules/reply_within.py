@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from monitor.durations import Duration
+from monitor.durations import Duration, format_duration
 from monitor.rules.base import Finding, Level, TeamView, register
 
 
@@ -29,7 +29,10 @@ class ReplyWithinConfig(BaseModel):
     @model_validator(mode="after")
     def _warning_inside_window(self) -> ReplyWithinConfig:
         if self.warn_before is not None and self.warn_before >= self.within:
-            raise ValueError(f"warn_before ({self.warn_before}) must be shorter than within ({self.within})")
+            raise ValueError(
+                f"warn_before ({format_duration(self.warn_before)}) must be shorter than "
+                f"within ({format_duration(self.within)})"
+            )
         return self
 
 

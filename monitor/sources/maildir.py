@@ -26,6 +26,7 @@ from monitor.sources.base import (
     TransientSourceError,
     register,
 )
+from monitor.text import MAX_READ, preview
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,8 @@ class MaildirConfig(SourceConfigBase):
     """The maildir's root: the directory holding ``cur/``, ``new/`` and ``tmp/``."""
     folders: MaildirFolders = MaildirFolders()
     """Where the inbox and the Sent folder are."""
+    text_preview: bool = False
+    """Also read the first words of each message's text (for ``closing_thanks`` and holding-reply phrases)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +159,12 @@ def open_without_atime(path: Path) -> IO[bytes]:
         except PermissionError:
             pass
     return open(path, "rb")
+
+
+def read_prefix(path: Path, size: int = MAX_READ) -> tuple[bytes, os.stat_result]:
+    """The first ``size`` bytes of a message file (headers and the start of its text)."""
+    with open_without_atime(path) as fh:
+        return fh.read(size), os.fstat(fh.fileno())
 
 
 def read_header_block(path: Path, cap: int = HEADER_CAP) -> tuple[bytes, os.stat_result]:
@@ -371,7 +380,7 @@ class MaildirSource:
                 continue
             path = folder / entry.subdir / entry.filename
             try:
-                raw, stat = read_header_block(path)
+                raw, stat = read_prefix(path) if self.config.text_preview else read_header_block(path)
             except FileNotFoundError:
                 complete = False  # renamed or moved since the listing: picked up by the next poll
                 continue
@@ -434,6 +443,7 @@ class MaildirSource:
     ) -> MessageEvent:
         return to_event(
             parse_header_block(raw),
+            preview=preview(raw) if self.config.text_preview else "",
             source=self.name,
             folder=role,
             external_id=f"{role}/{_safe_text(entry.key)}",

@@ -29,7 +29,7 @@ BREACH = Breach.__table__  # type: ignore[attr-defined]
 
 _BATCH = 500
 # Columns refreshed when a known message is seen again (its flags changed, or a resync re-read it).
-_MUTABLE = ("flags", "folder", "automated", "holding_marker")
+_MUTABLE = ("flags", "folder", "automated", "holding_marker", "preview")
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +93,7 @@ def message_row(event_: MessageEvent, now: datetime) -> dict[str, Any]:
         "automated": event_.automated,
         "flags": _join(sorted(event_.flags)),
         "holding_marker": event_.holding_marker,
+        "preview": event_.preview,
         "ingested_at": now,
     }
 
@@ -118,6 +119,7 @@ def row_event(row: Any) -> MessageEvent:
         automated=row.automated,
         flags=frozenset(_split(row.flags)),
         holding_marker=bool(row.holding_marker),
+        preview=row.preview,
     )
 
 

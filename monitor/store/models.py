@@ -65,6 +65,7 @@ class Message(SQLModel, table=True):
     automated: str | None = Field(default=None, max_length=50)
     flags: str = Field(default="", max_length=200)
     holding_marker: bool = False
+    preview: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     ingested_at: datetime = Field(sa_column=_ts(index=True))
 
 

@@ -16,7 +16,7 @@ ADMIN_URL = os.environ.get(
 
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
-    """A new empty database for this test session, dropped afterwards; fails (never skips) without a server."""
+    """A new empty database for the session, dropped afterwards; fails (never skips) without a server."""
     admin = create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
     name = f"replywatch_test_{uuid.uuid4().hex[:12]}"
     try:

@@ -88,6 +88,7 @@ def upgrade() -> None:
         sa.Column("automated", sa.String(length=50), nullable=True),
         sa.Column("flags", sa.String(length=200), nullable=False),
         sa.Column("holding_marker", sa.Boolean(), nullable=False),
+        sa.Column("preview", sa.Text(), nullable=False),
         sa.Column("ingested_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("source", "external_id", name="uq_message_source_external"),
