@@ -53,12 +53,15 @@ class Evaluator:
     config: Config
     _ingest_seen: dict[str, datetime | None] = field(default_factory=dict)
     _rules: dict[str, list[Rule]] = field(default_factory=dict)
+    _evaluated: dict[str, datetime] = field(default_factory=dict)
+    """When each team was last evaluated: answered items unchanged since then keep their verdict."""
 
     def reconfigure(self, config: Config) -> None:
         """Use a new config; every team is rebuilt at the next run."""
         self.config = config
         self._ingest_seen.clear()
         self._rules.clear()
+        self._evaluated.clear()
 
     def rules(self, team: str) -> list[Rule]:
         """The built rules of ``team`` (cached per config)."""
@@ -88,7 +91,8 @@ class Evaluator:
         """Rebuild if needed, evaluate the rules, record transitions; returns the transition count."""
         self.rebuild(team, now)
         calendar = self.config.team_calendar(team)
-        rows = self.store.awaiting(team, since=now - self.config.engine.lookback)
+        window = now - self.config.engine.lookback
+        rows = self.store.awaiting_to_evaluate(team, window, self._evaluated.get(team))
         view = TeamView(
             team=team,
             calendar=calendar,
@@ -102,6 +106,7 @@ class Evaluator:
             findings = rule.evaluate(view, now)
             transitions.extend(self._reconcile(team, rule.name, findings, now))
         self.store.apply_transitions(transitions)
+        self._evaluated[team] = now
         for t in transitions:
             if (
                 t["op"] in ("open", "escalate")

@@ -146,3 +146,34 @@ def test_response_histogram_is_cumulative(store: Store) -> None:
     assert buckets == [1, 1, 2]
     assert (count, total) == (2, 6600.0)
     assert store.awaiting("support", open_only=True)[0].due_at == T0
+
+
+def test_only_items_whose_verdict_can_change_are_evaluated_again(store: Store) -> None:
+    items = [item("answered", 0, 10), item("open", 5), item("late", 0, 500)]
+    store.replace_awaiting("support", "email", items, None, T0)
+    store.apply_transitions(
+        [
+            {
+                "op": "open",
+                "team": "support",
+                "rule": "reply_within",
+                "subject": "late",
+                "level": "breach",
+                "at": T0,
+            }
+        ]
+    )
+    window = T0 - timedelta(days=60)
+    assert {r.item_key for r in store.awaiting_to_evaluate("support", window, None)} == {
+        "answered",
+        "open",
+        "late",
+    }
+    later = T0 + timedelta(minutes=1)
+    assert {r.item_key for r in store.awaiting_to_evaluate("support", window, later)} == {"open", "late"}
+    store.replace_awaiting("support", "email", [item("answered", 0, 20), *items[1:]], None, later)
+    assert {r.item_key for r in store.awaiting_to_evaluate("support", window, later)} == {
+        "answered",
+        "open",
+        "late",
+    }

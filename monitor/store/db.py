@@ -325,6 +325,27 @@ class Store:
         with self.engine.connect() as conn:
             return list(conn.execute(query))
 
+    def awaiting_to_evaluate(
+        self, team: str, window_start: datetime, changed_since: datetime | None
+    ) -> list[Any]:
+        """The items whose verdict can change: open ones, ones changed since the last evaluation, and
+        ones with an open breach. Without ``changed_since``, every item answered inside the window."""
+        if changed_since is None:
+            return self.awaiting(team, since=window_start)
+        open_subjects = select(BREACH.c.subject).where(BREACH.c.team == team, BREACH.c.resolved_at.is_(None))
+        query = (
+            select(AWAITING)
+            .where(
+                AWAITING.c.team == team,
+                AWAITING.c.responded_at.is_(None)
+                | (AWAITING.c.updated_at >= changed_since)
+                | AWAITING.c.item_key.in_(open_subjects),
+            )
+            .order_by(AWAITING.c.received_at)
+        )
+        with self.engine.connect() as conn:
+            return list(conn.execute(query))
+
     # -- breaches -------------------------------------------------------------------------------
 
     def open_breaches(self, team: str | None = None) -> list[Any]:
