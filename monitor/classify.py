@@ -7,8 +7,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from email.header import Header, decode_header
 from email.message import Message
-from email.utils import getaddresses, parseaddr
 from fnmatch import fnmatchcase
+
+from monitor.headers import address_pairs
 
 REASONS: tuple[str, ...] = (
     "auto_reply",
@@ -553,6 +554,8 @@ def _text(msg: Message, name: str) -> str:
 
 def _decode(value: object) -> str:
     """Decode RFC 2047 encoded-words (RFC 2047 §6); undecodable pieces keep their raw text."""
+    if isinstance(value, str) and "=?" not in value:
+        return value if value.isascii() else _unsurrogate(value)
     try:
         parts = decode_header(value if isinstance(value, Header) else str(value))
     except Exception:  # malformed encoded-words: keep the raw value
@@ -613,16 +616,17 @@ def _first_address(value: str) -> tuple[str, str]:
     if not value:
         return "", ""
     try:
-        name, addr = parseaddr(value)
+        pairs = address_pairs(value)
     except Exception:
         return "", ""
+    name, addr = pairs[0] if pairs else ("", "")
     return addr.strip().strip("<>").lower(), name
 
 
 def _addresses(msg: Message, names: Iterable[str]) -> list[tuple[str, str]]:
     values = [_text(msg, name) for name in names]
     try:
-        return getaddresses([v for v in values if v])
+        return [pair for v in values if v for pair in address_pairs(v)]
     except Exception:
         return []
 

@@ -100,7 +100,7 @@ class Evaluator:
             mailbox_counts=self.store.mailbox_counts(),
         )
         rules = self.rules(team)
-        self._record_timings(team, view, rules, rows)
+        self._record_timings(view, rules, rows)
         transitions: list[dict[str, Any]] = []
         for rule in rules:
             findings = rule.evaluate(view, now)
@@ -116,21 +116,23 @@ class Evaluator:
                 log.info("breach opened", extra={"team": team, "rule": t.get("rule")})
         return len(transitions)
 
-    def _record_timings(self, team: str, view: TeamView, rules: Sequence[Rule], rows: Sequence[Any]) -> None:
+    def _record_timings(self, view: TeamView, rules: Sequence[Rule], rows: Sequence[Any]) -> None:
+        """Store each item's deadline and, once answered, its business response time (changes only)."""
         reply_rule = next((r for r in rules if isinstance(r, ReplyWithin)), None)
-        timings: dict[str, tuple[datetime | None, float | None]] = {}
+        business = reply_rule.config.business_hours if reply_rule is not None else True
+        updates = []
         for row in rows:
             due = reply_rule.due_at(view, row.received_at) if reply_rule is not None else None
             seconds = None
             if row.responded_at is not None:
-                business = reply_rule.config.business_hours if reply_rule is not None else True
                 seconds = (
                     view.calendar.business_seconds_between(row.received_at, row.responded_at)
                     if business
                     else (row.responded_at - row.received_at).total_seconds()
                 )
-            timings[row.item_key] = (due, seconds)
-        self.store.set_timings(team, timings)
+            if (due, seconds) != (row.due_at, row.business_seconds):
+                updates.append((row.id, due, seconds))
+        self.store.set_timings(updates)
 
     def _reconcile(
         self, team: str, rule: str, findings: Sequence[Finding], now: datetime

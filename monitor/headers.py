@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from email.header import decode_header, make_header
 from email.message import Message
 from email.utils import getaddresses, parsedate_to_datetime
+from typing import Any
 
 from monitor.events import MessageEvent
 
@@ -49,11 +50,99 @@ _EARLIEST = datetime(1990, 1, 1, tzinfo=UTC)
 _FUTURE_SLACK = timedelta(days=1)
 
 _parser = email.parser.BytesParser(policy=email.policy.compat32)
+# RFC 5322 §2.2: a field name is printable ASCII except colon; feedparser accepts the same.
+_ODD_BREAKS = re.compile(r"[\v\f\x1c\x1d\x1e]")
+_HEADER_LINE = re.compile(r"^(From |[\041-\071\073-\176]*:|[\t ])")
+_LINES = re.compile(r"(?<=\r\n)|(?<=\r)(?!\n)|(?<=\n)")
+
+
+class HeaderBlock(Message):
+    """A header-only message whose lookups are dictionary reads.
+
+    ``email.message.Message.get`` lower-cases and scans every header on each call; a message is asked
+    for some forty fields, so the index is built once instead. Values are the same as the stdlib's
+    (compat32: folded lines joined as they were), which a test checks on the whole corpus.
+    """
+
+    _index: dict[str, list[str]]
+
+    def __init__(self, headers: list[tuple[str, str]]) -> None:
+        super().__init__(policy=email.policy.compat32)
+        self._headers = headers
+        index: dict[str, list[str]] = {}
+        for name, value in headers:
+            index.setdefault(name.lower(), []).append(value)
+        self._index = index
+
+    def get(self, name: str, failobj: Any = None) -> Any:
+        """The first value of ``name`` (as ``Message.get``)."""
+        values = self._index.get(name.lower())
+        if not values:
+            return failobj
+        return self.policy.header_fetch_parse(name, values[0])
+
+    def get_all(self, name: str, failobj: Any = None) -> Any:
+        """Every value of ``name`` (as ``Message.get_all``)."""
+        values = self._index.get(name.lower())
+        if not values:
+            return failobj
+        return [self.policy.header_fetch_parse(name, v) for v in values]
+
+    def __getitem__(self, name: str) -> Any:
+        return self.get(name)
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._index
+
+    def __setitem__(self, name: str, val: Any) -> None:
+        super().__setitem__(name, val)
+        self._index.setdefault(name.lower(), []).append(self._headers[-1][1])
+
+    def __delitem__(self, name: str) -> None:
+        super().__delitem__(name)
+        self._index.pop(name.lower(), None)
 
 
 def parse_header_block(raw: bytes) -> Message:
-    """Parse the header part of ``raw`` (a whole message or only its headers), never raising."""
-    return _parser.parsebytes(raw, headersonly=True)
+    """Parse the header part of ``raw`` (a whole message or only its headers), never raising.
+
+    Equivalent to ``BytesParser(policy=compat32).parsebytes(raw, headersonly=True)`` for the headers,
+    about five times faster: the header block is split here, lines as feedparser splits them.
+    """
+    cut = [i for i in (raw.find(b"\n\n"), raw.find(b"\r\n\r\n"), raw.find(b"\r\r")) if i >= 0]
+    if cut:  # only the header block is split into lines (a whole message may follow)
+        raw = raw[: min(cut) + 2]
+    text = raw.decode("ascii", "surrogateescape")
+    # str.splitlines also breaks at \v, \f and \x1c-\x1e, which feedparser does not.
+    lines = _LINES.split(text) if _ODD_BREAKS.search(text) else text.splitlines(keepends=True)
+    headers: list[tuple[str, str]] = []
+    name: str | None = None
+    parts: list[str] = []
+    for line in lines:  # line ends kept, as feedparser keeps them
+        if not _HEADER_LINE.match(line):
+            break  # the blank line, or the first line that is neither a field nor a continuation
+        if line[0] in " \t":
+            if name is not None:
+                parts.append(line)
+            continue  # a continuation before any field is dropped (a defect to feedparser too)
+        if name is not None:
+            headers.append(_field(name, parts))
+            name = None
+        if line.startswith("From "):
+            continue  # an mbox envelope line, not a field
+        colon = line.find(":")
+        if colon > 0:
+            name, parts = line[:colon], [line[colon + 1 :]]
+    if name is not None:
+        headers.append(_field(name, parts))
+    return HeaderBlock(headers)
+
+
+def _field(name: str, parts: list[str]) -> tuple[str, str]:
+    # compat32's header_source_parse: first line's value left-stripped, continuation lines kept as they
+    # were (joined with the line breaks feedparser keeps), trailing line break removed.
+    value = parts[0].lstrip(" \t") + "".join(parts[1:])
+    return name, value.rstrip("\r\n")
 
 
 def message_ids(value: str | None) -> tuple[str, ...]:
@@ -72,6 +161,8 @@ def decoded(value: str | None) -> str:
     """An RFC 2047-decoded, whitespace-folded header value ('' when missing or undecodable)."""
     if value is None:
         return ""
+    if isinstance(value, str) and "=?" not in value:
+        return " ".join(value.split())
     try:
         text = str(make_header(decode_header(str(value))))
     except (ValueError, LookupError, UnicodeError):
@@ -79,14 +170,38 @@ def decoded(value: str | None) -> str:
     return " ".join(text.split())
 
 
+# The forms nearly all mail uses: ``addr@host`` or ``Display Name <addr@host>``, with no quotes,
+# comments, groups or routes. Anything else goes to the stdlib's full RFC 5322 parser.
+_ATOMS = r"[^\s\"(),:;<>@\[\]\\]+"
+_SIMPLE_ADDRESS = re.compile(
+    rf"\s*(?:([^\"(),:;<>@\[\]\\]*?)\s*<({_ATOMS}@{_ATOMS})>|({_ATOMS}@{_ATOMS}))\s*"
+)
+
+
+def address_pairs(value: str) -> list[tuple[str, str]]:
+    """(display name, addr-spec) pairs of one address header value."""
+    pairs = []
+    for part in value.split(","):
+        match = _SIMPLE_ADDRESS.fullmatch(part)
+        if match is None:
+            return getaddresses([value])
+        if match.group(3) is not None:
+            pairs.append(("", match.group(3)))
+        else:
+            pairs.append((match.group(1), match.group(2)))
+    return pairs
+
+
 def addresses(values: Iterable[str | None]) -> tuple[str, ...]:
     """Lower-cased addr-specs from address headers, duplicates removed, order kept."""
-    raw = [str(v) for v in values if v]
     out: dict[str, None] = {}
-    for _name, addr in getaddresses(raw):
-        addr = addr.strip().lower()
-        if "@" in addr:
-            out[addr] = None
+    for value in values:
+        if not value:
+            continue
+        for _name, addr in address_pairs(str(value)):
+            addr = addr.strip().lower()
+            if "@" in addr:
+                out[addr] = None
     return tuple(out)
 
 
@@ -94,11 +209,10 @@ def first_address(value: str | None) -> tuple[str | None, str]:
     """The first address of a header and its decoded display name."""
     if not value:
         return None, ""
-    pairs = getaddresses([str(value)])
-    for name, addr in pairs:
+    for name, addr in address_pairs(str(value)):
         addr = addr.strip().lower()
         if "@" in addr:
-            return addr, decoded(name)
+            return addr, decoded(name) if name else ""
     return None, ""
 
 

@@ -1,0 +1,774 @@
+"""IMAP source: watches folders read-only (EXAMINE, BODY.PEEK) and reports messages and folder counts.
+
+Cost grows with change, not with size: a poll sends one STATUS per folder and stops there when
+nothing changed; a changed folder is EXAMINEd and only new or changed messages are fetched, in
+batches of explicit UIDs. With CONDSTORE (RFC 7162) ``UID SEARCH MODSEQ`` names exactly the messages
+whose flags changed; without it the cursor keeps each flag's UID set and a changed folder's FLAGS are
+compared against it.
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import ssl
+import subprocess
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from imapclient import IMAPClient
+from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+from monitor.classify import HEADERS_USED
+from monitor.config import ConfigError, is_loopback, read_secret
+from monitor.durations import Duration
+from monitor.events import MailboxSnapshot, MessageEvent
+from monitor.headers import WANTED_HEADERS, parse_header_block, to_event
+from monitor.sources.base import (
+    AuthSourceError,
+    Cursor,
+    PermanentSourceError,
+    PollResult,
+    SourceConfigBase,
+    SourceError,
+    TransientSourceError,
+    register,
+)
+
+kind = "imap"
+
+log = logging.getLogger(__name__)
+
+FETCH_HEADERS: tuple[str, ...] = tuple(dict.fromkeys((*WANTED_HEADERS, *HEADERS_USED)))
+"""Header fields fetched with ``BODY.PEEK[HEADER.FIELDS (...)]``: what the engine and the classifier read."""
+
+SENT_NAMES: tuple[str, ...] = (
+    "Sent",
+    "Sent Items",
+    "Sent Messages",
+    "Sent Mail",
+    "INBOX.Sent",
+    "INBOX/Sent",
+    "INBOX.Sent Items",
+    "INBOX.Sent Messages",
+    "[Gmail]/Sent Mail",
+    "[Google Mail]/Sent Mail",
+    "Gesendet",
+    "Gesendete Objekte",
+    "Gesendete Elemente",
+    "INBOX.Gesendet",
+    "Envoyés",
+    "Éléments envoyés",
+    "Messages envoyés",
+    "Enviados",
+    "Elementos enviados",
+    "Posta inviata",
+    "Inviati",
+    "Verzonden",
+    "Verzonden items",
+    "Skickat",
+    "Skickade objekt",
+    "Sendt",
+    "Sendte elementer",
+    "Wysłane",
+    "Odeslaná pošta",
+)
+"""Sent folder names tried in order when no folder carries the ``\\Sent`` special-use attribute."""
+
+DEFAULT_BATCH_SIZE = 500
+MAX_SKIPPED_IN_CURSOR = 1000
+_SYSTEM_FLAG_RECENT = b"\\Recent"  # per-session (RFC 3501 §2.3.2): not a fact about the message
+
+ClientFactory = Callable[..., Any]
+"""Builds an IMAPClient-like client from ``host=, port=, ssl=, ssl_context=, timeout=``."""
+
+
+# --- config -----------------------------------------------------------------------------------
+
+
+class ImapFolders(BaseModel):
+    """Which folders to watch and the role each one plays."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    inbox: str = "INBOX"
+    """Where customers' mail arrives."""
+    sent: str = "auto"
+    """Where the team's replies are kept: a folder name, or ``auto`` (the ``\\Sent`` special-use folder,
+    RFC 6154, else a usual name such as ``Sent`` or ``Sent Items``)."""
+    extra: list[str] = Field(default_factory=list)
+    """More folders to watch (events carry the folder's name as their role)."""
+
+    @field_validator("inbox", "sent")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("folder name must not be empty")
+        return value
+
+    @model_validator(mode="after")
+    def _distinct(self) -> ImapFolders:
+        seen = {self.inbox}
+        if self.sent != "auto":
+            if self.sent == self.inbox:
+                raise ValueError(f"sent: {self.sent!r} is already the inbox")
+            seen.add(self.sent)
+        for name in self.extra:
+            if not name.strip():
+                raise ValueError("extra: folder name must not be empty")
+            if name.lower() in ("inbox", "sent") or name in seen:
+                raise ValueError(f"extra: folder {name!r} is already watched or names a role")
+            seen.add(name)
+        return self
+
+
+_CREDENTIALS = (
+    "password_env",
+    "password_file",
+    "oauth2_token_env",
+    "oauth2_token_file",
+    "oauth2_token_command",
+)
+
+
+class ImapConfig(SourceConfigBase):
+    """An IMAP mailbox watched read-only."""
+
+    kind: Literal["imap"] = "imap"
+    """Selects this plugin."""
+    host: str
+    """Server name or address."""
+    port: int = Field(default=993, ge=1, le=65535)
+    """TCP port; default 993 with ``tls: implicit``, 143 otherwise."""
+    tls: Literal["implicit", "starttls", "none"] = "implicit"
+    """``implicit`` (TLS from the first byte), ``starttls`` (upgrade; never falls back to clear text) or
+    ``none`` (clear text, allowed only to a loopback host)."""
+    ca_file: Path | None = None
+    """PEM file of CA certificates to trust instead of the system's."""
+    username: str
+    """Login name."""
+    password_env: str | None = None
+    """Environment variable holding the password (LOGIN)."""
+    password_file: Path | None = None
+    """File holding the password (its first line)."""
+    oauth2_token_env: str | None = None
+    """Environment variable holding an OAuth2 access token (XOAUTH2)."""
+    oauth2_token_file: Path | None = None
+    """File holding an OAuth2 access token, kept fresh by another process (XOAUTH2)."""
+    oauth2_token_command: list[str] | None = None
+    """Command printing a fresh OAuth2 access token, run (without a shell) at each connection (XOAUTH2)."""
+    folders: ImapFolders = Field(default_factory=ImapFolders)
+    """Folders to watch: ``{inbox: INBOX, sent: auto, extra: []}``."""
+    timeout: Duration = Field(default_factory=lambda: timedelta(seconds=30))
+    """How long to wait for the server to connect or answer one command."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_port(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("port") is None:
+            data = {k: v for k, v in data.items() if k != "port"}
+            if data.get("tls", "implicit") != "implicit":
+                data["port"] = 143
+        return data
+
+    @field_validator("oauth2_token_command", mode="before")
+    @classmethod
+    def _split_command(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = shlex.split(value)
+        if isinstance(value, list) and not value:
+            raise ValueError("command must not be empty")
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> ImapConfig:
+        given = [name for name in _CREDENTIALS if getattr(self, name) is not None]
+        if len(given) != 1:
+            found = f"got {' and '.join(given)}" if given else "got none"
+            raise ValueError(f"give exactly one of {', '.join(_CREDENTIALS)} ({found})")
+        return self
+
+    @field_validator("tls")
+    @classmethod
+    def _clear_text_only_to_loopback(cls, value: str, info: ValidationInfo) -> str:
+        host = info.data.get("host")
+        if value == "none" and isinstance(host, str) and not is_loopback(host):
+            raise ValueError(
+                f"'none' sends the password in clear text: allowed only to a loopback host, not {host!r}"
+            )
+        return value
+
+    @property
+    def uses_oauth2(self) -> bool:
+        """True when the source logs in with XOAUTH2 rather than a password."""
+        return self.password_env is None and self.password_file is None
+
+
+# --- TLS ------------------------------------------------------------------------------------------
+
+_SSL_CONTEXTS: dict[str, ssl.SSLContext] = {}
+_SSL_LOCK = threading.Lock()
+
+
+def shared_ssl_context(ca_file: Path | None) -> ssl.SSLContext:
+    """One verifying client context per CA file, shared by all sources (building one costs ~15 ms)."""
+    key = str(ca_file) if ca_file is not None else ""
+    with _SSL_LOCK:
+        context = _SSL_CONTEXTS.get(key)
+        if context is None:
+            try:
+                context = ssl.create_default_context(cafile=str(ca_file) if ca_file is not None else None)
+            except (OSError, ssl.SSLError) as err:
+                reason = getattr(err, "strerror", None) or str(err)
+                raise PermanentSourceError(f"ca_file {key!r} cannot be used: {reason}") from err
+            _SSL_CONTEXTS[key] = context
+        return context
+
+
+# --- UID sets (RFC 3501 §9 sequence-set), kept in the cursor for servers without CONDSTORE ---------
+
+
+def uid_set(uids: Iterable[int]) -> str:
+    """``[1, 2, 3, 7]`` -> ``"1:3,7"``."""
+    out: list[str] = []
+    ordered = sorted(set(uids))
+    i = 0
+    while i < len(ordered):
+        j = i
+        while j + 1 < len(ordered) and ordered[j + 1] == ordered[j] + 1:
+            j += 1
+        out.append(str(ordered[i]) if i == j else f"{ordered[i]}:{ordered[j]}")
+        i = j + 1
+    return ",".join(out)
+
+
+def parse_uid_set(text: str) -> set[int]:
+    """``"1:3,7"`` -> ``{1, 2, 3, 7}``."""
+    out: set[int] = set()
+    for part in filter(None, text.split(",")):
+        low, _, high = part.partition(":")
+        out.update(range(int(low), int(high or low) + 1))
+    return out
+
+
+def _batches(items: Sequence[int], size: int) -> Iterator[Sequence[int]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+# --- the source -----------------------------------------------------------------------------------
+
+
+class _ConnectionLost(TransientSourceError):
+    """The server closed the connection (a reused one may just have gone stale)."""
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _as_utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class ImapSource:
+    """Polls one IMAP account over one reused connection; never changes a message or a flag."""
+
+    kind = kind
+
+    def __init__(
+        self,
+        name: str,
+        config: ImapConfig,
+        *,
+        client_factory: ClientFactory | None = None,
+        clock: Callable[[], datetime] | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> None:
+        self.name = name
+        self.config = config
+        self._client_factory: ClientFactory = client_factory or IMAPClient
+        self._clock = clock or _utc_now
+        self._ssl_context = ssl_context
+        self._batch_size = batch_size
+        self._client: Any = None
+        self._capabilities: frozenset[bytes] = frozenset()
+        self._sent_folder: str | None = None
+        self._header_item = "BODY.PEEK[HEADER.FIELDS ({})]".format(" ".join(FETCH_HEADERS))
+
+    # -- public API --------------------------------------------------------------------------------
+
+    def check(self) -> list[str]:
+        """Log in and look up every folder; return the problems found (empty when all is well)."""
+        problems: list[str] = []
+        try:
+            client = self._connection()
+            for _role, folder in self._folders(client):
+                try:
+                    self._status(client, folder)
+                except PermanentSourceError as err:
+                    problems.append(str(err))
+        except SourceError as err:
+            problems.append(str(err))
+        return problems
+
+    def poll(self, cursor: Cursor | None) -> PollResult:
+        """Report messages new or changed since ``cursor`` and each folder's counts."""
+        reused = self._client is not None
+        try:
+            return self._poll(cursor)
+        except _ConnectionLost:
+            if not reused:
+                raise
+            # An idle connection may have been closed by the server or a NAT box since the last poll:
+            # that is not worth an error (and a backoff); one fresh connection decides.
+            log.debug("source %s: connection to %s lost, reconnecting", self.name, self.config.host)
+            return self._poll(cursor)
+
+    def close(self) -> None:
+        """Log out and drop the connection."""
+        client, self._client = self._client, None
+        if client is not None:
+            with suppress(Exception):
+                client.logout()
+
+    # -- connection --------------------------------------------------------------------------------
+
+    @contextmanager
+    def _talking(self, doing: str) -> Iterator[None]:
+        """Translate a client's exceptions into :class:`SourceError` and drop a broken connection."""
+        host = self.config.host
+        try:
+            yield
+        except SourceError:
+            raise
+        except LoginError as err:
+            self._drop()
+            text = str(err)
+            if "UNAVAILABLE" in text:  # RFC 5530: the server cannot log anyone in right now
+                raise TransientSourceError(f"{doing} on {host}: {text}") from err
+            raise AuthSourceError(f"{host} refused the login of {self.config.username!r}: {text}") from err
+        except (IMAPClientAbortError, ConnectionError, ssl.SSLEOFError, EOFError) as err:
+            self._drop()
+            raise _ConnectionLost(f"{doing} on {host}: connection lost ({err})") from err
+        except (OSError, ssl.SSLError) as err:  # includes socket timeouts and certificate failures
+            self._drop()
+            raise TransientSourceError(f"{doing} on {host}: {err}") from err
+        except (IMAPClientError, ValueError) as err:
+            self._drop()
+            raise TransientSourceError(f"{doing} on {host}: {err}") from err
+
+    def _drop(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            with suppress(Exception):
+                client.shutdown()
+
+    def _connection(self) -> Any:
+        if self._client is not None:
+            return self._client
+        cfg = self.config
+        context = None
+        if cfg.tls != "none":
+            context = self._ssl_context or shared_ssl_context(cfg.ca_file)
+        secret = self._secret()
+        with self._talking("connecting"):
+            client = self._client_factory(
+                host=cfg.host,
+                port=cfg.port,
+                ssl=cfg.tls == "implicit",
+                ssl_context=context,
+                timeout=cfg.timeout.total_seconds(),
+            )
+            self._client = client
+            client.normalise_times = False  # keep INTERNALDATE's zone; we convert to UTC ourselves
+            if cfg.tls == "starttls":
+                if not client.has_capability("STARTTLS"):
+                    self._drop()
+                    raise PermanentSourceError(
+                        f"{cfg.host}:{cfg.port} does not offer STARTTLS (tls: starttls)"
+                    )
+                client.starttls(context)
+            if cfg.uses_oauth2:
+                client.oauth2_login(cfg.username, secret)
+            else:
+                client.login(cfg.username, secret)
+            self._capabilities = frozenset(c.upper() for c in client.capabilities())
+            if b"CONDSTORE" in self._capabilities and b"ENABLE" in self._capabilities:
+                # RFC 7162 §3.1: makes EXAMINE report HIGHESTMODSEQ.
+                client.enable("CONDSTORE")
+        log.debug("source %s: connected to %s:%d", self.name, cfg.host, cfg.port)
+        return client
+
+    def _secret(self) -> str:
+        """The password or token, read now (never stored, never logged)."""
+        cfg = self.config
+        try:
+            if cfg.oauth2_token_command is not None:
+                return self._run_token_command(cfg.oauth2_token_command)
+            if cfg.uses_oauth2:
+                what = "oauth2_token_env" if cfg.oauth2_token_env else "oauth2_token_file"
+                secret = read_secret(cfg.oauth2_token_env, cfg.oauth2_token_file, what)
+            else:
+                what = "password_env" if cfg.password_env else "password_file"
+                secret = read_secret(cfg.password_env, cfg.password_file, what)
+        except ConfigError as err:
+            raise AuthSourceError("; ".join(err.errors)) from err
+        assert secret is not None  # the config guarantees one credential
+        return secret.get_secret_value()
+
+    def _run_token_command(self, command: list[str]) -> str:
+        try:
+            done = subprocess.run(
+                command,
+                capture_output=True,
+                text=True,
+                timeout=self.config.timeout.total_seconds(),
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as err:
+            raise AuthSourceError(f"oauth2_token_command {command[0]!r} could not run: {err}") from err
+        token = done.stdout.strip()
+        if done.returncode != 0 or not token:
+            raise AuthSourceError(
+                f"oauth2_token_command {command[0]!r} exited with status {done.returncode}"
+                + ("" if token else " and printed no token")
+            )
+        return token.splitlines()[0]
+
+    def _has(self, capability: bytes) -> bool:
+        return capability in self._capabilities
+
+    # -- folders -----------------------------------------------------------------------------------
+
+    def _folders(self, client: Any) -> list[tuple[str, str]]:
+        """``(role, server name)`` of every watched folder."""
+        folders = self.config.folders
+        sent = folders.sent
+        if sent == "auto":
+            if self._sent_folder is None:
+                with self._talking("listing folders"):
+                    self._sent_folder = self._find_sent(client.list_folders())
+            sent = self._sent_folder
+        return [("inbox", folders.inbox), ("sent", sent), *((name, name) for name in folders.extra)]
+
+    def _find_sent(self, listing: Sequence[tuple[Sequence[bytes], Any, str]]) -> str:
+        # RFC 6154 §2: the \Sent attribute names the folder whatever its (localized) name is. Dovecot,
+        # Gmail, Cyrus and Exchange send it in a plain LIST, so one LIST serves both ways of finding it.
+        for flags, _sep, name in listing:
+            if any(flag.lower() == b"\\sent" for flag in flags):
+                return str(name)
+        by_lower = {str(name).lower(): str(name) for flags, _sep, name in listing}
+        for candidate in SENT_NAMES:
+            if candidate.lower() in by_lower:
+                return by_lower[candidate.lower()]
+        raise PermanentSourceError(
+            f"no Sent folder found on {self.config.host}: none is marked \\Sent (RFC 6154) and none has a "
+            f"usual name; set folders.sent"
+        )
+
+    def _status(self, client: Any, folder: str) -> dict[bytes, int]:
+        items = ["MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN"]
+        if self._has(b"CONDSTORE"):
+            items.append("HIGHESTMODSEQ")
+        try:
+            with self._talking(f"STATUS {folder!r}"):
+                try:
+                    return dict(client.folder_status(folder, items))
+                except IMAPClientAbortError:
+                    raise
+                except IMAPClientError as err:
+                    raise self._folder_error(folder, err) from err
+        except PermanentSourceError:
+            if self.config.folders.sent == "auto" and folder == self._sent_folder:
+                self._sent_folder = None  # look it up again next time
+            raise
+
+    def _folder_error(self, folder: str, err: Exception) -> SourceError:
+        text = str(err)
+        lowered = text.lower()
+        # RFC 5530 response codes; older servers only say it in words.
+        if any(word in lowered for word in ("exist", "not found", "no such", "unknown mailbox")):
+            return PermanentSourceError(f"folder {folder!r} not found on {self.config.host}")
+        if any(code in text for code in ("UNAVAILABLE", "SERVERBUG", "INUSE", "LIMIT")):
+            return TransientSourceError(f"folder {folder!r} on {self.config.host}: {text}")
+        return PermanentSourceError(f"folder {folder!r} on {self.config.host} cannot be read: {text}")
+
+    # -- polling -----------------------------------------------------------------------------------
+
+    def _poll(self, cursor: Cursor | None) -> PollResult:
+        client = self._connection()
+        previous: dict[str, Any] = dict((cursor or {}).get("folders") or {})
+        now = self._clock()
+        result = PollResult()
+        states: dict[str, Any] = {}
+        for role, folder in self._folders(client):
+            status = self._status(client, folder)
+            state, resync = self._poll_folder(client, role, folder, previous.get(folder), status, now, result)
+            states[folder] = state
+            result.resync = result.resync or resync
+            oldest = state.get("oldest")
+            result.snapshots.append(
+                MailboxSnapshot(
+                    source=self.name,
+                    folder=role,
+                    at=now,
+                    total=state["messages"],
+                    unseen=state["unseen"],
+                    unanswered=state["unanswered"],
+                    oldest=datetime.fromisoformat(oldest) if oldest else None,
+                )
+            )
+        result.cursor = {"folders": states}
+        return result
+
+    @staticmethod
+    def _unchanged(state: dict[str, Any], status: dict[bytes, int]) -> bool:
+        return (
+            state.get("uidvalidity") == status.get(b"UIDVALIDITY")
+            and state.get("uidnext") == status.get(b"UIDNEXT")
+            and state.get("messages") == status.get(b"MESSAGES")
+            and state.get("unseen") == status.get(b"UNSEEN")
+            and state.get("highestmodseq") == status.get(b"HIGHESTMODSEQ")
+        )
+
+    def _poll_folder(
+        self,
+        client: Any,
+        role: str,
+        folder: str,
+        state: dict[str, Any] | None,
+        status: dict[bytes, int],
+        now: datetime,
+        result: PollResult,
+    ) -> tuple[dict[str, Any], bool]:
+        if state is not None and self._unchanged(state, status):
+            return state, False
+        with self._talking(f"reading {folder!r}"):
+            try:
+                selected = client.select_folder(folder, readonly=True)  # EXAMINE: never changes \Seen
+            except IMAPClientAbortError:
+                raise
+            except IMAPClientError as err:
+                raise self._folder_error(folder, err) from err
+            try:
+                return self._read_changes(client, role, folder, state, status, selected, now, result)
+            finally:
+                self._unselect(client)
+
+    def _unselect(self, client: Any) -> None:
+        # Leave no folder selected between polls: STATUS on the selected folder is discouraged
+        # (RFC 3501 §6.3.10). CLOSE after EXAMINE expunges nothing (RFC 3501 §6.4.2).
+        if self._has(b"UNSELECT"):
+            client.unselect_folder()
+        else:
+            client.close_folder()
+
+    def _read_changes(
+        self,
+        client: Any,
+        role: str,
+        folder: str,
+        state: dict[str, Any] | None,
+        status: dict[bytes, int],
+        selected: dict[bytes, Any],
+        now: datetime,
+        result: PollResult,
+    ) -> tuple[dict[str, Any], bool]:
+        # The cursor records what EXAMINE reported, a lower bound of what the searches below see: a
+        # message arriving meanwhile makes the next STATUS differ, and is then fetched (again).
+        uidvalidity = int(selected[b"UIDVALIDITY"])
+        exists = int(selected.get(b"EXISTS", status.get(b"MESSAGES", 0)))
+        modseq = selected.get(b"HIGHESTMODSEQ") if self._has(b"CONDSTORE") else None
+        resync = state is not None and state.get("uidvalidity") != uidvalidity
+        if resync:
+            log.warning(
+                "source %s folder %s: UIDVALIDITY changed, reading the folder again from the start",
+                self.name,
+                folder,
+            )
+            state = None
+        last_uid = int(state.get("last_uid", 0)) if state else 0
+        known_flags: dict[int, frozenset[bytes]] = {}
+        changed: list[int] = []
+        if state is None:
+            new = sorted(client.search("ALL"))
+        elif modseq is not None and state.get("highestmodseq") is not None:
+            # RFC 7162 §3.1.5: every message whose flags changed or that arrived since the last poll.
+            touched = client.search(["MODSEQ", int(state["highestmodseq"]) + 1])
+            new = sorted(uid for uid in touched if uid > last_uid)
+            changed = sorted(uid for uid in touched if uid <= last_uid)
+        else:
+            # "UID n:*" also matches the highest UID when n is above it (RFC 3501 §6.4.8): filter.
+            new = sorted(uid for uid in client.search(f"UID {last_uid + 1}:*") if uid > last_uid)
+            known_flags, changed = self._flags_changed(client, state, last_uid)
+
+        fetched = self._fetch(client, role, folder, uidvalidity, [*changed, *new], now)
+        result.messages.extend(fetched.events)
+        skipped = {*(state.get("skipped", []) if state else []), *fetched.skipped}
+        oldest = self._oldest(client, state, exists, len(new), fetched.dates)
+        new_state: dict[str, Any] = {
+            "uidvalidity": uidvalidity,
+            "uidnext": int(selected.get(b"UIDNEXT", status.get(b"UIDNEXT", 0))),
+            "last_uid": max([last_uid, *new]),  # past skipped messages too: a poison one must not block
+            "highestmodseq": modseq,
+            "messages": exists,
+            "unseen": int(status.get(b"UNSEEN", 0)),
+            "unanswered": len(client.search("UNANSWERED")),
+            "oldest": oldest.isoformat() if oldest else None,
+            "skipped": sorted(skipped)[-MAX_SKIPPED_IN_CURSOR:],
+        }
+        if modseq is None:
+            new_state["flags"] = _flag_sets({**known_flags, **fetched.flags})
+        return new_state, resync
+
+    def _flags_changed(
+        self, client: Any, state: dict[str, Any], last_uid: int
+    ) -> tuple[dict[int, frozenset[bytes]], list[int]]:
+        """Without CONDSTORE: every known message's FLAGS, and the UIDs whose flags differ from the cursor."""
+        known = [uid for uid in client.search(f"UID 1:{last_uid}") if uid <= last_uid] if last_uid else []
+        flags_now: dict[int, frozenset[bytes]] = {}
+        for batch in _batches(known, self._batch_size):
+            for uid, data in client.fetch(list(batch), ["FLAGS"]).items():
+                flags_now[uid] = _flags(data)
+        before = {flag: parse_uid_set(uids) for flag, uids in (state.get("flags") or {}).items()}
+        after = {flag: parse_uid_set(uids) for flag, uids in _flag_sets(flags_now).items()}
+        changed: set[int] = set()
+        for flag in before.keys() | after.keys():
+            changed |= before.get(flag, set()) ^ after.get(flag, set())
+        return flags_now, sorted(uid for uid in changed if uid in flags_now)
+
+    def _oldest(
+        self, client: Any, state: dict[str, Any] | None, exists: int, new_count: int, dates: list[datetime]
+    ) -> datetime | None:
+        """The earliest INTERNALDATE in the folder: carried in the cursor, searched for after expunges."""
+        if exists == 0:
+            return None
+        if state is None:
+            if dates:
+                return min(dates)
+        else:
+            expunged = exists < int(state.get("messages", 0)) + new_count
+            previous = datetime.fromisoformat(state["oldest"]) if state.get("oldest") else None
+            candidates = [d for d in (previous, *dates) if d is not None]
+            if not expunged and candidates:
+                return min(candidates)
+        # RFC 5256: SORT ARRIVAL orders by INTERNALDATE, so its first UID is the oldest message.
+        uids = list(client.sort(["ARRIVAL"]))[:1] if self._has(b"SORT") else list(client.search("ALL"))
+        earliest: datetime | None = None
+        for batch in _batches(uids, self._batch_size):
+            for data in client.fetch(list(batch), ["INTERNALDATE"]).values():
+                when = data.get(b"INTERNALDATE")
+                if isinstance(when, datetime):
+                    earliest = _as_utc(when) if earliest is None else min(earliest, _as_utc(when))
+        return earliest
+
+    # -- fetching ----------------------------------------------------------------------------------
+
+    def _fetch_items(self) -> list[str]:
+        items = ["FLAGS", "INTERNALDATE", self._header_item]
+        if self._has(b"X-GM-EXT-1"):
+            items.append("X-GM-THRID")  # Gmail's conversation id
+        return items
+
+    def _fetch(
+        self, client: Any, role: str, folder: str, uidvalidity: int, uids: Sequence[int], now: datetime
+    ) -> _Fetched:
+        """Fetch the headers of ``uids`` in batches and turn each message into an event."""
+        fetched = _Fetched()
+        items = self._fetch_items()
+        for batch in _batches(uids, self._batch_size):
+            for uid, data in self._fetch_batch(client, folder, batch, items, fetched).items():
+                try:
+                    flags = _flags(data)
+                    internal = data.get(b"INTERNALDATE")
+                    internal_date = _as_utc(internal) if isinstance(internal, datetime) else None
+                    event = to_event(
+                        parse_header_block(_header_bytes(data)),
+                        source=self.name,
+                        folder=role,
+                        external_id=f"{folder}/{uidvalidity}/{uid}",
+                        internal_date=internal_date,
+                        flags=[f.decode("ascii", "replace") for f in flags],
+                        gmail_thread_id=_text(data.get(b"X-GM-THRID")),
+                        now=now,
+                    )
+                except Exception as err:  # one unreadable message must not stop the folder
+                    self._skip(folder, uid, err, fetched)
+                    continue
+                fetched.events.append(event)
+                fetched.flags[uid] = flags
+                if internal_date is not None:
+                    fetched.dates.append(internal_date)
+        return fetched
+
+    def _fetch_batch(
+        self, client: Any, folder: str, uids: Sequence[int], items: list[str], fetched: _Fetched
+    ) -> dict[int, Any]:
+        try:
+            return dict(client.fetch(list(uids), items))
+        except (IMAPClientAbortError, OSError):
+            raise
+        except (IMAPClientError, ValueError) as err:
+            if len(uids) == 1:
+                self._skip(folder, uids[0], err, fetched)
+                return {}
+        # One message broke the batch (the server refused it, or its response cannot be parsed):
+        # fetch the batch one by one so that only that message is skipped.
+        out: dict[int, Any] = {}
+        for uid in uids:
+            out.update(self._fetch_batch(client, folder, [uid], items, fetched))
+        return out
+
+    def _skip(self, folder: str, uid: int, err: BaseException, fetched: _Fetched) -> None:
+        # Only the exception's type: its text may quote the message (addresses, subject).
+        log.warning(
+            "source %s folder %s uid %d: message skipped (%s)", self.name, folder, uid, type(err).__name__
+        )
+        fetched.skipped.append(uid)
+
+
+@dataclass
+class _Fetched:
+    """What one folder's fetch produced."""
+
+    events: list[MessageEvent] = field(default_factory=list)
+    flags: dict[int, frozenset[bytes]] = field(default_factory=dict)
+    dates: list[datetime] = field(default_factory=list)
+    skipped: list[int] = field(default_factory=list)
+
+
+def _flags(data: dict[bytes, Any]) -> frozenset[bytes]:
+    return frozenset(f for f in data.get(b"FLAGS", ()) if f != _SYSTEM_FLAG_RECENT)
+
+
+def _flag_sets(flags_by_uid: dict[int, frozenset[bytes]]) -> dict[str, str]:
+    """flag -> UID set of the messages carrying it (what the cursor keeps without CONDSTORE)."""
+    by_flag: dict[str, list[int]] = {}
+    for uid, flags in flags_by_uid.items():
+        for flag in flags:
+            by_flag.setdefault(flag.decode("ascii", "replace"), []).append(uid)
+    return {flag: uid_set(uids) for flag, uids in sorted(by_flag.items())}
+
+
+def _header_bytes(data: dict[bytes, Any]) -> bytes:
+    for key, value in data.items():
+        if key.startswith(b"BODY[") and isinstance(value, bytes):
+            return value
+    return b""
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value.decode("ascii", "replace") if isinstance(value, bytes) else str(value)
+
+
+register(kind, ImapConfig, ImapSource)
