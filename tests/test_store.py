@@ -140,7 +140,8 @@ def test_breach_transitions_and_counts(store: Store) -> None:
 
 def test_response_histogram_is_cumulative(store: Store) -> None:
     store.replace_awaiting("support", "email", [item("a", 0, 10), item("b", 0, 100), item("c", 0)], None, T0)
-    store.set_timings("support", {"a": (None, 600.0), "b": (None, 6000.0), "c": (T0, None)})
+    ids = {row.item_key: row.id for row in store.awaiting("support")}
+    store.set_timings([(ids["a"], None, 600.0), (ids["b"], None, 6000.0), (ids["c"], T0, None)])
     ((team, channel, responder, buckets, count, total),) = store.response_histogram([900, 3600, 7200])
     assert (team, channel, responder) == ("support", "email", None)
     assert buckets == [1, 1, 2]

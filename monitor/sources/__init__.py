@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-BUILTIN = ("maildir", "mbox", "imap")
+BUILTIN = ("imap", "maildir", "mbox")
 _loaded = False
 
 
@@ -14,9 +14,5 @@ def load_builtin() -> None:
     if _loaded:
         return
     for name in BUILTIN:
-        try:
-            importlib.import_module(f"monitor.sources.{name}")
-        except ModuleNotFoundError as err:  # TEMP while imap.py is written
-            if err.name != f"monitor.sources.{name}":
-                raise
+        importlib.import_module(f"monitor.sources.{name}")
     _loaded = True

@@ -1,0 +1,1 @@
+"""Real servers that tests and benchmarks start as child processes on loopback ports."""
