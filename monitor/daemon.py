@@ -267,7 +267,7 @@ class Daemon:
             self._failed(name, backoff, "internal", err, started)
             return False
         elapsed = time.monotonic() - started
-        self.state.health.success(name, elapsed)
+        self.state.health.success(name, elapsed, self.clock().timestamp())
         if backoff.failures:
             log.info("source recovered", extra={"source": name, "failures": backoff.failures})
         backoff.failures = 0

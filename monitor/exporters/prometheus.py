@@ -218,7 +218,11 @@ class ReplywatchCollector(Collector):
         for team, team_cfg in config.teams.items():
             for source in team_cfg.sources:
                 for row in counts_by_source.get(source, []):
-                    for state in ("total", "unseen", "unanswered"):
+                    # Sent mail is never "answered": that state means something only for received mail.
+                    states = (
+                        ("total", "unseen") if row.folder == "sent" else ("total", "unseen", "unanswered")
+                    )
+                    for state in states:
                         mailbox.add_metric(
                             [team, source, row.folder, state],
                             float(getattr(row, state)),
