@@ -50,7 +50,10 @@ def test_address_fast_path_equals_the_stdlib_on_the_whole_corpus() -> None:
     [
         (b"Subject: a\r\n\r\nbody: not a header\r\n", [("Subject", "a")]),
         (b"From someone@example.com Mon Nov 16\nSubject: mbox\n\n", [("Subject", "mbox")]),
-        (b"Subject: folded\n  on two lines\nTo: x@y\n\n", [("Subject", "folded\n  on two lines"), ("To", "x@y")]),
+        (
+            b"Subject: folded\n  on two lines\nTo: x@y\n\n",
+            [("Subject", "folded\n  on two lines"), ("To", "x@y")],
+        ),
         (b"   \nSubject: after a stray continuation\n\n", [("Subject", "after a stray continuation")]),
         (b"Subject: a\nthis line is no header\nTo: x@y\n", [("Subject", "a")]),
         (b"Subject: caf\xc3\xa9\n\n", [("Subject", "caf\udcc3\udca9")]),
