@@ -172,7 +172,10 @@ def test_only_items_whose_verdict_can_change_are_evaluated_again(store: Store) -
     }
     later = T0 + timedelta(minutes=1)
     assert {r.item_key for r in store.awaiting_to_evaluate("support", window, later)} == {"open", "late"}
-    store.replace_awaiting("support", "email", [item("answered", 0, 20), *items[1:]], None, later)
+    # Changed at a later rebuild: evaluated again by the next run after that.
+    store.replace_awaiting(
+        "support", "email", [item("answered", 0, 20), *items[1:]], None, later + timedelta(minutes=1)
+    )
     assert {r.item_key for r in store.awaiting_to_evaluate("support", window, later)} == {
         "answered",
         "open",
