@@ -27,6 +27,7 @@ from monitor.sources.base import (
     register,
 )
 from monitor.sources.maildir import HEADER_CAP, open_without_atime
+from monitor.text import MAX_READ, preview
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,8 @@ class MboxConfig(SourceConfigBase):
     """The role its messages get: ``inbox``, or ``sent`` for an exported Sent folder."""
     sent_path: Path | None = None
     """An optional second mbox holding the team's sent mail (its messages get the folder ``sent``)."""
+    text_preview: bool = False
+    """Also read the first words of each message's text (for ``closing_thanks`` and holding-reply phrases)."""
 
     @field_validator("folder")
     @classmethod
@@ -83,9 +86,13 @@ class MboxEntry:
     """True when the blank line ending the header block was seen."""
     last: bool = False
     """True when it runs to the end of the file (a writer may still be appending to it)."""
+    body: bytes = b""
+    """The start of its body, at most ``body_cap`` bytes (only when asked for)."""
 
 
-def scan_mbox(fh: IO[bytes], start: int = 0, header_cap: int = HEADER_CAP) -> Iterator[MboxEntry]:
+def scan_mbox(
+    fh: IO[bytes], start: int = 0, header_cap: int = HEADER_CAP, body_cap: int = 0
+) -> Iterator[MboxEntry]:
     """Split an mbox into messages from byte ``start``, reading line by line (never the whole file).
 
     A line starting with ``From `` is a separator at the start, after a blank line, or when it looks
@@ -99,6 +106,7 @@ def scan_mbox(fh: IO[bytes], start: int = 0, header_cap: int = HEADER_CAP) -> It
     prev_blank = True
     current: MboxEntry | None = None
     header = bytearray()
+    body = bytearray()
     in_header = False
     while True:
         piece = fh.readline(LINE_PIECE)
@@ -113,12 +121,13 @@ def scan_mbox(fh: IO[bytes], start: int = 0, header_cap: int = HEADER_CAP) -> It
             and (pos == start or prev_blank or _FROM_LINE.match(piece))
         ):
             if current is not None:
-                current.header, current.end = bytes(header), pos
+                current.header, current.end, current.body = bytes(header), pos, bytes(body)
                 yield current
             elif pos > start:
                 yield MboxEntry(start, pos, b"", b"", False)
             current = MboxEntry(pos, pos, piece.rstrip(b"\r\n"), b"", False)
             header = bytearray()
+            body = bytearray()
             in_header = True
         elif in_header:
             if is_blank:
@@ -127,13 +136,15 @@ def scan_mbox(fh: IO[bytes], start: int = 0, header_cap: int = HEADER_CAP) -> It
                 current.header_complete = True
             elif len(header) < header_cap:
                 header += piece[: header_cap - len(header)]
+        elif current is not None and len(body) < body_cap:
+            body += piece[: body_cap - len(body)]
         if line_start:
             prev_blank = is_blank
         elif not piece.endswith(b"\n"):
             prev_blank = False
         pos += len(piece)
     if current is not None:
-        current.header, current.end, current.last = bytes(header), pos, True
+        current.header, current.end, current.last, current.body = bytes(header), pos, True, bytes(body)
         yield current
     elif pos > start:
         yield MboxEntry(start, pos, b"", b"", False, last=True)
@@ -308,7 +319,8 @@ class MboxSource:
         messages: list[MessageEvent] = []
         start = state["offset"]
         scanned_to = start
-        for entry in scan_mbox(fh, start):
+        body_cap = MAX_READ if self.config.text_preview else 0
+        for entry in scan_mbox(fh, start, body_cap=body_cap):
             scanned_to = entry.end
             if not entry.from_line:
                 log.warning(
@@ -358,6 +370,7 @@ class MboxSource:
                 internal_date=from_line_date(entry.from_line),
                 flags=status_flags(msg),
                 now=now,
+                preview=preview(entry.header + b"\n" + entry.body) if self.config.text_preview else "",
             )
         except Exception as err:  # one broken message must never stop the poll
             log.warning(
