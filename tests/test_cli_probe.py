@@ -17,7 +17,9 @@ def write(tmp_path: Path, sources: dict[str, object]) -> str:
     return str(path)
 
 
-def test_probe_ok_and_failures(imap_mailbox: Mailbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_probe_ok_and_failures(
+    imap_mailbox: Mailbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     imap_mailbox.create_folder("Sent")
     good = imap_mailbox.imap_settings("starttls")
     path = write(tmp_path, {"good": good})

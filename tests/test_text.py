@@ -16,8 +16,8 @@ from tests.mailfactory import deliver, make_maildir
 
 @pytest.mark.parametrize(
     "text",
-    ["Thanks!", "thx", "Thank you so much! Anna", "Great, thanks", "Danke schön!", "Got it, thank you very much.",
-     "Many thanks, Anna Smith", "Perfect, thank you!", "merci beaucoup"],
+    ["Thanks!", "thx", "Thank you so much! Anna", "Great, thanks", "Danke schön!",
+     "Got it, thank you very much.", "Many thanks, Anna Smith", "Perfect, thank you!", "merci beaucoup"],
 )  # fmt: skip
 def test_closings(text: str) -> None:
     assert is_closing_thanks(text)
@@ -36,7 +36,8 @@ def test_not_closings(text: str) -> None:
 def test_new_text_cuts_quotes_and_signatures() -> None:
     body = "Thanks!\n> quoted\nBest\n-- \nAnna\n"
     assert new_text(body) == "Thanks! Best"
-    assert new_text("Perfect.\n\nOn Mon, 16 Nov 2026 at 10:00, Support <s@example.com> wrote:\n> hi\n") == "Perfect."
+    reply = "Perfect.\n\nOn Mon, 16 Nov 2026 at 10:00, Support <s@example.com> wrote:\n> hi\n"
+    assert new_text(reply) == "Perfect."
     assert new_text("Super.\n\nAm 16.11.2026 um 10:00 schrieb Support <s@example.com>:\n> hallo") == "Super."
     assert new_text("Ok\n-----Original Message-----\nFrom: x") == "Ok"
 
@@ -70,7 +71,8 @@ def test_matches_phrase() -> None:
 
 def test_sources_read_text_only_when_asked(tmp_path: Path) -> None:
     maildir = make_maildir(tmp_path / "mail")
-    deliver(maildir, b"Message-ID: <t@x>\nFrom: a@example.net\nDate: Mon, 16 Nov 2026 10:00:00 +0000\n\nThanks!\n")
+    raw = b"Message-ID: <t@x>\nFrom: a@example.net\nDate: Mon, 16 Nov 2026 10:00:00 +0000\n\nThanks!\n"
+    deliver(maildir, raw)
     plain = MaildirSource("m", MaildirConfig(kind="maildir", path=maildir)).poll(None).messages
     assert [m.preview for m in plain] == [""]
     with_text = MaildirSource("m", MaildirConfig(kind="maildir", path=maildir, text_preview=True)).poll(None)
