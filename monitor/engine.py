@@ -187,7 +187,8 @@ def thread(messages: Iterable[MessageEvent], team: TeamContext | None = None) ->
                 for ancestor in refs:
                     threads.union(key, ancestor)
         elif refs:
-            threads.union(key, refs[-1])
+            for ancestor in refs:  # no In-Reply-To to disagree with: every entry is an ancestor
+                threads.union(key, ancestor)
         if message.thread_id:
             threads.union(key, f"thread:{message.source}:{message.thread_id}")
         if team is None:
@@ -238,19 +239,41 @@ def build_awaiting(messages: Iterable[MessageEvent], team: TeamContext) -> Engin
     return result
 
 
+def _customer(
+    message: MessageEvent, team: TeamContext, automated: str | None
+) -> tuple[str, frozenset[str]] | None:
+    """Who waits for an inbound message, and every address an answer may go to; None when nobody does.
+
+    The customer is the sender. Reply-To names the customer instead only when the sender is a machine
+    writing for someone (a web form from a no-reply address): a personal Reply-To alias (TMDA's dated
+    addresses) must not turn every message into a new customer, and a Reply-To that names an address the
+    message was itself sent to is a mailing list, not a person.
+    """
+    sent_to = set(message.to_addrs) | set(message.cc_addrs)
+    reply_to = [a for a in message.reply_to if a not in sent_to and team.role(a) == "customer"]
+    if automated == "no_reply_sender" and reply_to:
+        return reply_to[0], frozenset(reply_to)
+    if automated or not message.from_addr:
+        return None
+    return message.from_addr, frozenset((message.from_addr, *reply_to))
+
+
 def _walk(conversation: str, messages: list[MessageEvent], team: TeamContext, result: EngineResult) -> None:
     """Walk one conversation in time order, opening and closing items per customer."""
     open_items: dict[str, AwaitingItem] = {}
     answered: set[str] = set()
+    written_by: dict[str, str] = {}
+    """Message key -> the customer who wrote it, for replies that go to a list instead of the customer."""
     for message in messages:  # already in time order
         automated = team.automated(message)
-        if automated:
-            result.unopened.append(Unopened(message, f"automated:{automated}"))
-            continue
         sender = message.sender_addr if team.role(message.sender_addr) == "team" else message.from_addr
         role = team.role(sender)
+        if automated and not (automated == "no_reply_sender" and role == "customer"):
+            result.unopened.append(Unopened(message, f"automated:{automated}"))
+            continue
         if role == "team":
-            result.unopened.append(Unopened(message, _respond(message, team, open_items, answered)))
+            reason = _respond(message, team, open_items, answered, written_by)
+            result.unopened.append(Unopened(message, reason))
             continue
         if role == "internal":
             result.unopened.append(Unopened(message, "internal"))
@@ -258,9 +281,14 @@ def _walk(conversation: str, messages: list[MessageEvent], team: TeamContext, re
         if role == "unknown":
             result.unopened.append(Unopened(message, "no_sender"))
             continue
-        # A web form or an assistant writes From itself with Reply-To the customer: answer goes there.
-        customer = message.reply_to[0] if message.reply_to else (message.from_addr or "")
+        found = _customer(message, team, automated)
+        if found is None:
+            result.unopened.append(Unopened(message, f"automated:{automated}"))
+            continue
+        customer, addresses = found
+        written_by[message_key(message)] = customer
         if customer in open_items:
+            open_items[customer].addresses |= addresses
             result.unopened.append(Unopened(message, "follow_up"))
             continue
         if team.closing_thanks and customer in answered and is_closing_thanks(message.preview):
@@ -273,29 +301,40 @@ def _walk(conversation: str, messages: list[MessageEvent], team: TeamContext, re
             conversation=conversation,
             customer=customer,
             received_at=message.date,
-            addresses=frozenset(
-                (customer, *message.reply_to, *((message.from_addr,) if message.from_addr else ()))
-            ),
+            addresses=addresses,
         )
         open_items[customer] = item
         result.items.append(item)
 
 
 def _respond(
-    message: MessageEvent, team: TeamContext, open_items: dict[str, AwaitingItem], answered: set[str]
+    message: MessageEvent,
+    team: TeamContext,
+    open_items: dict[str, AwaitingItem],
+    answered: set[str],
+    written_by: dict[str, str],
 ) -> str:
-    """Close (or acknowledge) the open items this team message is addressed to; returns what it was.
+    """Close (or acknowledge) the open items this team message answers; returns what it was.
 
-    ``response`` when it answered someone, ``acknowledgment`` when it only acknowledged,
+    A team message answers a customer when it is addressed to them, or when it replies to their message
+    (In-Reply-To, else the last References entry) and is addressed to none of the conversation's
+    customers but to someone outside the team, or to nobody in particular: on a mailing list or a shared
+    ticket address the answer goes to the list, not the person. A reply addressed to one customer never
+    answers another.
+    Returns ``response`` when it answered someone, ``acknowledgment`` when it only acknowledged,
     ``internal_forward`` when it went to colleagues only, else ``outbound``.
     """
     recipients = set(message.to_addrs) | set(message.cc_addrs)
     holding = team.is_holding(message)
     to_colleagues_only = bool(recipients) and all(team.role(a) in ("internal", "team") for a in recipients)
     forward_answers = team.internal_forward_is_response and to_colleagues_only
+    parent = message.in_reply_to or (message.references[-1] if message.references else None)
+    # Addressed to one of the conversation's customers by name (not a list they asked replies to go to).
+    to_a_customer = bool(recipients & set(written_by.values()))
+    replied_to = written_by.get(parent) if parent and not to_colleagues_only and not to_a_customer else None
     touched = False
     for customer, item in list(open_items.items()):
-        if not (recipients & item.addresses or forward_answers):
+        if not (recipients & item.addresses or forward_answers or customer == replied_to):
             continue
         touched = True
         if holding:

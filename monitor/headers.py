@@ -44,7 +44,8 @@ WANTED_HEADERS: tuple[str, ...] = (
     "X-Replywatch-Holding",
 )
 
-_MSGID = re.compile(r"<([^<>\s]+)>")
+# RFC 5322 §3.6.4 msg-id, and the obsolete quoted local part (§4.5.4) that X.400 gateways still write.
+_MSGID = re.compile(r'<((?:"[^"]*"|[^<>\s"])+@[^<>\s]+|[^<>\s]+)>')
 # A Date more than a day in the future or before 1990 is a broken client clock, not a fact.
 _EARLIEST = datetime(1990, 1, 1, tzinfo=UTC)
 _FUTURE_SLACK = timedelta(days=1)
