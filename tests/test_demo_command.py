@@ -1,0 +1,41 @@
+"""``replywatch demo`` as a newcomer runs it: it serves /metrics with waiting customers and an open breach."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.test_run_process import free_port
+
+
+def test_demo_serves_waiting_customers_and_a_breach(tmp_path: Path) -> None:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "monitor", "demo", "--dir", str(tmp_path / "demo"),
+         "--listen", f"127.0.0.1:{port}", "--for", "20s"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        samples: dict[str, float] = {}
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and samples.get("replywatch_breaches_open", 0) < 1:
+            try:
+                body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
+            except OSError:
+                time.sleep(0.2)
+                continue
+            samples = {s.name: s.value for f in text_string_to_metric_families(body) for s in f.samples}
+        assert samples["replywatch_awaiting"] >= 2
+        assert samples["replywatch_breaches_open"] >= 1
+        assert samples["replywatch_source_up"] == 1
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=15)
+    assert proc.returncode == 0, out
+    assert f"http://127.0.0.1:{port}/metrics" in out
+    assert "team support:" in out and "OVERDUE" in out
