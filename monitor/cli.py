@@ -29,6 +29,18 @@ def _load(path: str, *, check_secrets: bool = True) -> LoadedConfig:
         raise SystemExit(EXIT_CONFIG) from err
 
 
+def _password(loaded: LoadedConfig) -> str | None:
+    """The store password, or exit 2 saying which setting is wrong."""
+    from monitor.daemon import store_password
+
+    try:
+        return store_password(loaded)
+    except ConfigError as err:
+        for line in err.errors:
+            print(f"{loaded.path}: {line}", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG) from err
+
+
 def cmd_check_config(args: argparse.Namespace) -> int:
     """Validate a config (and with --probe, log in to every source)."""
     loaded = _load(args.config)
@@ -66,12 +78,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     """Print who waits, how long, due when, and open breaches."""
-    from monitor.daemon import store_password
     from monitor.status import render_status
     from monitor.store.db import Store
 
     loaded = _load(args.config, check_secrets=False)
-    store = Store.open(loaded.config.store.url, store_password(loaded))
+    store = Store.open(loaded.config.store.url, _password(loaded))
     try:
         overdue = render_status(loaded.config, store, datetime.now(UTC), sys.stdout)
     finally:
@@ -81,12 +92,11 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
     """Apply pending store migrations."""
-    from monitor.daemon import store_password
     from monitor.store.db import Store
     from monitor.store.migrate import current
 
     loaded = _load(args.config, check_secrets=False)
-    store = Store.open(loaded.config.store.url, store_password(loaded))
+    store = Store.open(loaded.config.store.url, _password(loaded))
     try:
         store.upgrade()
         print(f"store at revision {current(store.engine)}")

@@ -25,7 +25,7 @@ from pydantic import (
 
 from monitor import calendar as calendar_mod
 from monitor.calendar import BusinessCalendar
-from monitor.durations import Duration
+from monitor.durations import Duration, format_duration
 from monitor.rules.base import registered_kinds as rule_kinds
 from monitor.sources.base import registered_kinds as source_kinds
 
@@ -202,7 +202,14 @@ class EngineConfig(Strict):
     lookback: Duration = Field(default_factory=lambda: timedelta(days=60))
     """Messages older than this are not re-examined (their items are kept as they were)."""
     evaluate_every: Duration = Field(default_factory=lambda: timedelta(seconds=30))
-    """How often rules are evaluated (also right after new mail is stored)."""
+    """How often rules are evaluated (also right after new mail is stored); at least one second."""
+
+    @field_validator("evaluate_every")
+    @classmethod
+    def _at_least_a_second(cls, value: timedelta) -> timedelta:
+        if value < timedelta(seconds=1):
+            raise ValueError(f"evaluate_every must be at least 1s, not {format_duration(value)}")
+        return value
 
 
 class Config(Strict):
@@ -366,8 +373,17 @@ def validate(data: Any, *, env: Mapping[str, str] | None = None, check_secrets: 
         for i, src in enumerate(raw_team.get("sources") or []):
             if src not in (raw_sources or {}):
                 errors.append(f"teams.{team}.sources[{i}]: unknown source {src!r}")
+        kinds_seen: dict[str, int] = {}
         for i, rule in enumerate(raw_team.get("rules") or []):
             model = _validate_plugin(rkinds, rule, f"teams.{team}.rules[{i}]", errors)
+            kind = rule.get("kind") if isinstance(rule, dict) else None
+            if model is not None and isinstance(kind, str):
+                if kind in kinds_seen:
+                    errors.append(
+                        f"teams.{team}.rules[{i}]: a second {kind!r} rule "
+                        f"(first at rules[{kinds_seen[kind]}]); a team has one rule of each kind"
+                    )
+                kinds_seen.setdefault(kind, i)
             rule_source = getattr(model, "source", None)
             if rule_source is not None and rule_source not in (raw_team.get("sources") or []):
                 errors.append(

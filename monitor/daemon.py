@@ -19,7 +19,6 @@ from prometheus_client import CollectorRegistry
 
 from monitor import config as config_mod
 from monitor.config import ConfigError, LoadedConfig
-from monitor.durations import parse_duration
 from monitor.evaluate import Evaluator
 from monitor.exporters.http import MetricsServer
 from monitor.exporters.prometheus import DaemonState, ReplywatchCollector
@@ -173,10 +172,24 @@ class Daemon:
                 log.warning("http.listen changed: restart replywatch to apply it")
             if fresh.config.store != self.loaded.config.store:
                 log.warning("store changed: restart replywatch to apply it")
-            self.loaded = fresh
-            self.evaluator.reconfigure(fresh.config)
-            self._apply_sources()
-            self._schedule_evaluation()
+            old = self.loaded
+            try:
+                self.loaded = fresh
+                self.evaluator.reconfigure(fresh.config)
+                self._apply_sources()
+                self._schedule_evaluation()
+            except Exception:
+                log.exception("config reload failed while applying it, going back to the running config")
+                self.loaded = old
+                self.evaluator.reconfigure(old.config)
+                self._apply_sources()
+                self._schedule_evaluation()
+                self.state.config_reload_ok = False
+                return False
+            if fresh.config.log != old.config.log:
+                from monitor.logs import setup_logging
+
+                setup_logging(fresh.config.log.level, fresh.config.log.format)
         self.state.config_reload_ok = True
         self.state.config_reload_at = time.time()
         log.info("config reloaded", extra={"sources": len(self.sources), "teams": len(fresh.config.teams)})
@@ -196,7 +209,7 @@ class Daemon:
                 continue
             self.sources[name] = self.source_factory(name, cfg)
             self._source_cfgs[name] = cfg
-            every = parse_duration(getattr(cfg, "poll_every", "1m")).total_seconds()
+            every = _poll_every(cfg).total_seconds()
             self.scheduler.add_job(
                 self._guarded(self.poll_source),
                 "interval",
@@ -286,7 +299,7 @@ class Daemon:
             else:
                 log.error("source failed: %s", err, extra={"source": name, "reason": reason})
         backoff.failures += 1
-        every = parse_duration(getattr(self._source_cfgs[name], "poll_every", "1m"))
+        every = _poll_every(self._source_cfgs[name])
         delay = min(every * (2 ** min(backoff.failures - 1, 10)), MAX_BACKOFF)
         backoff.retry_at = self.clock() + delay - every  # the interval itself adds one period
 
@@ -301,6 +314,11 @@ class Daemon:
             evaluator = self.evaluator
         with self._evaluate_lock:  # one evaluation at a time: transitions are read-then-write
             evaluator.run(self.clock())
+
+
+def _poll_every(cfg: Any) -> timedelta:
+    every = getattr(cfg, "poll_every", None)
+    return every if isinstance(every, timedelta) else timedelta(minutes=1)
 
 
 def _close_quietly(source: Source) -> None:

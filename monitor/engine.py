@@ -347,5 +347,7 @@ def _respond(
         answered.add(customer)
         del open_items[customer]
     if not touched:
-        return "internal_forward" if to_colleagues_only and open_items else "outbound"
+        if to_colleagues_only:
+            return "internal_forward" if open_items else "internal"
+        return "outbound"
     return "acknowledgment" if holding else "response"

@@ -80,6 +80,9 @@ class Evaluator:
         if not force and team in self._ingest_seen and self._ingest_seen[team] == latest:
             return False
         since = now - self.config.engine.lookback
+        oldest = self.store.oldest_open(team)
+        if oldest is not None and oldest < since:
+            since = oldest  # a customer waiting longer than the lookback can still be answered
         result = build_awaiting(self.store.messages(sources, since), team_context(self.config, team))
         changed = self.store.replace_awaiting(team, EMAIL, result.items, since, now)
         self._ingest_seen[team] = latest

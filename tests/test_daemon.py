@@ -280,3 +280,43 @@ def test_config_file_round_trip(tmp_path: Path, maildir: Path) -> None:
     from monitor.config import load
 
     assert load(path).config.teams["support"].rules[0]["within"] == "8h"
+
+
+def test_an_item_older_than_the_lookback_still_closes(tmp_path: Path, maildir: Path) -> None:
+    cfg = config_for(tmp_path, maildir)
+    cfg["engine"] = {"lookback": "1d"}
+    clock = Clock(NOW)
+    daemon = Daemon(validate(cfg), clock=clock, listen=("127.0.0.1", 0))
+    daemon.store.upgrade()
+    daemon._apply_sources()
+    try:
+        deliver(
+            maildir,
+            make_message(
+                msgid="old@cust.example",
+                sender="carol@cust.example",
+                to="support@example.com",
+                date=NOW - timedelta(hours=12),
+            ),
+        )
+        daemon.poll_source("mail")
+        daemon.evaluate()
+        assert [r.item_key for r in daemon.store.awaiting("support", open_only=True)] == ["old@cust.example"]
+        clock.now = NOW + timedelta(days=3)  # the wait is now longer than the lookback
+        deliver(
+            maildir,
+            make_message(
+                msgid="late@example.com",
+                sender="alice@example.com",
+                to="carol@cust.example",
+                in_reply_to="old@cust.example",
+                date=clock.now,
+            ),
+            folder=".Sent",
+        )
+        daemon.poll_source("mail")
+        daemon.evaluate()
+        assert daemon.store.awaiting("support", open_only=True) == []
+        assert daemon.store.open_breaches() == []
+    finally:
+        daemon.stop()

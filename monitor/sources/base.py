@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, ClassVar, Protocol
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from monitor.durations import Duration, format_duration
 from monitor.events import MailboxSnapshot, MessageEvent
 
 Cursor = dict[str, Any]
@@ -54,8 +56,15 @@ class SourceConfigBase(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    poll_every: str = "1m"
-    """How often to poll, as a duration (``90s``, ``1m``)."""
+    poll_every: Duration = Field(default=timedelta(minutes=1))
+    """How often to poll, as a duration (``90s``, ``1m``); at least one second."""
+
+    @field_validator("poll_every")
+    @classmethod
+    def _at_least_a_second(cls, value: timedelta) -> timedelta:
+        if value < timedelta(seconds=1):
+            raise ValueError(f"poll_every must be at least 1s, not {format_duration(value)}")
+        return value
 
 
 class Source(Protocol):

@@ -452,6 +452,20 @@ class Store:
                 for r in conn.execute(query)
             ]
 
+    def oldest_open(self, team: str) -> datetime | None:
+        """When the longest-waiting open item of ``team`` arrived (None when nobody waits)."""
+        with self.engine.connect() as conn:
+            value = conn.execute(
+                select(func.min(AWAITING.c.received_at)).where(
+                    AWAITING.c.team == team, AWAITING.c.responded_at.is_(None)
+                )
+            ).scalar()
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
     def awaiting_summary(self) -> list[tuple[str, str, int, datetime | None]]:
         """(team, channel, open items, oldest arrival) for every team and channel with open items."""
         query = (
