@@ -181,12 +181,13 @@ class ReplywatchCollector(Collector):
 
         response = HistogramMetricFamily(
             "replywatch_response_seconds",
-            "Business time from a customer's contact to the team's response.",
+            "Time from a customer's contact to the team's response, in the team's business hours "
+            "(wall-clock when its reply_within rule counts wall time).",
             labels=["team", "channel"],
         )
         member = HistogramMetricFamily(
             "replywatch_member_response_seconds",
-            "Business time to respond, per configured member who responded.",
+            "Time to respond, as replywatch_response_seconds, per configured member who responded.",
             labels=["team", "member"],
         )
         merged: dict[tuple[str, str], tuple[list[int], int, float]] = {}
