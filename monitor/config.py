@@ -25,7 +25,7 @@ from pydantic import (
 
 from monitor import calendar as calendar_mod
 from monitor.calendar import BusinessCalendar
-from monitor.durations import Duration, format_duration
+from monitor.durations import Duration, Interval
 from monitor.rules.base import registered_kinds as rule_kinds
 from monitor.sources.base import registered_kinds as source_kinds
 
@@ -201,15 +201,8 @@ class EngineConfig(Strict):
 
     lookback: Duration = Field(default_factory=lambda: timedelta(days=60))
     """Messages older than this are not re-examined (their items are kept as they were)."""
-    evaluate_every: Duration = Field(default_factory=lambda: timedelta(seconds=30))
+    evaluate_every: Interval = Field(default_factory=lambda: timedelta(seconds=30))
     """How often rules are evaluated (also right after new mail is stored); at least one second."""
-
-    @field_validator("evaluate_every")
-    @classmethod
-    def _at_least_a_second(cls, value: timedelta) -> timedelta:
-        if value < timedelta(seconds=1):
-            raise ValueError(f"evaluate_every must be at least 1s, not {format_duration(value)}")
-        return value
 
 
 class Config(Strict):

@@ -6,7 +6,7 @@ import re
 from datetime import timedelta
 from typing import Annotated
 
-from pydantic import BeforeValidator, PlainSerializer
+from pydantic import AfterValidator, BeforeValidator, PlainSerializer
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _PART = re.compile(r"(\d+)([smhdw])")
@@ -44,3 +44,13 @@ def _coerce(value: object) -> timedelta:
 
 Duration = Annotated[timedelta, BeforeValidator(_coerce), PlainSerializer(format_duration, return_type=str)]
 """A pydantic field type for durations written as text."""
+
+
+def _at_least_a_second(value: timedelta) -> timedelta:
+    if value < timedelta(seconds=1):
+        raise ValueError(f"must be at least 1s, not {format_duration(value)}")
+    return value
+
+
+Interval = Annotated[Duration, AfterValidator(_at_least_a_second)]
+"""A duration between repeated jobs (polls, evaluations): at least one second."""

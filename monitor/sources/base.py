@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, ClassVar, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-from monitor.durations import Duration, format_duration
+from monitor.durations import Interval
 from monitor.events import MailboxSnapshot, MessageEvent
 
 Cursor = dict[str, Any]
@@ -56,15 +56,8 @@ class SourceConfigBase(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    poll_every: Duration = Field(default=timedelta(minutes=1))
+    poll_every: Interval = Field(default=timedelta(minutes=1))
     """How often to poll, as a duration (``90s``, ``1m``); at least one second."""
-
-    @field_validator("poll_every")
-    @classmethod
-    def _at_least_a_second(cls, value: timedelta) -> timedelta:
-        if value < timedelta(seconds=1):
-            raise ValueError(f"poll_every must be at least 1s, not {format_duration(value)}")
-        return value
 
 
 class Source(Protocol):
