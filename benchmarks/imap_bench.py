@@ -1,7 +1,8 @@
 """IMAP source benchmarks against a real Dovecot: initial sync and no-change polls, each vs. raw imapclient.
 
 Run: ``uv run python benchmarks/imap_bench.py`` (``--help`` for sizes). Targets: initial sync <= 1.5x a raw
-fetch of the same header fields; a no-change poll <= 1.3x raw STATUS of the same folders.
+fetch of the same header fields, with and without saving the result into a fresh SQLite store; a no-change
+poll <= 1.3x raw STATUS of the same folders.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import argparse
 import random
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -21,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from monitor.sources.base import PollResult
 from monitor.sources.imap import DEFAULT_BATCH_SIZE, ImapConfig, ImapSource
+from monitor.store.db import Store
 from tests.servers.dovecot import DovecotServer, Mailbox, running_dovecot
 
 FIRST_NAMES = [
@@ -202,6 +205,25 @@ def bench_initial_sync(
     return figures
 
 
+def sqlite_store_callback(directory: Path, count: int) -> tuple[Callable[[PollResult], object], list[Store]]:
+    """A ``store_callback`` saving each PollResult into its own fresh SQLite store, and those stores.
+
+    The ``count`` stores are created and migrated up front, so that only ``save_poll`` is timed.
+    """
+    stores = []
+    for n in range(count):
+        store = Store.open(f"sqlite:///{directory}/b{n}.db")
+        store.upgrade()
+        stores.append(store)
+    fresh = list(stores)
+    now = datetime.now(UTC)
+
+    def save(result: PollResult) -> object:
+        return fresh.pop(0).save_poll("bench", result, now)
+
+    return save, stores
+
+
 def bench_unchanged_poll(
     *,
     folders: int = 200,
@@ -260,12 +282,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--folders", type=int, default=200, help="folders for the no-change poll")
     parser.add_argument("--runs", type=int, default=3, help="timed runs per side (median reported)")
     args = parser.parse_args(argv)
-    with running_dovecot() as server:
-        sync = bench_initial_sync(messages=args.messages, runs=args.runs, server=server)
+    with running_dovecot() as server, tempfile.TemporaryDirectory(prefix="replywatch-bench-") as tmp:
+        save, stores = sqlite_store_callback(Path(tmp), args.runs)
+        try:
+            sync = bench_initial_sync(save, messages=args.messages, runs=args.runs, server=server)
+        finally:
+            for store in stores:
+                store.close()
         print(
             f"initial sync, {sync['messages']:,} messages: raw imapclient fetch {sync['raw_fetch_s']:.3f} s, "
             f"ImapSource.poll {sync['poll_s']:.3f} s (fetch + parse + events), "
             f"ratio {sync['ratio']:.2f}x (target <= 1.5x)"
+        )
+        print(
+            f"initial sync + SQLite store: fetch + parse + store {sync['poll_store_s']:.3f} s "
+            f"(save_poll {sync['store_s']:.3f} s), ratio {sync['ratio_with_store']:.2f}x vs raw fetch "
+            f"(target <= 1.5x)"
         )
         idle = bench_unchanged_poll(folders=args.folders, runs=max(args.runs, 3), server=server)
         print(

@@ -17,6 +17,7 @@ from imapclient import IMAPClient
 from pydantic import ValidationError
 
 from monitor import headers
+from monitor.sources import imap as imap_source
 from monitor.sources.base import (
     SOURCE_KINDS,
     AuthSourceError,
@@ -223,20 +224,35 @@ def test_first_poll_reports_every_message_with_roles_dates_and_verdicts(team: Ma
     assert inbox["skipped"] == []
 
 
-def test_first_poll_fetches_in_batches_of_explicit_uids(imap_mailbox: Mailbox) -> None:
+def sent_commands(caplog: pytest.LogCaptureFixture, client: Any) -> list[str]:
+    """The commands ``client`` sent, untagged, from imaplib's own trace (logger ``imapclient.imaplib``)."""
+    prefix = client._imap.tagpre.decode()
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith(f"> b'{prefix}")]
+    return [re.sub(r"^> b'\w+ (.*?)'?$", r"\1", line) for line in lines]  # LOGIN's is cut short
+
+
+def test_first_poll_fetches_in_batches_of_explicit_uids(
+    imap_mailbox: Mailbox, caplog: pytest.LogCaptureFixture
+) -> None:
     imap_mailbox.create_folder("Sent")
     for n in range(10):
         imap_mailbox.append("INBOX", message(f"question {n}", msgid=f"b{n}@example.org"))
     recorder = Recorder()
     source = make_source(imap_mailbox, factory=recorder, batch_size=3)
 
-    result = source.poll(None)
+    with caplog.at_level(logging.DEBUG, logger="imapclient.imaplib"):
+        result = source.poll(None)
 
     assert sorted(m.message_id or "" for m in result.messages) == sorted(
         f"b{n}@example.org" for n in range(10)
     )
     assert len(set(ids(result))) == 10
-    fetched = [args[0] for name, args, _ in recorder.calls if name == "fetch"]
+    header_fetches = [
+        re.match(r"UID FETCH ([\d,]+) \(", line)
+        for line in sent_commands(caplog, recorder.clients[0])
+        if "BODY.PEEK[HEADER.FIELDS" in line
+    ]
+    fetched = [[int(uid) for uid in found.group(1).split(",")] for found in header_fetches if found]
     assert [len(uids) for uids in fetched] == [3, 3, 3, 1]
     assert sorted(uid for uids in fetched for uid in uids) == list(range(1, 11))
 
@@ -355,9 +371,8 @@ def test_polls_leave_every_flag_exactly_as_it_was(team: Mailbox, caplog: pytest.
     )
 
     # What went over the wire, from imaplib's own trace of this connection's commands.
-    prefix = recorder.clients[0]._imap.tagpre.decode()
-    sent = [r.getMessage() for r in caplog.records if r.getMessage().startswith(f"> b'{prefix}")]
-    verbs = Counter(re.sub(r"^> b'\w+ ((?:UID )?[A-Z]+).*", r"\1", line) for line in sent)
+    sent = sent_commands(caplog, recorder.clients[0])
+    verbs = Counter(re.sub(r"^((?:UID )?[A-Z]+).*", r"\1", line) for line in sent)
     assert set(verbs) <= {
         "LOGIN",
         "CAPABILITY",
@@ -371,7 +386,7 @@ def test_polls_leave_every_flag_exactly_as_it_was(team: Mailbox, caplog: pytest.
         "LOGOUT",
     }
     assert verbs["EXAMINE"] == 3  # first poll: both folders; third poll: INBOX only
-    fetches = [line for line in sent if " UID FETCH " in line]
+    fetches = [line for line in sent if line.startswith("UID FETCH ")]
     assert fetches and all("BODY.PEEK[HEADER.FIELDS" in line for line in fetches)
 
 
@@ -611,13 +626,23 @@ def test_a_message_that_cannot_be_turned_into_an_event_is_skipped_and_counted(
     assert source.poll(first.cursor).messages == []
 
 
+@pytest.mark.parametrize("fast", [True, False], ids=["fast-fetch", "imapclient-only"])
 def test_a_message_whose_fetch_fails_costs_only_itself(
-    team: Mailbox, caplog: pytest.LogCaptureFixture
+    team: Mailbox, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch, fast: bool
 ) -> None:
     """A response imapclient cannot parse (or a NO for one message) breaks its batch: retry one by one."""
     for n in range(4):
         team.append("INBOX", message(f"more {n}", msgid=f"m{n}@example.org"))
     broken_uid = 5
+    real_parse = imap_source.parse_fetch_records
+
+    def parse_fails_too(records: Any, uids: Any) -> Any:
+        if broken_uid in uids:
+            raise imap_source.FetchParseError("cannot read this one either")
+        return real_parse(records, uids)
+
+    # The fast parser cannot read that batch either: imapclient reads it again, then one by one.
+    monkeypatch.setattr(imap_source, "parse_fetch_records", parse_fails_too)
 
     class BrokenResponse(RecordingClient):
         def fetch(self, uids: list[int], items: list[str], *args: Any) -> dict[int, Any]:
@@ -628,20 +653,28 @@ def test_a_message_whose_fetch_fails_costs_only_itself(
 
     calls: list[Any] = []
     source = make_source(team, factory=lambda **kw: BrokenResponse(IMAPClient(**kw), calls), batch_size=4)
+    source.fast_fetch = fast
 
-    with caplog.at_level(logging.WARNING, logger="monitor.sources.imap"):
+    with caplog.at_level(logging.DEBUG, logger="monitor.sources.imap"):
         result = source.poll(None)
 
     inbox_uids = sorted(int(i.rsplit("/", 1)[1]) for i in ids(result) if i.startswith("INBOX/"))
     assert inbox_uids == [1, 2, 3, 4, 6, 7]
     assert result.cursor["folders"]["INBOX"]["skipped"] == [broken_uid]
     assert result.cursor["folders"]["INBOX"]["last_uid"] == 7
-    assert [len(args[0]) for name, args, _ in calls if name == "fetch"][:6] == [4, 3, 1, 1, 1, 1]
+    header_fetches = [len(args[0]) for name, args, _ in calls if name == "fetch" and "FLAGS" in args[1]]
+    # Fast: [1-4] and Sent's [1] need no imapclient fetch; [5-7] falls back to it, then one by one.
+    assert header_fetches == ([3, 1, 1, 1] if fast else [4, 3, 1, 1, 1, 1])
     assert f"uid {broken_uid}: message skipped (ValueError)" in caplog.text
+    assert ("fast FETCH of 3 messages not usable (FetchParseError" in caplog.text) is fast
 
 
 def test_gmail_thread_id_is_fetched_when_the_server_offers_it(team: Mailbox) -> None:
-    """Dovecot has no X-GM-EXT-1; this client adds it and answers X-GM-THRID the way Gmail does."""
+    """Dovecot has no X-GM-EXT-1; this client adds it and answers X-GM-THRID the way Gmail does.
+
+    Dovecot refuses the fast path's X-GM-THRID (BAD), so this also shows a refused fast FETCH being sent
+    again through imapclient (the fast parser's X-GM-THRID is covered in test_imap_fetch_parse.py).
+    """
 
     class GmailLike(RecordingClient):
         def capabilities(self) -> tuple[bytes, ...]:
