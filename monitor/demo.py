@@ -43,6 +43,14 @@ def run_demo(directory: str | None, listen: str, duration: timedelta | None) -> 
     from monitor.logs import setup_logging
     from monitor.status import render_status
 
+    stop = threading.Event()
+
+    def _stop(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    # Before anything is served: a Ctrl-C or SIGTERM at any time ends the demo cleanly.
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
     root = Path(directory) if directory else Path(tempfile.mkdtemp(prefix="replywatch-demo-"))
     root.mkdir(parents=True, exist_ok=True)
     now = datetime.now(UTC)
@@ -68,13 +76,6 @@ def run_demo(directory: str | None, listen: str, duration: timedelta | None) -> 
     render_status(loaded.config, daemon.store, datetime.now(UTC), sys.stdout)
     sys.stdout.flush()
 
-    stop = threading.Event()
-
-    def _stop(_signum: int, _frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGINT, _stop)
-    signal.signal(signal.SIGTERM, _stop)
     if duration is None:
         print("Ctrl-C stops the demo.")
     stop.wait(timeout=None if duration is None else duration.total_seconds())
