@@ -62,7 +62,8 @@ class HeaderBlock(Message):
 
     ``email.message.Message.get`` lower-cases and scans every header on each call; a message is asked
     for some forty fields, so the index is built once instead. Values are the same as the stdlib's
-    (compat32: folded lines joined as they were), which a test checks on the whole corpus.
+    (compat32: folded lines joined as they were), which a test checks on the whole corpus, except that
+    raw 8-bit text comes back as Unicode instead of an ``unknown-8bit`` ``Header`` that garbles it.
     """
 
     _index: dict[str, list[str]]
@@ -76,18 +77,18 @@ class HeaderBlock(Message):
         self._index = index
 
     def get(self, name: str, failobj: Any = None) -> Any:
-        """The first value of ``name`` (as ``Message.get``)."""
+        """The first value of ``name`` (as ``Message.get``; 8-bit text as Unicode: :func:`unicode_text`)."""
         values = self._index.get(name.lower())
         if not values:
             return failobj
-        return self.policy.header_fetch_parse(name, values[0])
+        return unicode_text(values[0])
 
     def get_all(self, name: str, failobj: Any = None) -> Any:
-        """Every value of ``name`` (as ``Message.get_all``)."""
+        """Every value of ``name`` (as ``Message.get_all``; 8-bit text as Unicode)."""
         values = self._index.get(name.lower())
         if not values:
             return failobj
-        return [self.policy.header_fetch_parse(name, v) for v in values]
+        return [unicode_text(v) for v in values]
 
     def __getitem__(self, name: str) -> Any:
         return self.get(name)
@@ -150,6 +151,7 @@ def message_ids(value: str | None) -> tuple[str, ...]:
     """The ids in a Message-ID / In-Reply-To / References value, without angle brackets, in order."""
     if not value:
         return ()
+    value = unicode_text(str(value))
     found = _MSGID.findall(value)
     if found:
         return tuple(dict.fromkeys(found))
@@ -158,38 +160,71 @@ def message_ids(value: str | None) -> tuple[str, ...]:
     return (bare,) if bare and " " not in bare else ()
 
 
+def unicode_text(text: str) -> str:
+    """Valid Unicode for a header value parsed from bytes.
+
+    Raw 8-bit header bytes come out of the parser as surrogate escapes, which no database can store.
+    RFC 6532 §3.2 headers are UTF-8; older clients wrote their own 8-bit charset, most often
+    Windows-1252: read as UTF-8 when it is, else as Windows-1252.
+    """
+    if text.isascii():
+        return text
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("cp1252", "replace")
+
+
 def decoded(value: str | None) -> str:
     """An RFC 2047-decoded, whitespace-folded header value ('' when missing or undecodable)."""
     if value is None:
         return ""
     if isinstance(value, str) and "=?" not in value:
-        return " ".join(value.split())
+        return " ".join(unicode_text(value).split())
     try:
         text = str(make_header(decode_header(str(value))))
     except (ValueError, LookupError, UnicodeError):
         text = str(value)
-    return " ".join(text.split())
+    return " ".join(unicode_text(text).split())
 
 
 # The forms nearly all mail uses: ``addr@host`` or ``Display Name <addr@host>``, with no quotes,
 # comments, groups or routes. Anything else goes to the stdlib's full RFC 5322 parser.
 _ATOMS = r"[^\s\"(),:;<>@\[\]\\]+"
+# One address, then a comma or the end: ``addr@host``, ``Name <addr@host>`` or ``"Quoted, Name" <addr@host>``.
 _SIMPLE_ADDRESS = re.compile(
-    rf"\s*(?:([^\"(),:;<>@\[\]\\]*?)\s*<({_ATOMS}@{_ATOMS})>|({_ATOMS}@{_ATOMS}))\s*"
+    rf"\s*(?:(?:\"((?:[^\"\\]|\\.)*)\"|([^\"(),:;<>@\[\]\\]*?))\s*<({_ATOMS}@{_ATOMS})>|({_ATOMS}@{_ATOMS}))\s*(?:,|$)"
 )
+_QUOTED_PAIR = re.compile(r"\\(.)")
 
 
 def address_pairs(value: str) -> list[tuple[str, str]]:
-    """(display name, addr-spec) pairs of one address header value."""
+    """(display name, addr-spec) pairs of one address header value, as ``email.utils.getaddresses``.
+
+    The forms nearly all mail uses are matched directly; comments, groups, routes and anything unusual
+    go to the stdlib's full RFC 5322 parser. A test compares both on every address in the corpora.
+    """
     pairs = []
-    for part in value.split(","):
-        match = _SIMPLE_ADDRESS.fullmatch(part)
-        if match is None:
+    pos = 0
+    end = len(value)
+    while pos < end:
+        match = _SIMPLE_ADDRESS.match(value, pos)
+        if match is None or match.end() == pos:
             return getaddresses([value])
-        if match.group(3) is not None:
-            pairs.append(("", match.group(3)))
+        quoted, plain, bracketed, bare = match.groups()
+        if bare is not None:
+            pairs.append(("", bare))
+        elif quoted is not None:
+            pairs.append((_QUOTED_PAIR.sub(r"\1", quoted), bracketed))
         else:
-            pairs.append((match.group(1), match.group(2)))
+            pairs.append((plain, bracketed))
+        pos = match.end()
+        if value.endswith(",", 0, pos) and not value[pos:].strip():
+            return getaddresses([value])  # a trailing comma: let the stdlib decide what it means
     return pairs
 
 
@@ -200,7 +235,7 @@ def addresses(values: Iterable[str | None]) -> tuple[str, ...]:
         if not value:
             continue
         for _name, addr in address_pairs(str(value)):
-            addr = addr.strip().lower()
+            addr = unicode_text(addr.strip().lower())
             if "@" in addr:
                 out[addr] = None
     return tuple(out)
@@ -211,7 +246,7 @@ def first_address(value: str | None) -> tuple[str | None, str]:
     if not value:
         return None, ""
     for name, addr in address_pairs(str(value)):
-        addr = addr.strip().lower()
+        addr = unicode_text(addr.strip().lower())
         if "@" in addr:
             return addr, decoded(name) if name else ""
     return None, ""

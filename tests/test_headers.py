@@ -9,6 +9,8 @@ from email.utils import getaddresses
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from monitor.headers import address_pairs, message_date, message_ids, parse_event, parse_header_block
 from tests.corpus import corpora_root
@@ -27,9 +29,12 @@ def test_header_block_equals_the_stdlib_on_the_whole_corpus() -> None:
         raw = path.read_bytes()
         ours, theirs = parse_header_block(raw), STDLIB.parsebytes(raw, headersonly=True)
         assert ours.items() == theirs.items(), path
-        for name in ("From", "to", "MESSAGE-ID", "X-Missing"):
-            assert ours.get(name) == theirs.get(name), (path, name)
-            assert ours.get_all(name) == theirs.get_all(name), (path, name)
+        for name in ("From", "to", "MESSAGE-ID", "Subject", "X-Missing"):
+            value = theirs.get(name)
+            if isinstance(value, str) or value is None:
+                assert ours.get(name) == value, (path, name)
+            else:  # raw 8-bit text: the stdlib wraps it in an unknown-8bit Header, we give Unicode
+                ours.get(name).encode("utf-8")  # a str without surrogate escapes
 
 
 def test_address_fast_path_equals_the_stdlib_on_the_whole_corpus() -> None:
@@ -107,3 +112,32 @@ def test_event_from_bytes() -> None:
     assert (event.in_reply_to, event.references) == ("p@example.com", ("o@example.com", "p@example.com"))
     assert event.flags == {"seen"}
     assert event.automated is None
+
+
+def test_8bit_headers_become_unicode() -> None:
+    """Raw UTF-8 (RFC 6532) and Windows-1252 header bytes give readable, storable text."""
+    utf8 = parse_event(
+        b'Message-ID: <x\xc3\xa9@y>\nFrom: "J\xc3\xbcrgen" <j@x.example>\nSubject: Gr\xc3\xbc\xc3\x9fe\n\n',
+        source="s", folder="inbox", external_id="1",
+    )  # fmt: skip
+    assert (utf8.subject, utf8.from_name, utf8.message_id) == ("Grüße", "Jürgen", "xé@y")
+    raw = b"From: J\xfcrgen <j@x.example>\nSubject: Gr\xfc\xdfe\n\n"
+    latin = parse_event(raw, source="s", folder="inbox", external_id="2")
+    assert (latin.subject, latin.from_name) == ("Grüße", "Jürgen")
+    for text in (utf8.subject, utf8.from_name, latin.subject):
+        text.encode("utf-8")  # no surrogates left: every database can store it
+
+
+ADDRESS_PARTS = st.sampled_from(
+    ["a@b.example", "Carol <c@d.example>", '"Smith, Carol" <c@d.example>', '"A \\"B\\"" <x@y.example>',
+     "Jürgen <j@x.example>", "(comment) e@f.example", "group: g@h.example;", "<i@j.example>",
+     "k@l.example (K)", "bad@", "", "  ", '"unterminated <m@n.example>', "@route:o@p.example"]
+)  # fmt: skip
+
+
+@given(st.lists(ADDRESS_PARTS, min_size=1, max_size=4), st.sampled_from([",", ", ", " ,", ",,"]))
+def test_address_fast_path_equals_the_stdlib_on_mixtures(parts: list[str], separator: str) -> None:
+    value = separator.join(parts)
+    ours = [(n, a.strip().lower()) for n, a in address_pairs(value) if "@" in a]
+    theirs = [(n, a.strip().lower()) for n, a in getaddresses([value]) if "@" in a]
+    assert ours == theirs

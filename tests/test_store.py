@@ -181,3 +181,16 @@ def test_only_items_whose_verdict_can_change_are_evaluated_again(store: Store) -
         "open",
         "late",
     }
+
+
+def test_8bit_header_text_is_stored(store: Store) -> None:
+    from monitor.headers import parse_event
+
+    raw = (
+        b"Message-ID: <u@x>\nFrom: J\xfcrgen <j@x.example>\nSubject: Gr\xc3\xbc\xc3\x9fe\n"
+        b"Date: Mon, 16 Nov 2026 10:00 +0000\n\n"
+    )
+    event = parse_event(raw, source="inbox", folder="inbox", external_id="INBOX/1/1")
+    store.save_poll("inbox", PollResult(messages=[event]), T0)
+    (stored,) = store.messages(["inbox"])
+    assert (stored.subject, stored.from_name) == ("Grüße", "Jürgen")
