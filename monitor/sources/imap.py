@@ -47,6 +47,7 @@ from monitor.sources.base import (
     TransientSourceError,
     register,
 )
+from monitor.text import preview
 
 kind = "imap"
 
@@ -55,6 +56,8 @@ _IMAPLIB_LOG = logging.getLogger("imapclient.imaplib")  # where imapclient sends
 
 FETCH_HEADERS: tuple[str, ...] = tuple(dict.fromkeys((*WANTED_HEADERS, *HEADERS_USED)))
 """Header fields fetched with ``BODY.PEEK[HEADER.FIELDS (...)]``: what the engine and the classifier read."""
+TEXT_PREVIEW_BYTES = 4096
+"""How much of a message's text ``text_preview`` fetches (the new text is rarely longer)."""
 
 SENT_NAMES: tuple[str, ...] = (
     "Sent",
@@ -175,6 +178,9 @@ class ImapConfig(SourceConfigBase):
     """Folders to watch: ``{inbox: INBOX, sent: auto, extra: []}``."""
     timeout: Duration = Field(default_factory=lambda: timedelta(seconds=30))
     """How long to wait for the server to connect or answer one command."""
+    text_preview: bool = False
+    """Also fetch the first 4 KB of each message's text (``BODY.PEEK[TEXT]<0.4096>``, still read-only) for
+    ``closing_thanks`` and holding-reply phrases; off, only headers are fetched."""
 
     @model_validator(mode="before")
     @classmethod
@@ -876,6 +882,8 @@ class ImapSource:
 
     def _fetch_items(self) -> list[str]:
         items = ["FLAGS", "INTERNALDATE", self._header_item]
+        if self.config.text_preview:
+            items.append(f"BODY.PEEK[TEXT]<0.{TEXT_PREVIEW_BYTES}>")
         if self._has(b"X-GM-EXT-1"):
             items.append("X-GM-THRID")  # Gmail's conversation id
         return items
@@ -892,8 +900,12 @@ class ImapSource:
                     flags = _flags(data)
                     internal = data.get(b"INTERNALDATE")
                     internal_date = _as_utc(internal) if isinstance(internal, datetime) else None
+                    header = _header_bytes(data)
                     event = to_event(
-                        parse_header_block(_header_bytes(data)),
+                        parse_header_block(header),
+                        preview=preview(header + b"\r\n" + _text_bytes(data))
+                        if self.config.text_preview
+                        else "",
                         source=self.name,
                         folder=role,
                         external_id=f"{folder}/{uidvalidity}/{uid}",
@@ -1007,7 +1019,14 @@ def _flag_sets(flags_by_uid: dict[int, frozenset[bytes]]) -> dict[str, str]:
 
 def _header_bytes(data: dict[bytes, Any]) -> bytes:
     for key, value in data.items():
-        if key.startswith(b"BODY[") and isinstance(value, bytes):
+        if key.startswith(b"BODY[HEADER") and isinstance(value, bytes):
+            return value
+    return b""
+
+
+def _text_bytes(data: dict[bytes, Any]) -> bytes:
+    for key, value in data.items():
+        if key.startswith(b"BODY[TEXT]") and isinstance(value, bytes):
             return value
     return b""
 
