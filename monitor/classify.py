@@ -9,7 +9,7 @@ from email.header import Header, decode_header
 from email.message import Message
 from fnmatch import fnmatchcase
 
-from monitor.headers import address_pairs
+from monitor.headers import address_pairs, unicode_text
 
 REASONS: tuple[str, ...] = (
     "auto_reply",
@@ -555,15 +555,15 @@ def _text(msg: Message, name: str) -> str:
 def _decode(value: object) -> str:
     """Decode RFC 2047 encoded-words (RFC 2047 §6); undecodable pieces keep their raw text."""
     if isinstance(value, str) and "=?" not in value:
-        return value if value.isascii() else _unsurrogate(value)
+        return unicode_text(value)
     try:
         parts = decode_header(value if isinstance(value, Header) else str(value))
     except Exception:  # malformed encoded-words: keep the raw value
-        return _unsurrogate(str(value))
+        return unicode_text(str(value))
     out: list[str] = []
     for chunk, charset in parts:
         if isinstance(chunk, str):
-            out.append(_unsurrogate(chunk))
+            out.append(unicode_text(chunk))
             continue
         out.append(_bytes_to_text(chunk, charset))
     return "".join(out)
@@ -578,20 +578,6 @@ def _bytes_to_text(chunk: bytes, charset: str | None) -> str:
         except (LookupError, UnicodeDecodeError):
             continue
     return chunk.decode("latin-1")
-
-
-def _unsurrogate(text: str) -> str:
-    """Read raw 8-bit header bytes (kept by compat32 as surrogate escapes) as UTF-8, else Windows-1252."""
-    try:
-        raw = text.encode("utf-8", "surrogateescape")
-    except UnicodeError:
-        return text.encode("utf-8", "replace").decode("utf-8")
-    try:
-        # RFC 6532 §3.2: internationalized headers are raw UTF-8.
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        # Older clients wrote their local 8-bit charset; Windows-1252 is the common one.
-        return raw.decode("cp1252", "replace")
 
 
 def _truthy(value: str) -> bool:
