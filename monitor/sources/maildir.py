@@ -326,14 +326,8 @@ class MaildirSource:
             result.messages.extend(messages)
             oldest = state["oldest"]
             result.snapshots.append(
-                MailboxSnapshot(
-                    source=self.name,
-                    folder=role,
-                    at=now,
-                    total=state["total"],
-                    unseen=state["unseen"],
-                    unanswered=state["unanswered"],
-                    oldest=_utc_from_ns(oldest[0]) if oldest else None,
+                MailboxSnapshot.from_counts(
+                    self.name, role, now, state, _utc_from_ns(oldest[0]) if oldest else None
                 )
             )
         result.cursor = {"v": CURSOR_VERSION, "path": str(root), "folders": new_folders}

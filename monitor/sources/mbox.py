@@ -244,14 +244,8 @@ class MboxSource:
             result.messages.extend(messages)
             oldest = state["oldest"]
             result.snapshots.append(
-                MailboxSnapshot(
-                    source=self.name,
-                    folder=role,
-                    at=now,
-                    total=state["total"],
-                    unseen=state["unseen"],
-                    unanswered=state["unanswered"],
-                    oldest=datetime.fromisoformat(oldest) if oldest else None,
+                MailboxSnapshot.from_counts(
+                    self.name, role, now, state, datetime.fromisoformat(oldest) if oldest else None
                 )
             )
         result.cursor = {"v": CURSOR_VERSION, "files": files}
