@@ -142,7 +142,8 @@ class Evaluator:
     ) -> list[dict[str, Any]]:
         """Turn findings into transitions against the open rows: open, escalate, resolve."""
         open_rows = {row.subject: row for row in self.store.open_breaches(team) if row.rule == rule}
-        history = self.store.breach_subjects(team, rule)
+        new_breaches = [f.subject for f in findings if f.level is Level.BREACH and f.subject not in open_rows]
+        history = self.store.breach_subjects(team, rule, new_breaches)
         seen: set[str] = set()
         out: list[dict[str, Any]] = []
         for f in findings:

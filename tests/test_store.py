@@ -135,7 +135,7 @@ def test_breach_transitions_and_counts(store: Store) -> None:
     assert store.breach_counts() == [("support", "reply_within", 2, 2)]
     store.apply_transitions([{"op": "resolve", "id": rows["b"].id, "at": T0 + timedelta(hours=2)}])
     assert store.breach_counts() == [("support", "reply_within", 1, 2)]
-    assert store.breach_subjects("support", "reply_within") == {"a", "b"}
+    assert store.breach_subjects("support", "reply_within", ["a", "b", "c"]) == {"a", "b"}
 
 
 def test_response_histogram_is_cumulative(store: Store) -> None:

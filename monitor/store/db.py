@@ -383,15 +383,21 @@ class Store:
         with self.engine.connect() as conn:
             return list(conn.execute(query))
 
-    def breach_subjects(self, team: str, rule: str) -> set[str]:
-        """Subjects that ever had a breach-level finding under ``rule`` (so history is not recounted)."""
+    def breach_subjects(self, team: str, rule: str, among: Sequence[str]) -> set[str]:
+        """Those of ``among`` that ever had a breach under ``rule`` (so history is not counted twice)."""
+        found: set[str] = set()
         with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(BREACH.c.subject).where(
-                    BREACH.c.team == team, BREACH.c.rule == rule, BREACH.c.level == "breach"
+            for start in range(0, len(among), _BATCH):
+                rows = conn.execute(
+                    select(BREACH.c.subject).where(
+                        BREACH.c.team == team,
+                        BREACH.c.rule == rule,
+                        BREACH.c.level == "breach",
+                        BREACH.c.subject.in_(among[start : start + _BATCH]),
+                    )
                 )
-            )
-            return {row.subject for row in rows}
+                found.update(row.subject for row in rows)
+        return found
 
     def apply_transitions(self, transitions: Sequence[dict[str, Any]]) -> None:
         """Write breach transitions (``op``: open, escalate, resolve) in one transaction."""
