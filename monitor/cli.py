@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -72,7 +73,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     loaded = _load(args.config)
     setup_logging(args.log_level or loaded.config.log.level, args.log_format or loaded.config.log.format)
-    Daemon(loaded).run_forever()
+    if Daemon(loaded).run_forever():
+        # A poll is stuck on a server that stopped answering: its thread would keep the process alive
+        # until the socket times out. Exit now; the unfinished poll's transaction was never committed.
+        logging.shutdown()
+        os._exit(EXIT_OK)
     return EXIT_OK
 
 

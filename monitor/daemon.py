@@ -118,8 +118,13 @@ class Daemon:
             },
         )
 
-    def stop(self) -> None:
-        """Finish the current step, then stop everything (bounded by a grace period)."""
+    def stop(self) -> bool:
+        """Finish the current step, then stop everything (bounded by a grace period).
+
+        Returns True when a step was still running after the grace period (a server that stopped
+        answering mid-poll): the caller may then exit without waiting for it. Nothing is lost: a poll's
+        events and cursor are stored in one transaction, so an unfinished poll is simply done again.
+        """
         self.stopping.set()
         with contextlib.suppress(Exception):  # already stopped
             self.scheduler.shutdown(wait=False)
@@ -127,14 +132,19 @@ class Daemon:
         with self._idle:
             while self._running and time.monotonic() < deadline:
                 self._idle.wait(timeout=max(0.0, deadline - time.monotonic()))
+            stuck = self._running > 0
         self.http.stop()
-        for source in self.sources.values():
-            _close_quietly(source)
+        if stuck:
+            log.warning("a step is still running after %.0f s; not waiting for it", STOP_GRACE_SECONDS)
+        else:
+            for source in self.sources.values():
+                _close_quietly(source)
         self.store.close()
         log.info("replywatch stopped")
+        return stuck
 
-    def run_forever(self) -> None:
-        """Start, then block until SIGTERM/SIGINT; SIGHUP reloads the config."""
+    def run_forever(self) -> bool:
+        """Start, then block until SIGTERM/SIGINT; SIGHUP reloads the config. True: a step was stuck."""
         signal.signal(signal.SIGTERM, self._on_stop_signal)
         signal.signal(signal.SIGINT, self._on_stop_signal)
         if hasattr(signal, "SIGHUP"):
@@ -145,7 +155,7 @@ class Daemon:
             if self._reload_requested.wait(timeout=0.5):
                 self._reload_requested.clear()
                 self.reload()
-        self.stop()
+        return self.stop()
 
     def _on_stop_signal(self, signum: int, _frame: FrameType | None) -> None:
         log.info("stopping on signal", extra={"signal": signal.Signals(signum).name})

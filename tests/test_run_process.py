@@ -116,3 +116,40 @@ def test_run_reload_and_stop(tmp_path: Path) -> None:
     for r in records:
         if r["level"] in ("INFO", "WARNING", "ERROR"):
             assert "carol" not in json.dumps(r)
+
+
+def test_sigterm_exits_in_time_while_a_poll_hangs(tmp_path: Path) -> None:
+    """A server that accepts the connection and never answers must not keep replywatch from stopping."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(5)
+    port = free_port()
+    secret = tmp_path / "pw"
+    secret.write_text("x\n")
+    config = {
+        "store": {"url": f"sqlite:///{tmp_path / 'rw.db'}"},
+        "http": {"listen": f"127.0.0.1:{port}"},
+        "sources": {
+            "silent": {"kind": "imap", "host": "127.0.0.1", "port": silent.getsockname()[1], "tls": "none",
+                       "username": "u", "password_file": str(secret), "timeout": "5m", "poll_every": "1s"}
+        },
+        "teams": {"support": {"sources": ["silent"]}},
+    }  # fmt: skip
+    path = tmp_path / "replywatch.yaml"
+    path.write_text(yaml.safe_dump(config))
+    proc = subprocess.Popen([sys.executable, "-m", "monitor", "run", "-c", str(path)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        wait_for(lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/-/ready", timeout=2).status == 200)
+        conn, _ = silent.accept()  # the poll has connected and now waits for a greeting that never comes
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=12) == 0
+        assert time.monotonic() - started < 10.5
+        assert "not waiting for it" in proc.stderr.read()  # type: ignore[union-attr]
+        conn.close()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        silent.close()
