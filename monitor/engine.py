@@ -189,15 +189,20 @@ def thread(messages: Iterable[MessageEvent], team: TeamContext | None = None) ->
         elif refs:
             for ancestor in refs:  # no In-Reply-To to disagree with: every entry is an ancestor
                 threads.union(key, ancestor)
+        # A thread id shared with an earlier message links; a new one (the first message of an Outlook
+        # conversation, or a client that starts one for every reply) says nothing about a parent.
+        known_thread = False
         if message.thread_id:
-            threads.union(key, f"thread:{message.source}:{message.thread_id}")
+            thread_node = f"thread:{message.source}:{message.thread_id}"
+            known_thread = thread_node in threads.parent
+            threads.union(key, thread_node)
         if team is None:
             continue
         subject = normalized_subject(message.subject)
         if not subject:
             continue
         counterparts = _counterparts(message, team)
-        if not (parent or refs or message.thread_id):
+        if not (parent or refs or known_thread):
             for address in counterparts:
                 earlier = by_subject.get((subject, address))
                 if earlier is not None and message.date - earlier[1] <= SUBJECT_WINDOW:
