@@ -116,7 +116,7 @@ class Evaluator:
                 and t.get("level", "breach") == "breach"
                 and not t.get("resolved_at")
             ):
-                log.info("breach opened", extra={"team": team, "rule": t.get("rule")})
+                log.info("breach opened", extra={"team": team, "rule": t["rule"]})
         return len(transitions)
 
     def _record_timings(self, view: TeamView, rules: Sequence[Rule], rows: Sequence[Any]) -> None:
@@ -166,7 +166,7 @@ class Evaluator:
                     )
                     continue
                 if row.level != "breach":
-                    out.append({"op": "escalate", "id": row.id, "at": f.since or now})
+                    out.append({"op": "escalate", "id": row.id, "at": f.since or now, "rule": rule})
                 if f.resolved_at is not None:
                     out.append({"op": "resolve", "id": row.id, "at": f.resolved_at})
             elif f.level is Level.WARNING:
