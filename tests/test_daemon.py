@@ -320,3 +320,30 @@ def test_an_item_older_than_the_lookback_still_closes(tmp_path: Path, maildir: P
         assert daemon.store.open_breaches() == []
     finally:
         daemon.stop()
+
+
+def test_a_failing_source_logs_once_and_once_on_recovery(
+    tmp_path: Path, maildir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    missing = tmp_path / "later"
+    cfg = config_for(tmp_path, maildir, {"later": {"kind": "maildir", "path": str(missing)}})
+    clock = Clock(NOW)
+    daemon = Daemon(validate(cfg), clock=clock, listen=("127.0.0.1", 0))
+    daemon.store.upgrade()
+    daemon._apply_sources()
+    caplog.set_level("INFO", logger="monitor.daemon")
+    try:
+        for minute in range(6):  # failing polls, spaced past any backoff
+            clock.now = NOW + timedelta(hours=minute)
+            assert not daemon.poll_source("later")
+        make_maildir(missing)
+        clock.now = NOW + timedelta(hours=7)
+        daemon.poll_source("later")
+        clock.now = NOW + timedelta(hours=8)
+        daemon.poll_source("later")
+    finally:
+        daemon.stop()
+    messages = [r.getMessage() for r in caplog.records if r.name == "monitor.daemon"]
+    assert sum(m.startswith("source failed") for m in messages) == 1
+    assert messages.count("source recovered") == 1
+    assert daemon.state.health.errors == {("later", "config"): 6}
