@@ -341,8 +341,8 @@ def validate(data: Any, *, env: Mapping[str, str] | None = None, check_secrets: 
         model = _validate_plugin(skinds, raw, f"sources.{name}", errors)
         if model is not None:
             sources[name] = model
-            if check_secrets:
-                _check_secret_refs(raw, f"sources.{name}", env, errors)
+        if check_secrets and isinstance(raw, dict):  # also when other fields are wrong: all errors at once
+            _check_secret_refs(raw, f"sources.{name}", env, errors)
     raw_store = data.get("store")
     if check_secrets and isinstance(raw_store, dict):
         _check_secret_refs(raw_store, "store", env, errors)
