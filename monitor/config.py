@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Any, Literal
 
 import yaml
 from pydantic import (
@@ -17,7 +17,6 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
-    TypeAdapter,
     ValidationError,
     field_validator,
     model_validator,
@@ -27,6 +26,7 @@ from monitor import calendar as calendar_mod
 from monitor.calendar import BusinessCalendar
 from monitor.durations import Duration, Interval
 from monitor.rules.base import registered_kinds as rule_kinds
+from monitor.sources.base import SourceConfigBase
 from monitor.sources.base import registered_kinds as source_kinds
 
 _ALWAYS = {day: [(0, 24 * 60)] for day in range(7)}
@@ -227,10 +227,18 @@ class Config(Strict):
         name = self.teams[team].calendar
         return self.calendar_objects[name] if name else BusinessCalendar.always_open()
 
+    @cached_property
+    def rule_configs(self) -> dict[str, list[BaseModel]]:
+        """Validated rule configs by team (built once per config: every scrape and rebuild reads them)."""
+        kinds = rule_kinds()
+        return {
+            team: [kinds[r["kind"]][0].model_validate(r) for r in cfg.rules]
+            for team, cfg in self.teams.items()
+        }
+
     def team_rules(self, team: str) -> list[BaseModel]:
         """The validated rule configs of a team."""
-        kinds = rule_kinds()
-        return [kinds[r["kind"]][0].model_validate(r) for r in self.teams[team].rules]
+        return self.rule_configs[team]
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,7 +246,7 @@ class LoadedConfig:
     """A validated config with its source configs built."""
 
     config: Config
-    sources: Mapping[str, BaseModel]
+    sources: Mapping[str, SourceConfigBase]
     path: str | None = None
 
 
@@ -276,13 +284,6 @@ def _messages(err: ValidationError, data: Any, prefix: str) -> list[str]:
         where = _loc(tuple(e["loc"]), data, prefix)
         out.append(f"{where}: {msg}" if where else msg)
     return out
-
-
-def _plugin_union(kinds: Mapping[str, tuple[type[BaseModel], Any]]) -> TypeAdapter[Any]:
-    classes = tuple(cfg for cfg, _ in kinds.values())
-    if len(classes) == 1:
-        return TypeAdapter(classes[0])
-    return TypeAdapter(Annotated[Union[classes], Field(discriminator="kind")])  # type: ignore[arg-type]  # noqa: UP007
 
 
 def _validate_plugin(
@@ -335,11 +336,11 @@ def validate(data: Any, *, env: Mapping[str, str] | None = None, check_secrets: 
         errors.extend(_messages(err, data, ""))
 
     raw_sources = data.get("sources") if isinstance(data.get("sources"), dict) else {}
-    sources: dict[str, BaseModel] = {}
+    sources: dict[str, SourceConfigBase] = {}
     skinds = source_kinds()
     for name, raw in (raw_sources or {}).items():
         model = _validate_plugin(skinds, raw, f"sources.{name}", errors)
-        if model is not None:
+        if isinstance(model, SourceConfigBase):
             sources[name] = model
         if check_secrets and isinstance(raw, dict):  # also when other fields are wrong: all errors at once
             _check_secret_refs(raw, f"sources.{name}", env, errors)

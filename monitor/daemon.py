@@ -22,7 +22,7 @@ from monitor.config import ConfigError, LoadedConfig
 from monitor.evaluate import Evaluator
 from monitor.exporters.http import MetricsServer
 from monitor.exporters.prometheus import DaemonState, ReplywatchCollector
-from monitor.sources.base import Source, SourceError, registered_kinds
+from monitor.sources.base import Source, SourceConfigBase, SourceError, registered_kinds
 from monitor.store.db import Store
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ class Daemon:
         self.store = store or Store.open(loaded.config.store.url, store_password(loaded))
         self.evaluator = Evaluator(self.store, loaded.config)
         self.sources: dict[str, Source] = {}
-        self._source_cfgs: dict[str, Any] = {}
+        self._source_cfgs: dict[str, SourceConfigBase] = {}
         self._backoff: dict[str, _Backoff] = {}
         self._poll_locks: dict[str, threading.Lock] = {}
         self._evaluate_lock = threading.Lock()
@@ -201,7 +201,6 @@ class Daemon:
 
                 setup_logging(fresh.config.log.level, fresh.config.log.format)
         self.state.config_reload_ok = True
-        self.state.config_reload_at = time.time()
         log.info("config reloaded", extra={"sources": len(self.sources), "teams": len(fresh.config.teams)})
         return True
 
@@ -219,7 +218,7 @@ class Daemon:
                 continue
             self.sources[name] = self.source_factory(name, cfg)
             self._source_cfgs[name] = cfg
-            every = _poll_every(cfg).total_seconds()
+            every = cfg.poll_every.total_seconds()  # SourceConfigBase: validated, at least 1s
             self.scheduler.add_job(
                 self._guarded(self.poll_source),
                 "interval",
@@ -309,7 +308,7 @@ class Daemon:
             else:
                 log.error("source failed: %s", err, extra={"source": name, "reason": reason})
         backoff.failures += 1
-        every = _poll_every(self._source_cfgs[name])
+        every = self._source_cfgs[name].poll_every
         delay = min(every * (2 ** min(backoff.failures - 1, 10)), MAX_BACKOFF)
         backoff.retry_at = self.clock() + delay - every  # the interval itself adds one period
 
@@ -324,11 +323,6 @@ class Daemon:
             evaluator = self.evaluator
         with self._evaluate_lock:  # one evaluation at a time: transitions are read-then-write
             evaluator.run(self.clock())
-
-
-def _poll_every(cfg: Any) -> timedelta:
-    every = getattr(cfg, "poll_every", None)
-    return every if isinstance(every, timedelta) else timedelta(minutes=1)
 
 
 def _close_quietly(source: Source) -> None:

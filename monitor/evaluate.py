@@ -73,11 +73,11 @@ class Evaluator:
         """Evaluate every team; returns how many breach transitions each had."""
         return {team: self.run_team(team, now) for team in self.config.teams}
 
-    def rebuild(self, team: str, now: datetime, *, force: bool = False) -> bool:
+    def rebuild(self, team: str, now: datetime) -> bool:
         """Recompute ``team``'s awaiting items when its sources gained or changed messages."""
         sources = self.config.teams[team].sources
         latest = self.store.last_ingest(sources) if sources else None
-        if not force and team in self._ingest_seen and self._ingest_seen[team] == latest:
+        if team in self._ingest_seen and self._ingest_seen[team] == latest:
             return False
         since = now - self.config.engine.lookback
         oldest = self.store.oldest_open(team)
@@ -100,7 +100,6 @@ class Evaluator:
             team=team,
             calendar=calendar,
             awaiting=[_view(row) for row in rows],
-            mailbox_counts=self.store.mailbox_counts(),
         )
         rules = self.rules(team)
         self._record_timings(view, rules, rows)

@@ -340,6 +340,21 @@ def to_event(
     )
 
 
-def parse_event(raw: bytes, **kwargs: object) -> MessageEvent:
-    """Parse raw header bytes (or a whole message) into an event; see :func:`to_event` for arguments."""
-    return to_event(parse_header_block(raw), **kwargs)  # type: ignore[arg-type]
+def parse_event(
+    raw: bytes,
+    *,
+    source: str,
+    folder: str,
+    external_id: str,
+    internal_date: datetime | None = None,
+    flags: Sequence[str] = (),
+) -> MessageEvent:
+    """Parse raw header bytes (or a whole message) into an event (see :func:`to_event`)."""
+    return to_event(
+        parse_header_block(raw),
+        source=source,
+        folder=folder,
+        external_id=external_id,
+        internal_date=internal_date,
+        flags=flags,
+    )

@@ -72,10 +72,6 @@ def _iso(value: datetime | None) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def _id(message_key: str) -> str:
-    return message_key
-
-
 def collect_messages(
     loaded: LoadedConfig, sources: Sequence[str], since: datetime | None, until: datetime | None
 ) -> dict[str, list[MessageEvent]]:
@@ -119,7 +115,7 @@ def write_replay(
             counts[judged.status] = counts.get(judged.status, 0) + 1
             writer.writerow(
                 (
-                    team, item.channel, _id(item.key), item.customer, _iso(item.received_at),
+                    team, item.channel, item.key, item.customer, _iso(item.received_at),
                     _iso(item.responded_at), item.response_id or "", item.responder or "",
                     f"{judged.business_seconds:.0f}", f"{judged.wall_seconds:.0f}", judged.status, "",
                 )

@@ -82,7 +82,6 @@ class DaemonState:
 
     health: SourceHealth = field(default_factory=SourceHealth)
     config_reload_ok: bool = True
-    config_reload_at: float = 0.0
 
 
 class ReplywatchCollector(Collector):

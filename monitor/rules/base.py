@@ -54,12 +54,11 @@ class Finding:
 
 @dataclass(frozen=True, slots=True)
 class TeamView:
-    """What a rule may read: the team's awaiting items, mailbox counts and calendar. No I/O."""
+    """What a rule may read: the team's awaiting items and its calendar. No I/O."""
 
     team: str
     calendar: BusinessCalendar
     awaiting: Sequence[AwaitingView]
-    mailbox_counts: Sequence[Any] = ()
 
 
 class Rule(Protocol):

@@ -75,16 +75,16 @@ class Source(Protocol):
         """Release connections."""
 
 
-SOURCE_KINDS: dict[str, tuple[type[BaseModel], Any]] = {}
+SOURCE_KINDS: dict[str, tuple[type[SourceConfigBase], Any]] = {}
 """kind -> (Config class, factory(name, config) -> Source); filled by :func:`register`."""
 
 
-def register(kind: str, config_class: type[BaseModel], factory: Any) -> None:
+def register(kind: str, config_class: type[SourceConfigBase], factory: Any) -> None:
     """Make a source kind available to configs."""
     SOURCE_KINDS[kind] = (config_class, factory)
 
 
-def registered_kinds() -> Mapping[str, tuple[type[BaseModel], Any]]:
+def registered_kinds() -> Mapping[str, tuple[type[SourceConfigBase], Any]]:
     """All source kinds, importing the built-in plugins on first use."""
     from monitor.sources import load_builtin
 
