@@ -145,7 +145,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
         counts = write_replay(loaded, messages, now, out, include_all=args.all)
     summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "no items"
     print(f"{args.out}: {summary}")
-    return EXIT_FINDINGS if counts.get("breached") or counts.get("answered_late") else EXIT_OK
+    late = counts.get("breached") or counts.get("answered_late")
+    breaches = any(key.endswith(" breaches") for key in counts)  # any rule's, holding_reply's too
+    return EXIT_FINDINGS if late or breaches else EXIT_OK
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -25,6 +25,8 @@ from pydantic import (
 from monitor import calendar as calendar_mod
 from monitor.calendar import BusinessCalendar
 from monitor.durations import Duration, Interval
+from monitor.events import Channel
+from monitor.rules.base import RuleConfigBase
 from monitor.rules.base import registered_kinds as rule_kinds
 from monitor.sources.base import SourceConfigBase
 from monitor.sources.base import registered_kinds as source_kinds
@@ -228,7 +230,7 @@ class Config(Strict):
         return self.calendar_objects[name] if name else BusinessCalendar.always_open()
 
     @cached_property
-    def rule_configs(self) -> dict[str, list[BaseModel]]:
+    def rule_configs(self) -> dict[str, list[RuleConfigBase]]:
         """Validated rule configs by team (built once per config: every scrape and rebuild reads them)."""
         kinds = rule_kinds()
         return {
@@ -236,9 +238,20 @@ class Config(Strict):
             for team, cfg in self.teams.items()
         }
 
-    def team_rules(self, team: str) -> list[BaseModel]:
+    def team_rules(self, team: str) -> list[RuleConfigBase]:
         """The validated rule configs of a team."""
         return self.rule_configs[team]
+
+    def team_channels(self, team: str) -> list[Channel]:
+        """The channels a team's sources bring events on (email for mailboxes, phone for call logs)."""
+        kinds = source_kinds()
+        found = set()
+        for name in self.teams[team].sources:
+            raw = self.sources.get(name)
+            kind = raw.get("kind") if isinstance(raw, dict) else None
+            if isinstance(kind, str) and kind in kinds:
+                found.add(kinds[kind][0].channel)
+        return sorted(found)
 
 
 @dataclass(frozen=True, slots=True)

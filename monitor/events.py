@@ -1,10 +1,18 @@
-"""Normalized facts that sources produce: messages and mailbox snapshots."""
+"""Normalized facts that sources produce: messages, calls and mailbox snapshots, on two channels."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
+
+
+class Channel(StrEnum):
+    """How a customer reached the team: the ``channel`` label of every awaiting item and metric."""
+
+    EMAIL = "email"
+    PHONE = "phone"
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +51,55 @@ class MessageEvent:
     """True when the message says it is a holding reply (``X-Replywatch-Holding``), not a full answer."""
     preview: str = ""
     """The first words of the message's own text (quotes removed), only when the source reads text."""
+
+    @property
+    def channel(self) -> Channel:
+        """Always :attr:`Channel.EMAIL`."""
+        return Channel.EMAIL
+
+
+class CallDirection(StrEnum):
+    """Which way a call went, seen from the team."""
+
+    INBOUND = "inbound"
+    OUTBOUND = "outbound"
+    INTERNAL = "internal"
+
+
+@dataclass(frozen=True, slots=True)
+class CallEvent:
+    """One phone call as the phone system logged it, all its legs grouped (ring groups, transfers).
+
+    ``external_id`` is the call's linked id (else its unique id): ingest is idempotent on
+    ``(source, external_id)``.
+    """
+
+    source: str
+    external_id: str
+    started_at: datetime
+    """When the call began ringing, UTC-aware."""
+    direction: CallDirection
+    caller: str
+    """The calling number (E.164 for outside numbers) or extension."""
+    callee: str
+    """The dialled number, line or extension."""
+    answered: bool
+    """Whether a person answered it (not an IVR, queue or voicemail application)."""
+    answered_by: str | None = None
+    """The extension that answered, when one did."""
+    line: str | None = None
+    """The line, queue or DID the call came in on (decides the team that owns it)."""
+    wait_seconds: float = 0.0
+    """How long the caller waited before an answer or hanging up."""
+    talk_seconds: float = 0.0
+    """How long the conversation lasted (0 when unanswered)."""
+    legs: int = 1
+    """How many CDR rows the call was made of."""
+
+    @property
+    def channel(self) -> Channel:
+        """Always :attr:`Channel.PHONE`."""
+        return Channel.PHONE
 
 
 @dataclass(frozen=True, slots=True)

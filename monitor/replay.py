@@ -3,67 +3,22 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TextIO
 
-from monitor.calendar import BusinessCalendar
+from monitor.awaiting import Unopened
 from monitor.config import LoadedConfig
-from monitor.engine import AwaitingItem, EngineResult, build_awaiting
+from monitor.engine import build_awaiting
 from monitor.evaluate import build_rules, team_context
-from monitor.events import MessageEvent
-from monitor.rules.base import TeamView
-from monitor.rules.reply_within import ReplyWithin
+from monitor.events import CallEvent, MessageEvent
+from monitor.rules.base import Level
+from monitor.verdict import evaluate_team
 
 HEADER = (
     "team", "channel", "id", "customer", "received_at", "responded_at", "response_id", "responder",
     "business_seconds", "wall_seconds", "status", "reason",
 )  # fmt: skip
-
-
-@dataclass(frozen=True, slots=True)
-class Judged:
-    """An awaiting item with its verdict at ``now``."""
-
-    item: AwaitingItem
-    status: str
-    """``answered_on_time``, ``answered_late``, ``waiting`` or ``breached``."""
-    due_at: datetime | None
-    business_seconds: float
-    wall_seconds: float
-
-
-def judge(
-    items: Iterable[AwaitingItem], rule: ReplyWithin | None, calendar: BusinessCalendar, now: datetime
-) -> list[Judged]:
-    """Give every item its status under ``rule`` (no rule: nothing is ever late)."""
-    view = TeamView(team="", calendar=calendar, awaiting=())
-    out = []
-    for item in items:
-        end = item.responded_at if item.responded_at is not None else now
-        end = max(end, item.received_at)
-        due = rule.due_at(view, item.received_at) if rule is not None else None
-        late = due is not None and end > due
-        if item.responded_at is not None:
-            status = "answered_late" if late else "answered_on_time"
-        else:
-            status = "breached" if late else "waiting"
-        out.append(
-            Judged(
-                item=item,
-                status=status,
-                due_at=due,
-                business_seconds=calendar.business_seconds_between(item.received_at, end),
-                wall_seconds=(end - item.received_at).total_seconds(),
-            )
-        )
-    return out
-
-
-def reply_rule(loaded: LoadedConfig, team: str) -> ReplyWithin | None:
-    """The team's first ``reply_within`` rule, if it has one."""
-    return next((r for r in build_rules(loaded.config, team) if isinstance(r, ReplyWithin)), None)
 
 
 def _iso(value: datetime | None) -> str:
@@ -100,7 +55,8 @@ def write_replay(
     *,
     include_all: bool = False,
 ) -> dict[str, int]:
-    """Write the CSV for every team; returns counts per status."""
+    """Write the CSV for every team; returns counts per status (and per reason with ``include_all``), and
+    ``<rule> breaches`` for every rule that found breaches (``holding_reply`` too)."""
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(HEADER)
     counts: dict[str, int] = {}
@@ -108,9 +64,10 @@ def write_replay(
         team_messages = [m for name in team_cfg.sources if name in messages for m in messages[name]]
         if not any(name in messages for name in team_cfg.sources):
             continue
-        result: EngineResult = build_awaiting(team_messages, team_context(loaded.config, team))
+        result = build_awaiting(team_messages, team_context(loaded.config, team))
         calendar = loaded.config.team_calendar(team)
-        for judged in judge(result.items, reply_rule(loaded, team), calendar, now):
+        verdict = evaluate_team(result.items, build_rules(loaded.config, team), calendar, now, team)
+        for judged in verdict.items:
             item = judged.item
             counts[judged.status] = counts.get(judged.status, 0) + 1
             writer.writerow(
@@ -120,14 +77,36 @@ def write_replay(
                     f"{judged.business_seconds:.0f}", f"{judged.wall_seconds:.0f}", judged.status, "",
                 )
             )  # fmt: skip
+        for finding in verdict.findings:
+            if finding.level is Level.BREACH:
+                key = f"{finding.rule} breaches"
+                counts[key] = counts.get(key, 0) + 1
         if include_all:
-            for unopened in sorted(result.unopened, key=lambda u: (u.message.date, u.message.external_id)):
-                m = unopened.message
+            for unopened in sorted(result.unopened, key=_unopened_order):
                 writer.writerow(
                     (
-                        team, "email", m.message_id or "", m.from_addr or "", _iso(m.date), "", "", "",
-                        "", "", "", unopened.reason,
+                        team, unopened.channel, _event_id(unopened), _event_customer(unopened),
+                        _iso(_event_time(unopened)), "", "", "", "", "", "", unopened.reason,
                     )
                 )  # fmt: skip
                 counts[unopened.reason] = counts.get(unopened.reason, 0) + 1
     return counts
+
+
+def _event_time(unopened: Unopened) -> datetime:
+    event = unopened.event
+    return event.started_at if isinstance(event, CallEvent) else event.date
+
+
+def _event_id(unopened: Unopened) -> str:
+    event = unopened.event
+    return event.external_id if isinstance(event, CallEvent) else event.message_id or ""
+
+
+def _event_customer(unopened: Unopened) -> str:
+    event = unopened.event
+    return event.caller if isinstance(event, CallEvent) else event.from_addr or ""
+
+
+def _unopened_order(unopened: Unopened) -> tuple[datetime, str]:
+    return (_event_time(unopened), unopened.event.external_id)

@@ -6,7 +6,9 @@ from datetime import datetime
 from typing import TextIO
 
 from monitor.config import Config
-from monitor.store.db import Store
+from monitor.evaluate import build_rules
+from monitor.store.db import Store, row_item
+from monitor.verdict import ItemStatus, ItemVerdict, evaluate_team
 
 
 def _age(seconds: float) -> str:
@@ -25,28 +27,33 @@ def _when(value: datetime | None, tz: object) -> str:
     return value.astimezone(tz).strftime("%a %d %b %H:%M")  # type: ignore[arg-type]
 
 
+def waiting_verdicts(config: Config, store: Store, team: str, now: datetime) -> list[ItemVerdict]:
+    """The team's waiting customers as the verdict core judges them at ``now``, oldest first."""
+    items = [row_item(row) for row in store.awaiting(team, open_only=True)]
+    return evaluate_team(items, build_rules(config, team), config.team_calendar(team), now, team).items
+
+
 def render_status(config: Config, store: Store, now: datetime, out: TextIO) -> int:
     """Write the status table; returns how many items are overdue (for the exit code)."""
     overdue = 0
     for team in config.teams:
-        calendar = config.team_calendar(team)
-        tz = calendar.zone
-        rows = store.awaiting(team, open_only=True)
-        out.write(f"team {team}: {len(rows)} waiting\n")
-        if rows:
+        tz = config.team_calendar(team).zone
+        verdicts = waiting_verdicts(config, store, team, now)
+        out.write(f"team {team}: {len(verdicts)} waiting\n")
+        if verdicts:
             out.write(
                 f"  {'channel':8} {'customer':36} {'received':17} {'waiting':>8} "
                 f"{'business':>8}  {'due':17} state\n"
             )
-        for row in rows:
-            business = calendar.business_seconds_between(row.received_at, now)
-            late = row.due_at is not None and now > row.due_at
+        for judged in verdicts:
+            item = judged.item
+            late = judged.status is ItemStatus.BREACHED
             overdue += late
-            state = "OVERDUE" if late else "waiting"
+            state = "OVERDUE" if late else "warning" if judged.warning else "waiting"
             out.write(
-                f"  {row.channel:8} {row.customer[:36]:36} {_when(row.received_at, tz):17} "
-                f"{_age((now - row.received_at).total_seconds()):>8} {_age(business):>8}  "
-                f"{_when(row.due_at, tz):17} {state}\n"
+                f"  {item.channel:8} {item.customer[:36]:36} {_when(item.received_at, tz):17} "
+                f"{_age(judged.wall_seconds):>8} {_age(judged.business_seconds):>8}  "
+                f"{_when(judged.due_at, tz):17} {state}\n"
             )
         breaches = store.open_breaches(team)
         if breaches:

@@ -187,7 +187,7 @@ def test_warning_escalates_to_breach(running: tuple[Daemon, Clock], maildir: Pat
     clock.now = datetime(2026, 11, 19, 9, 30, tzinfo=UTC)
     daemon.evaluate()
     (row,) = daemon.store.open_breaches()
-    assert (row.level, row.escalated_at) == ("breach", datetime(2026, 11, 18, 17, 0, tzinfo=UTC))
+    assert (row.level, row.breached_at) == ("breach", datetime(2026, 11, 18, 17, 0, tzinfo=UTC))
     assert daemon.store.breach_counts() == [("support", "reply_within", 1, 1)]
 
 

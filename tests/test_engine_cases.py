@@ -1,4 +1,4 @@
-"""Golden cases for the engine and ``reply_within``: tests/engine_cases/<name>/{config,events,expected}.yaml.
+"""Golden cases for the engine and the verdict core: tests/engine_cases/<name>/{config,events,expected}.yaml.
 
 Regenerate with ``REPLYWATCH_REGEN=1 pytest tests/test_engine_cases.py`` and read the diff.
 """
@@ -14,11 +14,10 @@ import pytest
 import yaml
 
 from monitor.config import validate
-from monitor.engine import AwaitingItem, build_awaiting
+from monitor.engine import build_awaiting
 from monitor.evaluate import build_rules, team_context
 from monitor.events import MessageEvent
-from monitor.replay import judge, reply_rule
-from monitor.rules.base import AwaitingView, TeamView
+from monitor.verdict import evaluate_team
 
 CASES = Path(__file__).with_name("engine_cases")
 REGEN = os.environ.get("REPLYWATCH_REGEN") == "1"
@@ -67,18 +66,6 @@ def load_messages(spec: list[dict[str, Any]]) -> list[MessageEvent]:
     return out
 
 
-def _view(item: AwaitingItem) -> AwaitingView:
-    return AwaitingView(
-        item.key,
-        item.channel,
-        item.customer,
-        item.received_at,
-        item.responded_at,
-        item.acknowledged_at,
-        item.responder,
-    )
-
-
 def run_case(case: Path) -> dict[str, Any]:
     config = yaml.safe_load((case / "config.yaml").read_text())
     events = yaml.safe_load((case / "events.yaml").read_text())
@@ -90,12 +77,11 @@ def run_case(case: Path) -> dict[str, Any]:
         mine = [m for m in messages if m.source in team_cfg.sources]
         result = build_awaiting(mine, team_context(loaded.config, team))
         calendar = loaded.config.team_calendar(team)
-        judged = judge(result.items, reply_rule(loaded, team), calendar, now)
-        view = TeamView(team, calendar, [_view(i) for i in result.items])
+        verdict = evaluate_team(result.items, build_rules(loaded.config, team), calendar, now, team)
+        judged = verdict.items
         verdicts: dict[str, dict[str, str]] = {}
-        for rule in build_rules(loaded.config, team):
-            for f in rule.evaluate(view, now):
-                verdicts.setdefault(f.subject, {})[rule.name] = f.level.value
+        for f in verdict.findings:
+            verdicts.setdefault(f.subject, {})[f.rule] = f.level.value
         out[team] = {
             "items": [
                 {
@@ -107,14 +93,14 @@ def run_case(case: Path) -> dict[str, Any]:
                     "acknowledged_at": _iso(j.item.acknowledged_at),
                     "due_at": _iso(j.due_at),
                     "business_seconds": round(j.business_seconds),
-                    "status": j.status,
+                    "status": j.status.value,
                     "rules": verdicts.get(j.item.key, {}),
                 }
                 for j in judged
             ],
             "unopened": sorted(
                 (
-                    {"id": u.message.message_id or u.message.external_id, "reason": u.reason}
+                    {"id": getattr(u.event, "message_id", None) or u.event.external_id, "reason": u.reason}
                     for u in result.unopened
                 ),
                 key=lambda d: d["id"],

@@ -7,7 +7,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from monitor.engine import AwaitingItem
+from monitor.awaiting import AwaitingItem, Response
+from monitor.breaches import BecameBreach, Opened, Resolved
+from monitor.events import CallDirection, CallEvent, Channel
+from monitor.rules.base import Level
+from monitor.store.db import Timing
 from monitor.events import MailboxSnapshot, MessageEvent
 from monitor.sources.base import PollResult
 from monitor.store.db import Store
@@ -32,9 +36,55 @@ def msg(n: int, **kw: object) -> MessageEvent:
 
 
 def test_migrations_reach_head_and_are_idempotent(store: Store) -> None:
-    assert current(store.engine) == "0001"
+    assert current(store.engine) == "0002"
     store.upgrade()
-    assert current(store.engine) == "0001"
+    assert current(store.engine) == "0002"
+
+
+def test_upgrade_from_0001_keeps_breaches_and_stamps_sources(store: Store) -> None:
+    from sqlalchemy import text
+
+    from monitor.store.migrate import downgrade
+
+    store.save_poll("inbox", PollResult(messages=[msg(1)], cursor={"uid": 1}), T0)
+    store.apply_transitions(
+        [
+            Opened("support", "reply_within", "a", Level.BREACH, T0),
+            Opened("support", "reply_within", "b", Level.WARNING, T0),
+        ]
+    )
+    downgrade(store.engine, "0001")
+    with store.engine.begin() as conn:
+        conn.execute(
+            text("UPDATE breach SET level = 'breach', escalated_at = :at WHERE subject = 'b'"), {"at": T0}
+        )
+    store.upgrade()
+    assert {b.subject: b.breached_at for b in store.open_breaches()} == {"a": T0, "b": T0}
+    assert store.engine_stamp(["inbox"]) == T0
+
+
+def test_calls_are_ingested_once_and_refreshed_when_a_leg_joins(store: Store) -> None:
+    call = CallEvent(
+        source="pbx",
+        external_id="1700000000.1",
+        started_at=T0,
+        direction=CallDirection.INBOUND,
+        caller="+442071234567",
+        callee="200",
+        answered=False,
+        line="support",
+        wait_seconds=25.0,
+    )
+    first = store.save_poll("pbx", PollResult(calls=[call], cursor={"offset": 10}), T0)
+    again = store.save_poll("pbx", PollResult(calls=[call], cursor={"offset": 10}), T0 + timedelta(minutes=1))
+    assert (first.inserted, again.inserted, again.updated) == (1, 0, 0)
+    assert store.engine_stamp(["pbx"]) == T0
+    joined = replace(call, legs=2, answered=True, answered_by="201", talk_seconds=60.0)
+    later = T0 + timedelta(minutes=2)
+    assert store.save_poll("pbx", PollResult(calls=[joined], cursor={"offset": 20}), later).updated == 1
+    assert store.calls(["pbx"]) == [joined]
+    assert store.calls(["pbx"], since=T0 + timedelta(seconds=1)) == []
+    assert store.engine_stamp(["pbx"]) == later
 
 
 def test_ingest_is_idempotent_and_saves_cursor(store: Store) -> None:
@@ -58,7 +108,22 @@ def test_flag_change_updates_the_row(store: Store) -> None:
     )
     assert (changed.inserted, changed.updated) == (0, 1)
     assert store.messages(["inbox"])[0].flags == {"seen", "answered"}
-    assert store.last_ingest(["inbox"]) == T0
+    assert store.engine_stamp(["inbox"]) == T0
+
+
+def test_engine_stamp_moves_only_when_the_engine_has_something_new(store: Store) -> None:
+    later, latest = T0 + timedelta(minutes=1), T0 + timedelta(minutes=2)
+    store.save_poll("inbox", PollResult(messages=[msg(1)], cursor={"uid": 1}), T0)
+    flagged = msg(1, flags=frozenset({"seen", "flagged"}))
+    assert store.save_poll("inbox", PollResult(messages=[flagged], cursor={"uid": 1}), later).updated == 1
+    assert store.engine_stamp(["inbox"]) == T0  # a \Seen flag: nothing for the engine
+    store.save_poll("inbox", PollResult(messages=[msg(1, folder="archive")], cursor={"uid": 1}), later)
+    assert store.engine_stamp(["inbox"]) == later  # moved folder: the engine reads it
+    store.save_poll("inbox", PollResult(cursor={"uid": 2}), latest)
+    assert store.engine_stamp(["inbox"]) == later  # an empty poll
+    store.save_poll("inbox", PollResult(messages=[msg(2)], cursor={"uid": 2}), latest)
+    assert store.engine_stamp(["inbox", "other"]) == latest
+    assert store.engine_stamp(["other"]) is None
 
 
 def test_failed_save_keeps_the_old_cursor_and_no_events(store: Store) -> None:
@@ -81,20 +146,20 @@ def test_snapshots_upsert(store: Store) -> None:
 def item(key: str, minutes: int, responded: int | None = None) -> AwaitingItem:
     return AwaitingItem(
         team="support",
-        channel="email",
+        channel=Channel.EMAIL,
         key=key,
         conversation=key,
         customer=f"{key}@customer.example",
         received_at=T0 + timedelta(minutes=minutes),
-        responded_at=None if responded is None else T0 + timedelta(minutes=responded),
+        response=None if responded is None else Response(T0 + timedelta(minutes=responded), f"re-{key}"),
     )
 
 
 def test_replace_awaiting_writes_only_changes(store: Store) -> None:
-    assert store.replace_awaiting("support", "email", [item("a", 0), item("b", 5)], None, T0) == 2
-    assert store.replace_awaiting("support", "email", [item("a", 0), item("b", 5)], None, T0) == 0
+    assert store.replace_awaiting("support", Channel.EMAIL, [item("a", 0), item("b", 5)], None, T0) == 2
+    assert store.replace_awaiting("support", Channel.EMAIL, [item("a", 0), item("b", 5)], None, T0) == 0
     # b answered, c new, a gone.
-    assert store.replace_awaiting("support", "email", [item("b", 5, 30), item("c", 9)], None, T0) == 3
+    assert store.replace_awaiting("support", Channel.EMAIL, [item("b", 5, 30), item("c", 9)], None, T0) == 3
     rows = store.awaiting("support")
     assert [(r.item_key, r.responded_at) for r in rows] == [("b", T0 + timedelta(minutes=30)), ("c", None)]
     assert [r.item_key for r in store.awaiting("support", open_only=True)] == ["c"]
@@ -103,67 +168,80 @@ def test_replace_awaiting_writes_only_changes(store: Store) -> None:
 
 
 def test_replace_awaiting_leaves_items_before_the_window(store: Store) -> None:
-    store.replace_awaiting("support", "email", [item("old", 0), item("new", 60)], None, T0)
-    store.replace_awaiting("support", "email", [item("new", 60)], T0 + timedelta(minutes=30), T0)
+    store.replace_awaiting("support", Channel.EMAIL, [item("old", 0), item("new", 60)], None, T0)
+    store.replace_awaiting("support", Channel.EMAIL, [item("new", 60)], T0 + timedelta(minutes=30), T0)
     assert {r.item_key for r in store.awaiting("support")} == {"old", "new"}
 
 
 def test_breach_transitions_and_counts(store: Store) -> None:
     store.apply_transitions(
         [
-            {
-                "op": "open",
-                "team": "support",
-                "rule": "reply_within",
-                "subject": "a",
-                "level": "warning",
-                "at": T0,
-            },
-            {
-                "op": "open",
-                "team": "support",
-                "rule": "reply_within",
-                "subject": "b",
-                "level": "breach",
-                "at": T0,
-            },
+            Opened("support", "reply_within", "a", Level.WARNING, T0),
+            Opened("support", "reply_within", "b", Level.BREACH, T0),
         ]
     )
     assert store.breach_counts() == [("support", "reply_within", 1, 1)]
     rows = {r.subject: r for r in store.open_breaches("support")}
-    store.apply_transitions([{"op": "escalate", "id": rows["a"].id, "at": T0 + timedelta(hours=1)}])
+    assert (rows["a"].breached_at, rows["b"].breached_at) == (None, T0)
+    store.apply_transitions(
+        [BecameBreach(rows["a"].id, "support", "reply_within", "a", T0 + timedelta(hours=1))]
+    )
     assert store.breach_counts() == [("support", "reply_within", 2, 2)]
-    store.apply_transitions([{"op": "resolve", "id": rows["b"].id, "at": T0 + timedelta(hours=2)}])
+    assert {r.subject: r.breached_at for r in store.open_breaches()}["a"] == T0 + timedelta(hours=1)
+    store.apply_transitions(
+        [Resolved(rows["b"].id, "support", "reply_within", "b", Level.BREACH, T0 + timedelta(hours=2))]
+    )
     assert store.breach_counts() == [("support", "reply_within", 1, 2)]
-    assert store.breach_subjects("support", "reply_within", ["a", "b", "c"]) == {"a", "b"}
+    history = store.breach_history("support", [("reply_within", s) for s in "abc"] + [("holding_reply", "a")])
+    assert history == {("reply_within", "a"), ("reply_within", "b")}
+
+
+def test_transitions_and_what_they_cause_are_one_transaction(store: Store) -> None:
+    def fail(_conn: object, _transitions: object) -> None:
+        raise RuntimeError("the outbox write failed")
+
+    with pytest.raises(RuntimeError):
+        store.apply_transitions([Opened("support", "reply_within", "a", Level.BREACH, T0)], then=fail)
+    assert store.open_breaches() == []
+
+
+def test_many_resolutions_are_written_at_once(store: Store) -> None:
+    store.apply_transitions(
+        [Opened("support", "inbox_nearly_empty", f"s{i}", Level.BREACH, T0) for i in range(600)]
+    )
+    open_rows = store.open_breaches("support")
+    store.apply_transitions(
+        [Resolved(r.id, r.team, r.rule, r.subject, r.level, T0 + timedelta(hours=1)) for r in open_rows]
+    )
+    assert store.open_breaches() == []
+    assert store.breach_counts() == [("support", "inbox_nearly_empty", 0, 600)]
 
 
 def test_response_histogram_is_cumulative(store: Store) -> None:
-    store.replace_awaiting("support", "email", [item("a", 0, 10), item("b", 0, 100), item("c", 0)], None, T0)
+    store.replace_awaiting(
+        "support", Channel.EMAIL, [item("a", 0, 10), item("b", 0, 100), item("c", 0)], None, T0
+    )
     ids = {row.item_key: row.id for row in store.awaiting("support")}
-    store.set_timings([(ids["a"], None, 600.0), (ids["b"], None, 6000.0), (ids["c"], T0, None)])
+    store.set_timings(
+        [
+            Timing(ids["a"], None, 600.0, 700.0),
+            Timing(ids["b"], None, 6000.0, 9000.0),
+            Timing(ids["c"], T0, None, None),
+        ]
+    )
     ((team, channel, responder, buckets, count, total),) = store.response_histogram([900, 3600, 7200])
     assert (team, channel, responder) == ("support", "email", None)
     assert buckets == [1, 1, 2]
     assert (count, total) == (2, 6600.0)
+    ((*_, buckets, count, total),) = store.response_histogram([900, 3600, 7200], "wall")
+    assert (buckets, count, total) == ([1, 1, 1], 2, 9700.0)
     assert store.awaiting("support", open_only=True)[0].due_at == T0
 
 
 def test_only_items_whose_verdict_can_change_are_evaluated_again(store: Store) -> None:
     items = [item("answered", 0, 10), item("open", 5), item("late", 0, 500)]
-    store.replace_awaiting("support", "email", items, None, T0)
-    store.apply_transitions(
-        [
-            {
-                "op": "open",
-                "team": "support",
-                "rule": "reply_within",
-                "subject": "late",
-                "level": "breach",
-                "at": T0,
-            }
-        ]
-    )
+    store.replace_awaiting("support", Channel.EMAIL, items, None, T0)
+    store.apply_transitions([Opened("support", "reply_within", "late", Level.BREACH, T0)])
     window = T0 - timedelta(days=60)
     assert {r.item_key for r in store.awaiting_to_evaluate("support", window, None)} == {
         "answered",
@@ -174,7 +252,7 @@ def test_only_items_whose_verdict_can_change_are_evaluated_again(store: Store) -
     assert {r.item_key for r in store.awaiting_to_evaluate("support", window, later)} == {"open", "late"}
     # Changed at a later rebuild: evaluated again by the next run after that.
     store.replace_awaiting(
-        "support", "email", [item("answered", 0, 20), *items[1:]], None, later + timedelta(minutes=1)
+        "support", Channel.EMAIL, [item("answered", 0, 20), *items[1:]], None, later + timedelta(minutes=1)
     )
     assert {r.item_key for r in store.awaiting_to_evaluate("support", window, later)} == {
         "answered",

@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Literal
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -19,8 +20,11 @@ from prometheus_client.registry import Collector
 
 from monitor import __version__
 from monitor.config import Config
+from monitor.evaluate import build_rules
+from monitor.events import Channel
 from monitor.store.db import Store
 from monitor.store.models import MailboxCount
+from monitor.verdict import counts_business_time
 
 log = logging.getLogger(__name__)
 
@@ -158,10 +162,11 @@ class ReplywatchCollector(Collector):
             (team, channel): (count, first) for team, channel, count, first in self.store.awaiting_summary()
         }
         for team in config.teams:
-            count, first = summary.get((team, "email"), (0, None))
-            awaiting.add_metric([team, "email"], float(count))
-            if first is not None:
-                oldest.add_metric([team, "email"], first.timestamp())
+            for team_channel in config.team_channels(team):
+                count, first = summary.get((team, team_channel), (0, None))
+                awaiting.add_metric([team, team_channel], float(count))
+                if first is not None:
+                    oldest.add_metric([team, team_channel], first.timestamp())
         yield awaiting
         yield oldest
 
@@ -191,15 +196,22 @@ class ReplywatchCollector(Collector):
         )
         merged: dict[tuple[str, str], tuple[list[int], int, float]] = {}
         per_member: dict[tuple[str, str], tuple[list[int], int, float]] = {}
-        for team, channel, responder, buckets, count, total_s in self.store.response_histogram(
-            RESPONSE_BUCKETS
-        ):
-            if team not in config.teams:
-                continue
-            _add(merged, (team, channel), buckets, count, total_s)
-            names = {m.name for m in config.teams[team].members}
-            if config.teams[team].member_metrics and responder in names:
-                _add(per_member, (team, str(responder)), buckets, count, total_s)
+        # Each team and channel counts in the clock of the rule that owns its deadlines.
+        clocks: dict[tuple[str, str], Literal["business", "wall"]] = {}
+        for team in config.teams:
+            rules = build_rules(config, team)
+            for known in Channel:
+                clocks[(team, known.value)] = "business" if counts_business_time(rules, known) else "wall"
+        for clock in sorted(set(clocks.values())):
+            for team, channel, responder, buckets, count, total_s in self.store.response_histogram(
+                RESPONSE_BUCKETS, clock
+            ):
+                if clocks.get((team, channel)) != clock:
+                    continue
+                _add(merged, (team, channel), buckets, count, total_s)
+                names = {m.name for m in config.teams[team].members}
+                if config.teams[team].member_metrics and responder in names:
+                    _add(per_member, (team, str(responder)), buckets, count, total_s)
         for (team, channel), (buckets, count, total_s) in sorted(merged.items()):
             response.add_metric([team, channel], _buckets(buckets, count), total_s)
         for (team, name), (buckets, count, total_s) in sorted(per_member.items()):

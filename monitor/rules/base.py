@@ -9,9 +9,11 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
+from monitor.awaiting import AwaitingItem
 from monitor.calendar import BusinessCalendar
+from monitor.events import Channel
 
 
 class Level(StrEnum):
@@ -20,19 +22,6 @@ class Level(StrEnum):
     OK = "ok"
     WARNING = "warning"
     BREACH = "breach"
-
-
-@dataclass(frozen=True, slots=True)
-class AwaitingView:
-    """A read-only awaiting item as rules see it."""
-
-    key: str
-    channel: str
-    customer: str
-    received_at: datetime
-    responded_at: datetime | None
-    acknowledged_at: datetime | None = None
-    responder: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +39,9 @@ class Finding:
     due_at: datetime | None = None
     since: datetime | None = None
     resolved_at: datetime | None = None
+    once: bool = True
+    """The subject can breach only once (an awaiting item); False for a subject that can breach, recover
+    and breach again (a mailbox folder), each time its own breach."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,31 +50,61 @@ class TeamView:
 
     team: str
     calendar: BusinessCalendar
-    awaiting: Sequence[AwaitingView]
+    awaiting: Sequence[AwaitingItem]
+
+
+@dataclass(frozen=True, slots=True)
+class EngineOptions:
+    """What a team's rules ask of the engine when it builds awaiting items (merged over the team's rules)."""
+
+    holding_phrases: tuple[str, ...] = ()
+    """Text that makes a team message an acknowledgment (a holding reply), not a full answer."""
+
+    def merge(self, other: EngineOptions) -> EngineOptions:
+        """Both sets of options together."""
+        return EngineOptions(
+            holding_phrases=tuple(dict.fromkeys((*self.holding_phrases, *other.holding_phrases)))
+        )
+
+
+class RuleConfigBase(BaseModel):
+    """Settings every rule kind shares; unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def engine_options(self) -> EngineOptions:
+        """What this rule needs from the engine (the one hook through which rule options reach it)."""
+        return EngineOptions()
 
 
 class Rule(Protocol):
-    """A rule plugin: pure; ``now`` and a read-only view in, findings out."""
+    """A rule plugin: pure; ``now`` and a read-only view in, findings out.
+
+    The rule whose ``deadline_channel`` is a channel owns that channel's deadlines: the verdict core takes
+    each item's ``due_at`` from its findings and counts response times in its clock (``business_hours``).
+    """
 
     name: str
+    deadline_channel: Channel | None
+    business_hours: bool
 
     def evaluate(self, view: TeamView, now: datetime) -> list[Finding]:
         """Return a finding for every subject the rule judges."""
 
 
-RULE_KINDS: dict[str, tuple[type[BaseModel], Any]] = {}
+RULE_KINDS: dict[str, tuple[type[RuleConfigBase], Any]] = {}
 """kind -> (Config class, factory(config) -> Rule)."""
 
 BUILTIN = ("reply_within", "holding_reply")
 _loaded = False
 
 
-def register(kind: str, config_class: type[BaseModel], factory: Any) -> None:
+def register(kind: str, config_class: type[RuleConfigBase], factory: Any) -> None:
     """Make a rule kind available to configs."""
     RULE_KINDS[kind] = (config_class, factory)
 
 
-def registered_kinds() -> dict[str, tuple[type[BaseModel], Any]]:
+def registered_kinds() -> dict[str, tuple[type[RuleConfigBase], Any]]:
     """All rule kinds, importing the built-in plugins on first use."""
     global _loaded
     if not _loaded:

@@ -12,10 +12,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from monitor.durations import Duration
-from monitor.rules.base import Finding, Level, TeamView, register
+from monitor.events import Channel
+from monitor.rules.base import EngineOptions, Finding, Level, RuleConfigBase, TeamView, register
 
 DEFAULT_PHRASES = (
     "we have received your",
@@ -32,10 +33,8 @@ DEFAULT_PHRASES = (
 )
 
 
-class HoldingReplyConfig(BaseModel):
+class HoldingReplyConfig(RuleConfigBase):
     """Settings of ``holding_reply``."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     kind: Literal["holding_reply"]
     within: Duration = Field(default=timedelta(hours=4))
@@ -47,6 +46,10 @@ class HoldingReplyConfig(BaseModel):
     channel: Literal["email"] = "email"
     """Which awaiting items the rule judges."""
 
+    def engine_options(self) -> EngineOptions:
+        """The engine tells acknowledgments from answers by these phrases."""
+        return EngineOptions(holding_phrases=tuple(self.phrases))
+
 
 class HoldingReply:
     """Judges each item at its holding deadline: answered or acknowledged by then, else a breach."""
@@ -54,6 +57,8 @@ class HoldingReply:
     def __init__(self, config: HoldingReplyConfig) -> None:
         self.config = config
         self.name = "holding_reply"
+        self.deadline_channel: Channel | None = None
+        self.business_hours = config.business_hours
 
     def deadline(self, view: TeamView, received_at: datetime) -> datetime:
         """When an acknowledgment is due for an item that arrived at ``received_at``."""

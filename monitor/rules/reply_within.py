@@ -5,16 +5,15 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from monitor.durations import Duration, format_duration
-from monitor.rules.base import Finding, Level, TeamView, register
+from monitor.events import Channel
+from monitor.rules.base import Finding, Level, RuleConfigBase, TeamView, register
 
 
-class ReplyWithinConfig(BaseModel):
+class ReplyWithinConfig(RuleConfigBase):
     """Settings of ``reply_within``."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     kind: Literal["reply_within"]
     within: Duration = Field(default=timedelta(hours=24))
@@ -37,11 +36,13 @@ class ReplyWithinConfig(BaseModel):
 
 
 class ReplyWithin:
-    """Judges each awaiting item of its channel against its deadline."""
+    """Judges each awaiting item of its channel against its deadline; owns that channel's deadlines."""
 
     def __init__(self, config: ReplyWithinConfig) -> None:
         self.config = config
         self.name = "reply_within"
+        self.deadline_channel: Channel | None = Channel(config.channel)
+        self.business_hours = config.business_hours
 
     def due_at(self, view: TeamView, received_at: datetime) -> datetime:
         """The deadline of an item that arrived at ``received_at``."""

@@ -10,7 +10,7 @@ from typing import Any, ClassVar, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from monitor.durations import Interval
-from monitor.events import MailboxSnapshot, MessageEvent
+from monitor.events import CallEvent, Channel, MailboxSnapshot, MessageEvent
 
 Cursor = dict[str, Any]
 """A source's position, JSON-serializable; saved in the same transaction as the events it covers."""
@@ -42,9 +42,10 @@ class PermanentSourceError(SourceError):
 
 @dataclass(slots=True)
 class PollResult:
-    """What one poll found: new or changed messages, folder counts and the cursor after them."""
+    """What one poll found: new or changed messages or calls, folder counts and the cursor after them."""
 
     messages: list[MessageEvent] = field(default_factory=list)
+    calls: list[CallEvent] = field(default_factory=list)
     snapshots: list[MailboxSnapshot] = field(default_factory=list)
     cursor: Cursor = field(default_factory=dict)
     resync: bool = False
@@ -55,6 +56,9 @@ class SourceConfigBase(BaseModel):
     """Fields every source kind shares."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    channel: ClassVar[Channel] = Channel.EMAIL
+    """The channel the source's events are on (a call log sets :attr:`Channel.PHONE`)."""
 
     poll_every: Interval = Field(default=timedelta(minutes=1))
     """How often to poll, as a duration (``90s``, ``1m``); at least one second."""

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import (
     ARRAY,
@@ -30,22 +30,32 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
 
-from monitor.engine import AwaitingItem
-from monitor.events import MailboxSnapshot, MessageEvent
+from monitor.awaiting import AwaitingItem, Response
+from monitor.breaches import BecameBreach, OpenBreach, Opened, Resolved, Transition
+from monitor.events import CallDirection, CallEvent, Channel, MailboxSnapshot, MessageEvent
+from monitor.rules.base import Level
 from monitor.sources.base import Cursor, PollResult
-from monitor.store.models import Awaiting, Breach, MailboxCount, Message, SourceCursor
+from monitor.store.models import AwaitingRow, Breach, Call, MailboxCount, Message, SourceCursor
 
 log = logging.getLogger(__name__)
 
 MESSAGE = Message.__table__  # type: ignore[attr-defined]
 CURSOR = SourceCursor.__table__  # type: ignore[attr-defined]
 COUNT = MailboxCount.__table__  # type: ignore[attr-defined]
-AWAITING = Awaiting.__table__  # type: ignore[attr-defined]
+AWAITING = AwaitingRow.__table__  # type: ignore[attr-defined]
 BREACH = Breach.__table__  # type: ignore[attr-defined]
+CALL = Call.__table__  # type: ignore[attr-defined]
 
 _BATCH = 500
 # Columns refreshed when a known message is seen again (its flags changed, or a resync re-read it).
 _MUTABLE = ("flags", "folder", "automated", "holding_marker", "preview")
+# Those of them the engine reads: a change there (not a flag such as \Seen) moves the source's engine stamp.
+_ENGINE_READS = ("folder", "automated", "holding_marker", "preview")
+# Columns of a call refreshed when a known call is seen again (a late leg joined it).
+_CALL_MUTABLE = (
+    "started_at", "direction", "caller", "callee", "answered", "answered_by", "line",
+    "wait_seconds", "talk_seconds", "legs",
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,9 +190,13 @@ class Store:
         raise NotImplementedError(f"store dialect {self.dialect!r} is not supported")
 
     def save_poll(self, source: str, result: PollResult, now: datetime) -> IngestResult:
-        """Store a poll's messages, folder counts and cursor in one transaction (idempotent)."""
+        """Store a poll's messages, calls, folder counts and cursor in one transaction (idempotent).
+
+        The source's engine stamp moves when an event was added or a field the engine reads changed.
+        """
         insert = self._insert()
         inserted = updated = 0
+        engine_changed = False
         with self.engine.begin() as conn:
             rows = [message_row(m, now) for m in result.messages]
             for start in range(0, len(rows), _BATCH):
@@ -192,6 +206,11 @@ class Store:
                 changed = [
                     r for r in batch if r["external_id"] in known and _differs(known[r["external_id"]], r)
                 ]
+                engine_changed = (
+                    engine_changed
+                    or bool(fresh)
+                    or any(_differs(known[r["external_id"]], r, _ENGINE_READS) for r in changed)
+                )
                 if fresh:
                     stmt = insert(MESSAGE).on_conflict_do_nothing(index_elements=["source", "external_id"])
                     conn.execute(stmt, fresh)
@@ -209,10 +228,55 @@ class Store:
                         ],
                     )
                 updated += len(changed)
+            calls_added, calls_changed = self._save_calls(conn, insert, source, result.calls, now)
+            inserted += calls_added
+            updated += calls_changed
+            engine_changed = engine_changed or bool(calls_added or calls_changed)
             for snap in result.snapshots:
                 self._save_snapshot(conn, insert, snap)
-            self._save_cursor(conn, insert, source, result.cursor, now)
+            self._save_cursor(conn, insert, source, result.cursor, now, engine_changed)
         return IngestResult(inserted, updated)
+
+    def _save_calls(
+        self, conn: Connection, insert: Any, source: str, calls: Sequence[CallEvent], now: datetime
+    ) -> tuple[int, int]:
+        """Insert new calls and refresh known ones that changed; returns (inserted, updated)."""
+        inserted = updated = 0
+        rows = [call_row(c, now) for c in calls]
+        for start in range(0, len(rows), _BATCH):
+            batch = rows[start : start + _BATCH]
+            ids = [r["external_id"] for r in batch]
+            known = {
+                row.external_id: dict(row._mapping)
+                for row in conn.execute(
+                    select(CALL.c.external_id, *(CALL.c[k] for k in _CALL_MUTABLE)).where(
+                        CALL.c.source == source, CALL.c.external_id.in_(ids)
+                    )
+                )
+            }
+            fresh = [r for r in batch if r["external_id"] not in known]
+            changed = [
+                r
+                for r in batch
+                if r["external_id"] in known and _differs(known[r["external_id"]], r, _CALL_MUTABLE)
+            ]
+            if fresh:
+                conn.execute(
+                    insert(CALL).on_conflict_do_nothing(index_elements=["source", "external_id"]), fresh
+                )
+                inserted += len(fresh)
+            if changed:
+                conn.execute(
+                    update(CALL)
+                    .where(CALL.c.source == source, CALL.c.external_id == bindparam("b_external_id"))
+                    .values({k: bindparam(f"b_{k}") for k in (*_CALL_MUTABLE, "ingested_at")}),
+                    [
+                        {f"b_{k}": r[k] for k in ("external_id", *_CALL_MUTABLE)} | {"b_ingested_at": now}
+                        for r in changed
+                    ],
+                )
+                updated += len(changed)
+        return inserted, updated
 
     def _known(self, conn: Connection, source: str, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         cols = [MESSAGE.c.external_id, *(MESSAGE.c[k] for k in _MUTABLE)]
@@ -242,13 +306,19 @@ class Store:
         )
         conn.execute(stmt)
 
-    def _save_cursor(self, conn: Connection, insert: Any, source: str, cursor: Cursor, now: datetime) -> None:
-        stmt = insert(CURSOR).values(source=source, value=json.dumps(cursor, sort_keys=True), updated_at=now)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["source"],
-            set_={"value": stmt.excluded.value, "updated_at": stmt.excluded.updated_at},
+    def _save_cursor(
+        self, conn: Connection, insert: Any, source: str, cursor: Cursor, now: datetime, engine_changed: bool
+    ) -> None:
+        stmt = insert(CURSOR).values(
+            source=source,
+            value=json.dumps(cursor, sort_keys=True),
+            updated_at=now,
+            engine_changed_at=now if engine_changed else None,
         )
-        conn.execute(stmt)
+        updates = {"value": stmt.excluded.value, "updated_at": stmt.excluded.updated_at}
+        if engine_changed:
+            updates["engine_changed_at"] = stmt.excluded.engine_changed_at
+        conn.execute(stmt.on_conflict_do_update(index_elements=["source"], set_=updates))
 
     def load_cursor(self, source: str) -> Cursor | None:
         """The saved position of ``source``, or None before its first poll."""
@@ -256,17 +326,13 @@ class Store:
             value = conn.execute(select(CURSOR.c.value).where(CURSOR.c.source == source)).scalar()
         return json.loads(value) if value else None
 
-    def last_ingest(self, sources: Sequence[str]) -> datetime | None:
-        """When any of ``sources`` last added or changed a message."""
+    def engine_stamp(self, sources: Sequence[str]) -> datetime | None:
+        """When any of ``sources`` last added an event or changed a field the engine reads."""
         with self.engine.connect() as conn:
             value = conn.execute(
-                select(func.max(MESSAGE.c.ingested_at)).where(MESSAGE.c.source.in_(sources))
+                select(func.max(CURSOR.c.engine_changed_at)).where(CURSOR.c.source.in_(sources))
             ).scalar()
-        if isinstance(value, str):  # some SQLite builds hand aggregates back as text
-            value = datetime.fromisoformat(value)
-        if value is not None and value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return value
+        return _aware(value)
 
     def messages(self, sources: Sequence[str], since: datetime | None = None) -> list[MessageEvent]:
         """Every stored message of ``sources`` dated at or after ``since``."""
@@ -276,6 +342,14 @@ class Store:
         with self.engine.connect() as conn:
             return [row_event(row) for row in conn.execute(query)]
 
+    def calls(self, sources: Sequence[str], since: datetime | None = None) -> list[CallEvent]:
+        """Every stored call of ``sources`` that started at or after ``since``."""
+        query = select(CALL).where(CALL.c.source.in_(sources))
+        if since is not None:
+            query = query.where(CALL.c.started_at >= since)
+        with self.engine.connect() as conn:
+            return [row_call(row) for row in conn.execute(query)]
+
     def mailbox_counts(self) -> list[MailboxCount]:
         """The latest counts of every folder."""
         with self.engine.connect() as conn:
@@ -284,13 +358,18 @@ class Store:
     # -- awaiting items -------------------------------------------------------------------------
 
     def replace_awaiting(
-        self, team: str, channel: str, items: Sequence[AwaitingItem], since: datetime | None, now: datetime
+        self,
+        team: str,
+        channel: Channel,
+        items: Sequence[AwaitingItem],
+        since: datetime | None,
+        now: datetime,
     ) -> int:
         """Make the stored items of ``team``/``channel`` received at or after ``since`` equal ``items``.
 
         Only rows whose content changed are written. Returns how many rows changed.
         """
-        wanted = {item.key: _awaiting_row(item) for item in items}
+        wanted = {item.key: awaiting_row(item) for item in items}
         changed = 0
         with self.engine.begin() as conn:
             query = select(AWAITING).where(AWAITING.c.team == team, AWAITING.c.channel == channel)
@@ -326,16 +405,28 @@ class Store:
                 changed += len(fresh)
         return changed
 
-    def set_timings(self, updates: Sequence[tuple[int, datetime | None, float | None]]) -> None:
-        """Record items' deadlines and business response times: (row id, due_at, business_seconds)."""
+    def set_timings(self, updates: Sequence[Timing]) -> None:
+        """Record items' deadlines and, once answered, their business and wall response times."""
         if not updates:
             return
         with self.engine.begin() as conn:
             conn.execute(
                 update(AWAITING)
                 .where(AWAITING.c.id == bindparam("b_id"))
-                .values(due_at=bindparam("b_due"), business_seconds=bindparam("b_seconds")),
-                [{"b_id": i, "b_due": due, "b_seconds": seconds} for i, due, seconds in updates],
+                .values(
+                    due_at=bindparam("b_due"),
+                    business_seconds=bindparam("b_business"),
+                    wall_seconds=bindparam("b_wall"),
+                ),
+                [
+                    {
+                        "b_id": t.row_id,
+                        "b_due": t.due_at,
+                        "b_business": t.business_seconds,
+                        "b_wall": t.wall_seconds,
+                    }
+                    for t in updates
+                ],
             )
 
     def awaiting(
@@ -375,68 +466,88 @@ class Store:
 
     # -- breaches -------------------------------------------------------------------------------
 
-    def open_breaches(self, team: str | None = None) -> list[Any]:
-        """Unresolved warnings and breaches."""
-        query = select(BREACH).where(BREACH.c.resolved_at.is_(None)).order_by(BREACH.c.opened_at)
+    def open_breaches(self, team: str | None = None) -> list[OpenBreach]:
+        """Unresolved warnings and breaches, oldest first."""
+        query = select(BREACH).where(BREACH.c.resolved_at.is_(None)).order_by(BREACH.c.opened_at, BREACH.c.id)
         if team is not None:
             query = query.where(BREACH.c.team == team)
         with self.engine.connect() as conn:
-            return list(conn.execute(query))
+            return [
+                OpenBreach(r.id, r.team, r.rule, r.subject, Level(r.level), r.opened_at, r.due_at, r.breached_at)
+                for r in conn.execute(query)
+            ]
 
-    def breach_subjects(self, team: str, rule: str, among: Sequence[str]) -> set[str]:
-        """Those of ``among`` that ever had a breach under ``rule`` (so history is not counted twice)."""
-        found: set[str] = set()
+    def breach_history(self, team: str, among: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Those (rule, subject) pairs of ``among`` that ever had a breach (history never counts twice)."""
+        found: set[tuple[str, str]] = set()
+        by_rule: dict[str, list[str]] = {}
+        for rule, subject in among:
+            by_rule.setdefault(rule, []).append(subject)
         with self.engine.connect() as conn:
-            for start in range(0, len(among), _BATCH):
-                rows = conn.execute(
-                    select(BREACH.c.subject).where(
-                        BREACH.c.team == team,
-                        BREACH.c.rule == rule,
-                        BREACH.c.level == "breach",
-                        BREACH.c.subject.in_(among[start : start + _BATCH]),
+            for rule, subjects in by_rule.items():
+                for start in range(0, len(subjects), _BATCH):
+                    rows = conn.execute(
+                        select(BREACH.c.subject).where(
+                            BREACH.c.team == team,
+                            BREACH.c.rule == rule,
+                            BREACH.c.level == Level.BREACH.value,
+                            BREACH.c.subject.in_(subjects[start : start + _BATCH]),
+                        )
                     )
-                )
-                found.update(row.subject for row in rows)
+                    found.update((rule, row.subject) for row in rows)
         return found
 
-    def apply_transitions(self, transitions: Sequence[dict[str, Any]]) -> None:
-        """Write breach transitions (``op``: open, escalate, resolve) in one transaction."""
+    def apply_transitions(
+        self,
+        transitions: Sequence[Transition],
+        then: Callable[[Connection, Sequence[Transition]], None] | None = None,
+    ) -> None:
+        """Write breach transitions in bulk, in one transaction with whatever ``then`` writes (the rows
+        owed because of them), so a transition and its consequences are stored together or not at all."""
         if not transitions:
             return
         opened = [
             {
-                "team": t["team"],
-                "rule": t["rule"],
-                "subject": t["subject"],
-                "level": t["level"],
-                "opened_at": t["at"],
-                "due_at": t.get("due_at"),
-                "resolved_at": t.get("resolved_at"),
-                "escalated_at": t.get("escalated_at"),
+                "team": t.team,
+                "rule": t.rule,
+                "subject": t.subject,
+                "level": t.level.value,
+                "opened_at": t.at,
+                "due_at": t.due_at,
+                "resolved_at": t.resolved_at,
+                "breached_at": t.breached_at,
             }
             for t in transitions
-            if t["op"] == "open"
+            if isinstance(t, Opened)
         ]
+        became = [{"b_id": t.breach_id, "b_at": t.at} for t in transitions if isinstance(t, BecameBreach)]
+        resolved = [{"b_id": t.breach_id, "b_at": t.at} for t in transitions if isinstance(t, Resolved)]
         with self.engine.begin() as conn:
             if opened:
                 conn.execute(BREACH.insert(), opened)
-            for t in transitions:
-                if t["op"] == "open":
-                    continue
-                elif t["op"] == "escalate":
-                    conn.execute(
-                        update(BREACH)
-                        .where(BREACH.c.id == t["id"])
-                        .values(level="breach", escalated_at=t["at"])
-                    )
-                elif t["op"] == "resolve":
-                    conn.execute(update(BREACH).where(BREACH.c.id == t["id"]).values(resolved_at=t["at"]))
+            if became:
+                conn.execute(
+                    update(BREACH)
+                    .where(BREACH.c.id == bindparam("b_id"))
+                    .values(level=Level.BREACH.value, breached_at=bindparam("b_at")),
+                    became,
+                )
+            if resolved:
+                conn.execute(
+                    update(BREACH)
+                    .where(BREACH.c.id == bindparam("b_id"))
+                    .values(resolved_at=bindparam("b_at")),
+                    resolved,
+                )
+            if then is not None:
+                then(conn, transitions)
 
     def response_histogram(
-        self, buckets: Sequence[float]
+        self, buckets: Sequence[float], clock: Literal["business", "wall"] = "business"
     ) -> list[tuple[str, str, str | None, list[int], int, float]]:
-        """(team, channel, responder, cumulative buckets, count, sum) of answered items' business seconds."""
-        secs = AWAITING.c.business_seconds
+        """(team, channel, responder, cumulative buckets, count, sum) of answered items' response times in
+        business or wall-clock seconds."""
+        secs = AWAITING.c.business_seconds if clock == "business" else AWAITING.c.wall_seconds
         cols = [func.sum(case((secs <= b, 1), else_=0)) for b in buckets]
         query = (
             select(
@@ -466,11 +577,7 @@ class Store:
                     AWAITING.c.team == team, AWAITING.c.responded_at.is_(None)
                 )
             ).scalar()
-        if isinstance(value, str):
-            value = datetime.fromisoformat(value)
-        if value is not None and value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return value
+        return _aware(value)
 
     def awaiting_summary(self) -> list[tuple[str, str, int, datetime | None]]:
         """(team, channel, open items, oldest arrival) for every team and channel with open items."""
@@ -482,11 +589,7 @@ class Store:
         with self.engine.connect() as conn:
             out = []
             for team, channel, count, oldest in conn.execute(query):
-                if isinstance(oldest, str):  # SQLite returns aggregates of typed columns as text
-                    oldest = datetime.fromisoformat(oldest)
-                if oldest is not None and oldest.tzinfo is None:
-                    oldest = oldest.replace(tzinfo=UTC)
-                out.append((team, channel, int(count), oldest))
+                out.append((team, channel, int(count), _aware(oldest)))
             return out
 
     def breach_counts(self) -> list[tuple[str, str, int, int]]:
@@ -505,7 +608,18 @@ class Store:
             return [(r[0], r[1], int(r[2] or 0), int(r[3] or 0)) for r in rows]
 
 
-def _awaiting_row(item: AwaitingItem) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """An item's deadline and response times as the verdict core found them, for its stored row."""
+
+    row_id: int
+    due_at: datetime | None
+    business_seconds: float | None
+    wall_seconds: float | None
+
+
+def awaiting_row(item: AwaitingItem) -> dict[str, Any]:
+    """The ``awaiting`` columns an item sets (the row's id, team, channel and timings aside)."""
     return {
         "item_key": item.key,
         "conversation": item.conversation,
@@ -518,5 +632,70 @@ def _awaiting_row(item: AwaitingItem) -> dict[str, Any]:
     }
 
 
-def _differs(known: dict[str, Any], row: dict[str, Any]) -> bool:
-    return any(known[k] != row[k] for k in _MUTABLE)
+def row_item(row: Any) -> AwaitingItem:
+    """The item an ``awaiting`` row holds (the one mapper from rows to items)."""
+    response = (
+        Response(row.responded_at, row.response_id or "", row.responder)
+        if row.responded_at is not None
+        else None
+    )
+    return AwaitingItem(
+        team=row.team,
+        channel=Channel(row.channel),
+        key=row.item_key,
+        conversation=row.conversation,
+        customer=row.customer,
+        received_at=row.received_at,
+        response=response,
+        acknowledged_at=row.acknowledged_at,
+    )
+
+
+def call_row(call: CallEvent, now: datetime) -> dict[str, Any]:
+    """The ``call`` row for an event."""
+    return {
+        "source": call.source,
+        "external_id": call.external_id,
+        "started_at": call.started_at,
+        "direction": call.direction.value,
+        "caller": call.caller,
+        "callee": call.callee,
+        "answered": call.answered,
+        "answered_by": call.answered_by,
+        "line": call.line,
+        "wait_seconds": call.wait_seconds,
+        "talk_seconds": call.talk_seconds,
+        "legs": call.legs,
+        "ingested_at": now,
+    }
+
+
+def row_call(row: Any) -> CallEvent:
+    """The event a ``call`` row holds."""
+    return CallEvent(
+        source=row.source,
+        external_id=row.external_id,
+        started_at=row.started_at,
+        direction=CallDirection(row.direction),
+        caller=row.caller,
+        callee=row.callee,
+        answered=bool(row.answered),
+        answered_by=row.answered_by,
+        line=row.line,
+        wait_seconds=row.wait_seconds,
+        talk_seconds=row.talk_seconds,
+        legs=row.legs,
+    )
+
+
+def _aware(value: Any) -> datetime | None:
+    """A timestamp aggregate as UTC-aware (SQLite hands aggregates of typed columns back as naive text)."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value is not None and value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value  # type: ignore[no-any-return]
+
+
+def _differs(known: dict[str, Any], row: dict[str, Any], columns: Sequence[str] = _MUTABLE) -> bool:
+    return any(known[k] != row[k] for k in columns)

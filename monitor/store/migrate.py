@@ -24,6 +24,11 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     command.upgrade(alembic_config(engine), revision)
 
 
+def downgrade(engine: Engine, revision: str) -> None:
+    """Take the schema back to ``revision`` (for tests of a migration on data)."""
+    command.downgrade(alembic_config(engine), revision)
+
+
 def current(engine: Engine) -> str | None:
     """The schema's current revision (None for an empty database)."""
     from alembic.runtime.migration import MigrationContext

@@ -69,6 +69,28 @@ class Message(SQLModel, table=True):
     ingested_at: datetime = Field(sa_column=_ts(index=True))
 
 
+class Call(SQLModel, table=True):
+    """One phone call (all its legs) seen by a source; unique on (source, external_id)."""
+
+    __tablename__ = "call"
+    __table_args__ = (UniqueConstraint("source", "external_id", name="uq_call_source_external"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str = Field(max_length=200)
+    external_id: str = Field(max_length=500)
+    started_at: datetime = Field(sa_column=_ts(index=True))
+    direction: str = Field(max_length=20)
+    caller: str = Field(max_length=100)
+    callee: str = Field(max_length=100)
+    answered: bool = False
+    answered_by: str | None = Field(default=None, max_length=100)
+    line: str | None = Field(default=None, max_length=100)
+    wait_seconds: float = 0.0
+    talk_seconds: float = 0.0
+    legs: int = 1
+    ingested_at: datetime = Field(sa_column=_ts())
+
+
 class SourceCursor(SQLModel, table=True):
     """A source's position, saved in the same transaction as the events it covers."""
 
@@ -77,6 +99,9 @@ class SourceCursor(SQLModel, table=True):
     source: str = Field(primary_key=True, max_length=200)
     value: str = Field(sa_column=Column(Text, nullable=False))
     updated_at: datetime = Field(sa_column=_ts())
+    engine_changed_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    """When the source last added an event or changed a field the engine reads (not a flag such as
+    ``\\Seen``): the engine rebuilds a team's items only when a source's stamp moved."""
 
 
 class MailboxCount(SQLModel, table=True):
@@ -93,7 +118,7 @@ class MailboxCount(SQLModel, table=True):
     at: datetime = Field(sa_column=_ts())
 
 
-class Awaiting(SQLModel, table=True):
+class AwaitingRow(SQLModel, table=True):
     """A customer contact waiting for the team, from arrival to the team's response."""
 
     __tablename__ = "awaiting"
@@ -115,7 +140,9 @@ class Awaiting(SQLModel, table=True):
     response_id: str | None = Field(default=None, max_length=500)
     responder: str | None = Field(default=None, max_length=320)
     business_seconds: float | None = None
-    """Business time from arrival to response (or None while open)."""
+    """Time from arrival to response in the team calendar's opening hours (None while open)."""
+    wall_seconds: float | None = None
+    """Wall-clock time from arrival to response (None while open)."""
     updated_at: datetime = Field(sa_column=_ts())
 
 
@@ -132,7 +159,7 @@ class Breach(SQLModel, table=True):
     level: str = Field(max_length=20)
     """``warning`` or ``breach``."""
     opened_at: datetime = Field(sa_column=_ts())
-    escalated_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
-    """When a warning became a breach."""
+    breached_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    """When it became a breach (its opening time for a breach opened as one; None for a warning)."""
     resolved_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
     due_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))

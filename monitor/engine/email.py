@@ -7,112 +7,41 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from monitor.classify import matches_sender_pattern
-from monitor.events import MessageEvent
-from monitor.text import is_closing_thanks, matches_phrase
-
-EMAIL = "email"
-
-
-@dataclass(frozen=True, slots=True)
-class TeamContext:
-    """What the engine must know about a team to tell customers from colleagues."""
-
-    name: str
-    addresses: frozenset[str] = frozenset()
-    members: Mapping[str, str] = field(default_factory=dict)
-    """Member address -> member name."""
-    internal_domains: frozenset[str] = frozenset()
-    no_reply_senders: tuple[str, ...] = ()
-    """The team's own patterns of automated senders, on top of the classifier's defaults."""
-    holding_phrases: tuple[str, ...] = ()
-    """Phrases that make a team message an acknowledgment (a holding reply), not a full answer."""
-    closing_thanks: bool = False
-    """A customer's short "thanks!" after an answer opens no new item (needs the message's text)."""
-    internal_forward_is_response: bool = False
-    """A team member's forward of the conversation to a colleague counts as the team's response."""
-
-    def is_holding(self, message: MessageEvent) -> bool:
-        """Whether a team message is an acknowledgment rather than an answer."""
-        if message.holding_marker:
-            return True
-        return bool(self.holding_phrases) and matches_phrase(
-            f"{message.subject} {message.preview}", self.holding_phrases
-        )
-
-    def automated(self, message: MessageEvent) -> str | None:
-        """Why ``message`` is automated (the source's verdict, else the team's no-reply patterns)."""
-        if message.automated:
-            return message.automated
-        if (
-            self.no_reply_senders
-            and message.from_addr
-            and matches_sender_pattern(message.from_addr, self.no_reply_senders)
-        ):
-            return "no_reply_sender"
-        return None
-
-    def role(self, address: str | None) -> str:
-        """``team``, ``internal`` or ``customer`` for one address (``unknown`` when missing)."""
-        if not address:
-            return "unknown"
-        if address in self.addresses or address in self.members:
-            return "team"
-        domain = address.rpartition("@")[2]
-        for internal in self.internal_domains:
-            if domain == internal or domain.endswith("." + internal):
-                return "internal"
-        return "customer"
-
-    def responder(self, message: MessageEvent) -> str | None:
-        """The member (or team address) that sent ``message``; Sender wins for "on behalf of" mail."""
-        for address in (message.sender_addr, message.from_addr):
-            if address and address in self.members:
-                return self.members[address]
-        if message.from_addr in self.addresses:
-            return message.from_addr
-        return None
+from monitor.awaiting import AwaitingItem, EngineResult, Response, Unopened
+from monitor.engine.team import TeamContext
+from monitor.events import Channel, MessageEvent
+from monitor.text import is_closing_thanks
 
 
 @dataclass(slots=True)
-class AwaitingItem:
-    """One customer contact waiting for the team (open while ``responded_at`` is None)."""
+class _Pending:
+    """An awaiting item while its conversation is walked; frozen into an :class:`AwaitingItem` after."""
 
-    team: str
-    channel: str
     key: str
-    """The opening message's Message-ID (its source id when it has none)."""
     conversation: str
     customer: str
     received_at: datetime
-    responded_at: datetime | None = None
-    response_id: str | None = None
-    responder: str | None = None
+    addresses: frozenset[str]
+    response: Response | None = None
     acknowledged_at: datetime | None = None
-    addresses: frozenset[str] = frozenset()
-    """Every address the customer wrote from or asked replies to (From and Reply-To)."""
 
-
-@dataclass(frozen=True, slots=True)
-class Unopened:
-    """A message that opened no awaiting item, and why."""
-
-    message: MessageEvent
-    reason: str
-    """``automated:<reason>``, ``internal``, ``outbound``, ``internal_forward``, ``duplicate``,
-    ``follow_up``, ``closing_thanks``, ``response``, ``acknowledgment``, ``no_sender``."""
-
-
-@dataclass(slots=True)
-class EngineResult:
-    """The awaiting items of a set of messages, and what happened to every other message."""
-
-    items: list[AwaitingItem] = field(default_factory=list)
-    unopened: list[Unopened] = field(default_factory=list)
+    def freeze(self, team: str) -> AwaitingItem:
+        """The finished item."""
+        return AwaitingItem(
+            team=team,
+            channel=Channel.EMAIL,
+            key=self.key,
+            conversation=self.conversation,
+            customer=self.customer,
+            received_at=self.received_at,
+            response=self.response,
+            acknowledged_at=self.acknowledged_at,
+            addresses=self.addresses,
+        )
 
 
 class _Threads:
@@ -222,7 +151,8 @@ def _counterparts(message: MessageEvent, team: TeamContext) -> tuple[str, ...]:
 
 def build_awaiting(messages: Iterable[MessageEvent], team: TeamContext) -> EngineResult:
     """Turn a team's messages into awaiting items (next-reply semantics) and reasons for the rest."""
-    result = EngineResult()
+    result = EngineResult([], [])
+    pending: list[_Pending] = []
     unique: list[MessageEvent] = []
     seen: set[str] = set()
     for message in sorted(messages, key=_order):
@@ -239,8 +169,9 @@ def build_awaiting(messages: Iterable[MessageEvent], team: TeamContext) -> Engin
         by_conversation[conversations[message_key(message)]].append(message)
 
     for conversation, members in by_conversation.items():
-        _walk(conversation, members, team, result)
-    result.items.sort(key=lambda item: (item.received_at, item.key))
+        _walk(conversation, members, team, pending, result.unopened)
+    pending.sort(key=lambda item: (item.received_at, item.key))
+    result.items = [item.freeze(team.name) for item in pending]
     return result
 
 
@@ -263,9 +194,15 @@ def _customer(
     return message.from_addr, frozenset((message.from_addr, *reply_to))
 
 
-def _walk(conversation: str, messages: list[MessageEvent], team: TeamContext, result: EngineResult) -> None:
+def _walk(
+    conversation: str,
+    messages: list[MessageEvent],
+    team: TeamContext,
+    items: list[_Pending],
+    unopened: list[Unopened],
+) -> None:
     """Walk one conversation in time order, opening and closing items per customer."""
-    open_items: dict[str, AwaitingItem] = {}
+    open_items: dict[str, _Pending] = {}
     answered: set[str] = set()
     written_by: dict[str, str] = {}
     """Message key -> the customer who wrote it, for replies that go to a list instead of the customer."""
@@ -274,48 +211,40 @@ def _walk(conversation: str, messages: list[MessageEvent], team: TeamContext, re
         sender = message.sender_addr if team.role(message.sender_addr) == "team" else message.from_addr
         role = team.role(sender)
         if automated and not (automated == "no_reply_sender" and role == "customer"):
-            result.unopened.append(Unopened(message, f"automated:{automated}"))
+            unopened.append(Unopened(message, f"automated:{automated}"))
             continue
         if role == "team":
             reason = _respond(message, team, open_items, answered, written_by)
-            result.unopened.append(Unopened(message, reason))
+            unopened.append(Unopened(message, reason))
             continue
         if role == "internal":
-            result.unopened.append(Unopened(message, "internal"))
+            unopened.append(Unopened(message, "internal"))
             continue
         if role == "unknown":
-            result.unopened.append(Unopened(message, "no_sender"))
+            unopened.append(Unopened(message, "no_sender"))
             continue
         found = _customer(message, team, automated)
         if found is None:
-            result.unopened.append(Unopened(message, f"automated:{automated}"))
+            unopened.append(Unopened(message, f"automated:{automated}"))
             continue
         customer, addresses = found
         written_by[message_key(message)] = customer
         if customer in open_items:
             open_items[customer].addresses |= addresses
-            result.unopened.append(Unopened(message, "follow_up"))
+            unopened.append(Unopened(message, "follow_up"))
             continue
         if team.closing_thanks and customer in answered and is_closing_thanks(message.preview):
-            result.unopened.append(Unopened(message, "closing_thanks"))
+            unopened.append(Unopened(message, "closing_thanks"))
             continue
-        item = AwaitingItem(
-            team=team.name,
-            channel=EMAIL,
-            key=message_key(message),
-            conversation=conversation,
-            customer=customer,
-            received_at=message.date,
-            addresses=addresses,
-        )
+        item = _Pending(message_key(message), conversation, customer, message.date, addresses)
         open_items[customer] = item
-        result.items.append(item)
+        items.append(item)
 
 
 def _respond(
     message: MessageEvent,
     team: TeamContext,
-    open_items: dict[str, AwaitingItem],
+    open_items: dict[str, _Pending],
     answered: set[str],
     written_by: dict[str, str],
 ) -> str:
@@ -346,9 +275,7 @@ def _respond(
             if item.acknowledged_at is None:
                 item.acknowledged_at = message.date
             continue
-        item.responded_at = message.date
-        item.response_id = message_key(message)
-        item.responder = team.responder(message)
+        item.response = Response(message.date, message_key(message), team.responder(message))
         answered.add(customer)
         del open_items[customer]
     if not touched:

@@ -1,0 +1,8 @@
+"""The engine: events -> awaiting items per channel (email conversations, phone calls), pure."""
+
+from __future__ import annotations
+
+from monitor.engine.email import build_awaiting
+from monitor.engine.team import TeamContext
+
+__all__ = ["TeamContext", "build_awaiting"]
