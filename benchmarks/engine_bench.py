@@ -9,6 +9,7 @@ import argparse
 import random
 import tempfile
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -89,6 +90,14 @@ def run(url: str, count: int) -> None:
     evaluator = Evaluator(store, loaded.config)
     timed("first evaluation (rebuild + all items)", evaluator.run, NOW)
     timed("next evaluation, nothing changed", evaluator.run, NOW + timedelta(seconds=30))
+    # An agent reads one message: its \Seen flag changes, nothing the engine reads does.
+    seen = replace(batch[0], flags=batch[0].flags | {"seen"})
+    store.save_poll("inbox", PollResult([seen]), NOW + timedelta(seconds=45))
+    timed("evaluation after one \\Seen flag changed", evaluator.run, NOW + timedelta(seconds=60))
+    timed("next evaluation, nothing changed", evaluator.run, NOW + timedelta(seconds=90))
+    new = replace(batch[0], external_id="INBOX/1/new", message_id="new@example.net", date=NOW)
+    store.save_poll("inbox", PollResult([new]), NOW + timedelta(seconds=100))
+    timed("evaluation after one new message (rebuild)", evaluator.run, NOW + timedelta(seconds=120))
     timed("evaluation 1h later (open items only)", evaluator.run, NOW + timedelta(hours=1))
     registry = CollectorRegistry()
     registry.register(ReplywatchCollector(store, lambda: loaded.config, DaemonState()))

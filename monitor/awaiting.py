@@ -36,6 +36,9 @@ class AwaitingItem:
     """When the team first told the customer it is working on it (a holding reply)."""
     addresses: frozenset[str] = frozenset()
     """Every address the customer wrote from or asked replies to (From and Reply-To)."""
+    owner: str | None = None
+    """The configured member who answers for it: the one whose own address or extension the customer
+    reached, else the one who last answered that customer, else None (the team as a whole)."""
 
     @property
     def responded_at(self) -> datetime | None:

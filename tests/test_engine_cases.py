@@ -90,6 +90,7 @@ def run_case(case: Path) -> dict[str, Any]:
                     "received_at": _iso(j.item.received_at),
                     "responded_at": _iso(j.item.responded_at),
                     "responder": j.item.responder,
+                    "owner": j.item.owner,
                     "acknowledged_at": _iso(j.item.acknowledged_at),
                     "due_at": _iso(j.due_at),
                     "business_seconds": round(j.business_seconds),

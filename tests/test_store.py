@@ -9,12 +9,10 @@ import pytest
 
 from monitor.awaiting import AwaitingItem, Response
 from monitor.breaches import BecameBreach, Opened, Resolved
-from monitor.events import CallDirection, CallEvent, Channel
+from monitor.events import CallDirection, CallEvent, Channel, MailboxSnapshot, MessageEvent
 from monitor.rules.base import Level
-from monitor.store.db import Timing
-from monitor.events import MailboxSnapshot, MessageEvent
 from monitor.sources.base import PollResult
-from monitor.store.db import Store
+from monitor.store.db import Store, Timing
 from monitor.store.migrate import current
 
 T0 = datetime(2026, 11, 16, 10, 0, tzinfo=UTC)
@@ -272,3 +270,16 @@ def test_8bit_header_text_is_stored(store: Store) -> None:
     store.save_poll("inbox", PollResult(messages=[event]), T0)
     (stored,) = store.messages(["inbox"])
     assert (stored.subject, stored.from_name) == ("Grüße", "Jürgen")
+
+
+def test_items_round_trip_through_the_one_mapper(store: Store) -> None:
+    from monitor.store.db import row_item
+
+    answered = replace(item("a", 0, 30), owner="Alice", acknowledged_at=T0 + timedelta(minutes=5))
+    waiting = item("b", 10)
+    store.replace_awaiting("support", Channel.EMAIL, [answered, waiting], None, T0)
+    # addresses are the engine's working set, not stored
+    assert [row_item(r) for r in store.awaiting("support")] == [
+        replace(answered, addresses=frozenset()),
+        waiting,
+    ]

@@ -5,6 +5,7 @@ Pure: the same messages always give the same items, in any order they arrived.
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections import defaultdict
 from collections.abc import Iterable
@@ -26,10 +27,12 @@ class _Pending:
     customer: str
     received_at: datetime
     addresses: frozenset[str]
+    reached: str | None = None
+    """The member whose own address the customer wrote to."""
     response: Response | None = None
     acknowledged_at: datetime | None = None
 
-    def freeze(self, team: str) -> AwaitingItem:
+    def freeze(self, team: str, owner: str | None) -> AwaitingItem:
         """The finished item."""
         return AwaitingItem(
             team=team,
@@ -41,6 +44,7 @@ class _Pending:
             response=self.response,
             acknowledged_at=self.acknowledged_at,
             addresses=self.addresses,
+            owner=owner,
         )
 
 
@@ -171,8 +175,29 @@ def build_awaiting(messages: Iterable[MessageEvent], team: TeamContext) -> Engin
     for conversation, members in by_conversation.items():
         _walk(conversation, members, team, pending, result.unopened)
     pending.sort(key=lambda item: (item.received_at, item.key))
-    result.items = [item.freeze(team.name) for item in pending]
+    result.items = _with_owners(pending, team)
     return result
+
+
+def _with_owners(pending: list[_Pending], team: TeamContext) -> list[AwaitingItem]:
+    """Freeze the items with their owner: the member the customer wrote to personally, else the member who
+    last answered that customer before the item arrived, else None (the team)."""
+    names = set(team.members.values())
+    answers: dict[str, list[tuple[datetime, str]]] = defaultdict(list)
+    for item in pending:
+        if item.response is not None and item.response.responder in names:
+            answers[item.customer].append((item.response.at, item.response.responder))
+    for found in answers.values():
+        found.sort()
+    out = []
+    for item in pending:
+        owner = item.reached
+        if owner is None:
+            earlier = answers.get(item.customer, [])
+            i = bisect.bisect_left(earlier, (item.received_at, "")) - 1
+            owner = earlier[i][1] if i >= 0 else None
+        out.append(item.freeze(team.name, owner))
+    return out
 
 
 def _customer(
@@ -236,7 +261,14 @@ def _walk(
         if team.closing_thanks and customer in answered and is_closing_thanks(message.preview):
             unopened.append(Unopened(message, "closing_thanks"))
             continue
-        item = _Pending(message_key(message), conversation, customer, message.date, addresses)
+        item = _Pending(
+            message_key(message),
+            conversation,
+            customer,
+            message.date,
+            addresses,
+            team.member_reached(message),
+        )
         open_items[customer] = item
         items.append(item)
 

@@ -68,3 +68,10 @@ class TeamContext:
         if message.from_addr in self.addresses:
             return message.from_addr
         return None
+
+    def member_reached(self, message: MessageEvent) -> str | None:
+        """The member whose own address a customer's message was sent to (To before Cc), if any."""
+        for address in (*message.to_addrs, *message.cc_addrs):
+            if address in self.members:
+                return self.members[address]
+        return None

@@ -473,7 +473,9 @@ class Store:
             query = query.where(BREACH.c.team == team)
         with self.engine.connect() as conn:
             return [
-                OpenBreach(r.id, r.team, r.rule, r.subject, Level(r.level), r.opened_at, r.due_at, r.breached_at)
+                OpenBreach(
+                    r.id, r.team, r.rule, r.subject, Level(r.level), r.opened_at, r.due_at, r.breached_at
+                )
                 for r in conn.execute(query)
             ]
 
@@ -629,6 +631,7 @@ def awaiting_row(item: AwaitingItem) -> dict[str, Any]:
         "acknowledged_at": item.acknowledged_at,
         "response_id": item.response_id,
         "responder": item.responder,
+        "owner": item.owner,
     }
 
 
@@ -648,6 +651,7 @@ def row_item(row: Any) -> AwaitingItem:
         received_at=row.received_at,
         response=response,
         acknowledged_at=row.acknowledged_at,
+        owner=row.owner,
     )
 
 

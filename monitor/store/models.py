@@ -139,6 +139,8 @@ class AwaitingRow(SQLModel, table=True):
     acknowledged_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
     response_id: str | None = Field(default=None, max_length=500)
     responder: str | None = Field(default=None, max_length=320)
+    owner: str | None = Field(default=None, max_length=320)
+    """The member who answers for the item (None: the team)."""
     business_seconds: float | None = None
     """Time from arrival to response in the team calendar's opening hours (None while open)."""
     wall_seconds: float | None = None

@@ -7,6 +7,7 @@ Create Date: 2026-12-01 02:45:00
 - ``call``: one row per phone call (all its legs), unique on (source, external_id).
 - ``source_cursor.engine_changed_at``: moves only when a source adds an event or changes a field the engine
   reads; a flag change (``\\Seen``) no longer rebuilds a team's items.
+- ``awaiting.owner``: the member who answers for an item.
 - ``awaiting.wall_seconds`` beside ``business_seconds`` (which now always holds business time).
 - ``breach.escalated_at`` -> ``breached_at`` (when it became a breach; set for breaches opened as one).
 """
@@ -52,6 +53,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("awaiting") as batch:
         batch.add_column(sa.Column("wall_seconds", sa.Float(), nullable=True))
+        batch.add_column(sa.Column("owner", sa.String(length=320), nullable=True))
     # Items inside the lookback get both figures (business_seconds held wall time for wall-clock rules)
     # at the first evaluation after the upgrade, which re-judges every item of the window.
     with op.batch_alter_table("breach") as batch:
@@ -64,6 +66,7 @@ def downgrade() -> None:
     with op.batch_alter_table("breach") as batch:
         batch.alter_column("breached_at", new_column_name="escalated_at")
     with op.batch_alter_table("awaiting") as batch:
+        batch.drop_column("owner")
         batch.drop_column("wall_seconds")
     with op.batch_alter_table("source_cursor") as batch:
         batch.drop_column("engine_changed_at")
