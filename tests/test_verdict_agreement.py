@@ -37,8 +37,15 @@ def _customer(mailbox: Mailbox, name: str, at: datetime, subject: str = "Questio
 
 
 def _answer(mailbox: Mailbox, name: str, at: datetime, body: str = "Here is the answer.") -> None:
-    raw = make_message(msgid=f"re-{name}@example.com", sender="alice@example.com", to=f"{name}@cust.example",
-                       date=at, subject="Re: Question", in_reply_to=f"{name}@cust.example", body=body)  # fmt: skip
+    raw = make_message(
+        msgid=f"re-{name}@example.com",
+        sender="alice@example.com",
+        to=f"{name}@cust.example",
+        date=at,
+        subject="Re: Question",
+        in_reply_to=f"{name}@cust.example",
+        body=body,
+    )
     mailbox.append("Sent", raw, ["\\Seen"], at)
 
 
