@@ -49,13 +49,20 @@ CALL = Call.__table__  # type: ignore[attr-defined]
 _BATCH = 500
 # Columns refreshed when a known message is seen again (its flags changed, or a resync re-read it).
 _MUTABLE = ("flags", "folder", "automated", "holding_marker", "preview")
-# Those of them the engine reads: a change there (not a flag such as \Seen) moves the source's engine stamp.
-_ENGINE_READS = ("folder", "automated", "holding_marker", "preview")
+# Those the engine does not read: a change of them alone (a flag such as \Seen) leaves the engine stamp.
+_ENGINE_IGNORES = frozenset({"flags"})
 # Columns of a call refreshed when a known call is seen again (a late leg joined it).
 _CALL_MUTABLE = (
     "started_at", "direction", "caller", "callee", "answered", "answered_by", "line",
     "wait_seconds", "talk_seconds", "legs",
 )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class _Upserted:
+    inserted: int
+    updated: int
+    engine_changed: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,98 +202,76 @@ class Store:
         The source's engine stamp moves when an event was added or a field the engine reads changed.
         """
         insert = self._insert()
-        inserted = updated = 0
-        engine_changed = False
         with self.engine.begin() as conn:
-            rows = [message_row(m, now) for m in result.messages]
-            for start in range(0, len(rows), _BATCH):
-                batch = rows[start : start + _BATCH]
-                known = self._known(conn, source, [r["external_id"] for r in batch])
-                fresh = [r for r in batch if r["external_id"] not in known]
-                changed = [
-                    r for r in batch if r["external_id"] in known and _differs(known[r["external_id"]], r)
-                ]
-                engine_changed = (
-                    engine_changed
-                    or bool(fresh)
-                    or any(_differs(known[r["external_id"]], r, _ENGINE_READS) for r in changed)
-                )
-                if fresh:
-                    stmt = insert(MESSAGE).on_conflict_do_nothing(index_elements=["source", "external_id"])
-                    conn.execute(stmt, fresh)
-                    inserted += len(fresh)
-                if changed:
-                    conn.execute(
-                        update(MESSAGE)
-                        .where(
-                            MESSAGE.c.source == source, MESSAGE.c.external_id == bindparam("b_external_id")
-                        )
-                        .values({k: bindparam(f"b_{k}") for k in (*_MUTABLE, "ingested_at")}),
-                        [
-                            {f"b_{k}": r[k] for k in ("external_id", *_MUTABLE)} | {"b_ingested_at": now}
-                            for r in changed
-                        ],
-                    )
-                updated += len(changed)
-            calls_added, calls_changed = self._save_calls(conn, insert, source, result.calls, now)
-            inserted += calls_added
-            updated += calls_changed
-            engine_changed = engine_changed or bool(calls_added or calls_changed)
+            messages = self._upsert(
+                conn, insert, MESSAGE, source, [message_row(m, now) for m in result.messages], _MUTABLE, now
+            )
+            calls = self._upsert(
+                conn, insert, CALL, source, [call_row(c, now) for c in result.calls], _CALL_MUTABLE, now
+            )
             for snap in result.snapshots:
                 self._save_snapshot(conn, insert, snap)
+            engine_changed = messages.engine_changed or calls.engine_changed
             self._save_cursor(conn, insert, source, result.cursor, now, engine_changed)
-        return IngestResult(inserted, updated)
+        return IngestResult(messages.inserted + calls.inserted, messages.updated + calls.updated)
 
-    def _save_calls(
-        self, conn: Connection, insert: Any, source: str, calls: Sequence[CallEvent], now: datetime
-    ) -> tuple[int, int]:
-        """Insert new calls and refresh known ones that changed; returns (inserted, updated)."""
+    def _upsert(
+        self,
+        conn: Connection,
+        insert: Any,
+        table: Any,
+        source: str,
+        rows: Sequence[dict[str, Any]],
+        mutable: Sequence[str],
+        now: datetime,
+    ) -> _Upserted:
+        """Insert new rows of ``source`` and refresh the ``mutable`` columns of known rows that changed."""
         inserted = updated = 0
-        rows = [call_row(c, now) for c in calls]
+        engine_changed = False
+        engine_reads = [k for k in mutable if k not in _ENGINE_IGNORES]
         for start in range(0, len(rows), _BATCH):
             batch = rows[start : start + _BATCH]
-            ids = [r["external_id"] for r in batch]
-            known = {
-                row.external_id: dict(row._mapping)
-                for row in conn.execute(
-                    select(CALL.c.external_id, *(CALL.c[k] for k in _CALL_MUTABLE)).where(
-                        CALL.c.source == source, CALL.c.external_id.in_(ids)
-                    )
-                )
-            }
+            known = self._known(conn, table, source, [r["external_id"] for r in batch], mutable)
             fresh = [r for r in batch if r["external_id"] not in known]
             changed = [
                 r
                 for r in batch
-                if r["external_id"] in known and _differs(known[r["external_id"]], r, _CALL_MUTABLE)
+                if r["external_id"] in known and _differs(known[r["external_id"]], r, mutable)
             ]
             if fresh:
                 conn.execute(
-                    insert(CALL).on_conflict_do_nothing(index_elements=["source", "external_id"]), fresh
+                    insert(table).on_conflict_do_nothing(index_elements=["source", "external_id"]), fresh
                 )
                 inserted += len(fresh)
             if changed:
                 conn.execute(
-                    update(CALL)
-                    .where(CALL.c.source == source, CALL.c.external_id == bindparam("b_external_id"))
-                    .values({k: bindparam(f"b_{k}") for k in (*_CALL_MUTABLE, "ingested_at")}),
+                    update(table)
+                    .where(table.c.source == source, table.c.external_id == bindparam("b_external_id"))
+                    .values({k: bindparam(f"b_{k}") for k in (*mutable, "ingested_at")}),
                     [
-                        {f"b_{k}": r[k] for k in ("external_id", *_CALL_MUTABLE)} | {"b_ingested_at": now}
+                        {f"b_{k}": r[k] for k in ("external_id", *mutable)} | {"b_ingested_at": now}
                         for r in changed
                     ],
                 )
                 updated += len(changed)
-        return inserted, updated
+            engine_changed = (
+                engine_changed
+                or bool(fresh)
+                or any(_differs(known[r["external_id"]], r, engine_reads) for r in changed)
+            )
+        return _Upserted(inserted, updated, engine_changed)
 
-    def _known(self, conn: Connection, source: str, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-        cols = [MESSAGE.c.external_id, *(MESSAGE.c[k] for k in _MUTABLE)]
+    def _known(
+        self, conn: Connection, table: Any, source: str, ids: Sequence[str], columns: Sequence[str]
+    ) -> dict[str, dict[str, Any]]:
+        cols = [table.c.external_id, *(table.c[k] for k in columns)]
         if self.dialect == "postgresql":
             # One array parameter: PostgreSQL plans "= ANY($1)" on the unique index, where a 500-value
             # IN list of separate parameters took ~100 ms a batch.
-            match = MESSAGE.c.external_id == any_(literal(list(ids), ARRAY(String)))
+            match = table.c.external_id == any_(literal(list(ids), ARRAY(String)))
         else:
-            match = MESSAGE.c.external_id.in_(ids)
-        found = conn.execute(select(*cols).where(MESSAGE.c.source == source, match))
+            match = table.c.external_id.in_(ids)
+        found = conn.execute(select(*cols).where(table.c.source == source, match))
         return {row.external_id: dict(row._mapping) for row in found}
 
     def _save_snapshot(self, conn: Connection, insert: Any, snap: MailboxSnapshot) -> None:
