@@ -331,7 +331,7 @@ def test_a_failing_source_logs_once_and_once_on_recovery(
     daemon = Daemon(validate(cfg), clock=clock, listen=("127.0.0.1", 0))
     daemon.store.upgrade()
     daemon._apply_sources()
-    caplog.set_level("INFO", logger="monitor.daemon")
+    caplog.set_level("INFO", logger="monitor.supervisor")
     try:
         for minute in range(6):  # failing polls, spaced past any backoff
             clock.now = NOW + timedelta(hours=minute)
@@ -343,7 +343,7 @@ def test_a_failing_source_logs_once_and_once_on_recovery(
         daemon.poll_source("later")
     finally:
         daemon.stop()
-    messages = [r.getMessage() for r in caplog.records if r.name == "monitor.daemon"]
+    messages = [r.getMessage() for r in caplog.records if r.name == "monitor.supervisor"]
     assert sum(m.startswith("source failed") for m in messages) == 1
     assert messages.count("source recovered") == 1
-    assert daemon.state.health.errors == {("later", "config"): 6}
+    assert daemon.supervisor.snapshot()["poll:later"].errors == {"config": 6}
