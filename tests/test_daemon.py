@@ -485,3 +485,25 @@ def test_a_store_that_is_down_is_logged_once_at_scrape(
         ("INFO", "the store can be read for /metrics again"),
     ]
     assert "unable to open database file" in records[0].getMessage()
+
+
+def test_a_reload_that_fixes_a_source_retries_it_at_once(tmp_path: Path, maildir: Path) -> None:
+    from monitor.config import load
+
+    cfg = config_for(tmp_path, maildir, {"later": {"kind": "maildir", "path": str(tmp_path / "typo")}})
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    daemon = Daemon(load(path), clock=Clock(NOW), listen=("127.0.0.1", 0))
+    daemon.store.upgrade()
+    daemon._apply_sources()
+    try:
+        daemon.poll_source("later")
+        assert daemon.supervisor.snapshot()["poll:later"].next_attempt == NOW + timedelta(minutes=15)
+        cfg["sources"]["later"]["path"] = str(make_maildir(tmp_path / "fixed"))  # type: ignore[index]
+        path.write_text(yaml.safe_dump(cfg))
+        assert daemon.reload()
+        daemon.poll_source("later")  # same instant: the config error's 15 minutes are not waited out
+        health = daemon.supervisor.snapshot()["poll:later"]
+        assert (health.up, health.failures, health.next_attempt) == (True, 0, None)
+    finally:
+        daemon.stop()
