@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
 from prometheus_client import CollectorRegistry
 
@@ -22,13 +23,13 @@ from monitor.config import ConfigError, LoadedConfig
 from monitor.evaluate import Evaluator
 from monitor.exporters.http import MetricsServer
 from monitor.exporters.prometheus import DaemonState, ReplywatchCollector
-from monitor.sources.base import Source, SourceConfigBase, SourceError, registered_kinds
+from monitor.sources.base import Source, SourceConfigBase, registered_kinds
 from monitor.store.db import Store
+from monitor.supervisor import EVALUATE, POLL, Job, Supervisor
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
-MAX_BACKOFF = timedelta(minutes=15)
 STOP_GRACE_SECONDS = 8.0
 
 
@@ -42,14 +43,6 @@ def build_source(name: str, cfg: Any) -> Source:
     factory = registered_kinds()[cfg.kind][1]
     source: Source = factory(name, cfg)
     return source
-
-
-@dataclass
-class _Backoff:
-    """Failure state of one source: when to try again, and whether we already said it fails."""
-
-    failures: int = 0
-    retry_at: datetime | None = None
 
 
 def store_password(loaded: LoadedConfig) -> str | None:
@@ -74,13 +67,12 @@ class Daemon:
         self.loaded = loaded
         self.clock = clock
         self.source_factory = source_factory
-        self.state = DaemonState()
+        self.supervisor = Supervisor(clock, reschedule=self._run_job_at)
+        self.state = DaemonState(self.supervisor)
         self.store = store or Store.open(loaded.config.store.url, store_password(loaded))
         self.evaluator = Evaluator(self.store, loaded.config)
         self.sources: dict[str, Source] = {}
         self._source_cfgs: dict[str, SourceConfigBase] = {}
-        self._backoff: dict[str, _Backoff] = {}
-        self._poll_locks: dict[str, threading.Lock] = {}
         self._evaluate_lock = threading.Lock()
         self._lock = threading.RLock()
         self._running = 0
@@ -210,14 +202,15 @@ class Daemon:
         for name in list(self.sources):
             if name not in wanted or wanted[name] != self._source_cfgs.get(name):
                 _close_quietly(self.sources.pop(name))
-                self._source_cfgs.pop(name, None)
-                if self.scheduler.get_job(f"poll:{name}"):
-                    self.scheduler.remove_job(f"poll:{name}")
+                key = _poll_job(name, self._source_cfgs.pop(name)).key
+                if self.scheduler.get_job(key):
+                    self.scheduler.remove_job(key)
         for name, cfg in wanted.items():
             if name in self.sources:
                 continue
             self.sources[name] = self.source_factory(name, cfg)
             self._source_cfgs[name] = cfg
+            self.supervisor.retry_now(_poll_job(name, cfg).key)  # a changed config may have fixed it
             every = cfg.poll_every.total_seconds()  # SourceConfigBase: validated, at least 1s
             self.scheduler.add_job(
                 self._guarded(self.poll_source),
@@ -225,7 +218,7 @@ class Daemon:
                 args=[name],
                 seconds=every,
                 jitter=min(every * 0.1, 10),
-                id=f"poll:{name}",
+                id=_poll_job(name, cfg).key,
                 next_run_time=datetime.now(UTC),
                 replace_existing=True,
             )
@@ -242,7 +235,7 @@ class Daemon:
         )
 
     def _guarded(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        """Count running steps (so stop can wait for them) and never let a job die silently."""
+        """Count running steps, so that stop can wait for them; no new step starts once stopping."""
 
         def run(*args: Any) -> None:
             if self.stopping.is_set():
@@ -251,8 +244,6 @@ class Daemon:
                 self._running += 1
             try:
                 fn(*args)
-            except Exception:
-                log.exception("job failed", extra={"job": fn.__name__})
             finally:
                 with self._idle:
                     self._running -= 1
@@ -261,56 +252,37 @@ class Daemon:
         run.__name__ = fn.__name__
         return run
 
+    def _run_job_at(self, key: str, when: datetime) -> None:
+        """Move a scheduled job's next run to the supervisor's retry time (Retry-After may be sooner)."""
+        job = self.scheduler.get_job(key) if self.scheduler.running else None
+        if job is not None:
+            with contextlib.suppress(JobLookupError):  # removed by a reload meanwhile
+                job.modify(next_run_time=when)
+
     # -- jobs -----------------------------------------------------------------------------------
 
     def poll_source(self, name: str) -> bool:
-        """Poll one source and store what it found with its cursor; returns True when data changed."""
-        with self._lock:
-            lock = self._poll_locks.setdefault(name, threading.Lock())
-        with lock:  # a source is never polled twice at once (its connection and cursor are one)
-            return self._poll(name)
+        """Poll one source and store what it found with its cursor; returns True when data changed.
 
-    def _poll(self, name: str) -> bool:
+        Supervised: a failing source backs off and is logged once; a source is never polled twice at once
+        (its connection and cursor are one).
+        """
         source = self.sources.get(name)
-        if source is None:
+        cfg = self._source_cfgs.get(name)
+        if source is None or cfg is None:
             return False
-        backoff = self._backoff.setdefault(name, _Backoff())
-        now = self.clock()
-        if backoff.retry_at is not None and now < backoff.retry_at:
-            return False
-        started = time.monotonic()
-        try:
-            result = source.poll(self.store.load_cursor(name))
-            saved = self.store.save_poll(name, result, self.clock())
-        except SourceError as err:
-            self._failed(name, backoff, err.reason, err, started)
-            return False
-        except Exception as err:
-            self._failed(name, backoff, "internal", err, started)
-            return False
-        elapsed = time.monotonic() - started
-        self.state.health.success(name, elapsed, self.clock().timestamp())
-        if backoff.failures:
-            log.info("source recovered", extra={"source": name, "failures": backoff.failures})
-        backoff.failures = 0
-        backoff.retry_at = None
-        changed = bool(saved.inserted or saved.updated)
+        changed = bool(self.supervisor.run(_poll_job(name, cfg), lambda: self._poll(name, source)))
         if changed:
-            log.debug("ingested", extra={"source": name, "new": saved.inserted, "changed": saved.updated})
             self._evaluate_soon()
         return changed
 
-    def _failed(self, name: str, backoff: _Backoff, reason: str, err: Exception, started: float) -> None:
-        self.state.health.failure(name, reason, time.monotonic() - started)
-        if backoff.failures == 0:
-            if reason == "internal":
-                log.error("source failed", extra={"source": name, "reason": reason}, exc_info=err)
-            else:
-                log.error("source failed: %s", err, extra={"source": name, "reason": reason})
-        backoff.failures += 1
-        every = self._source_cfgs[name].poll_every
-        delay = min(every * (2 ** min(backoff.failures - 1, 10)), MAX_BACKOFF)
-        backoff.retry_at = self.clock() + delay - every  # the interval itself adds one period
+    def _poll(self, name: str, source: Source) -> bool:
+        result = source.poll(self.store.load_cursor(name))
+        saved = self.store.save_poll(name, result, self.clock())
+        changed = bool(saved.inserted or saved.updated)
+        if changed:
+            log.debug("ingested", extra={"source": name, "new": saved.inserted, "changed": saved.updated})
+        return changed
 
     def _evaluate_soon(self) -> None:
         job = self.scheduler.get_job("evaluate") if self.scheduler.running else None
@@ -318,11 +290,21 @@ class Daemon:
             job.modify(next_run_time=datetime.now(UTC))
 
     def evaluate(self) -> None:
-        """Run the evaluation step for every team."""
+        """Evaluate every team, each on its own: one team's failure never stops the others."""
         with self._lock:
             evaluator = self.evaluator
+            teams = list(self.loaded.config.teams)
+            every = self.loaded.config.engine.evaluate_every
         with self._evaluate_lock:  # one evaluation at a time: transitions are read-then-write
-            evaluator.run(self.clock())
+            now = self.clock()
+            for team in teams:
+                job = Job(EVALUATE, team, every, subject="evaluation", field="team")
+                self.supervisor.run(job, functools.partial(evaluator.run_team, team, now))
+
+
+def _poll_job(name: str, cfg: SourceConfigBase) -> Job:
+    """The supervised job that polls source ``name``."""
+    return Job(POLL, name, cfg.poll_every, subject="source", field="source")
 
 
 def _close_quietly(source: Source) -> None:

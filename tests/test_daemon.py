@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -13,6 +15,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.config import validate
 from monitor.daemon import Daemon
+from monitor.evaluate import Evaluator
+from monitor.sources.base import PollResult, TransientSourceError
 from tests.mailfactory import deliver, make_maildir, make_message
 
 NOW = datetime(2026, 11, 18, 12, 0, tzinfo=UTC)  # a Wednesday
@@ -331,7 +335,7 @@ def test_a_failing_source_logs_once_and_once_on_recovery(
     daemon = Daemon(validate(cfg), clock=clock, listen=("127.0.0.1", 0))
     daemon.store.upgrade()
     daemon._apply_sources()
-    caplog.set_level("INFO", logger="monitor.daemon")
+    caplog.set_level("INFO", logger="monitor.supervisor")
     try:
         for minute in range(6):  # failing polls, spaced past any backoff
             clock.now = NOW + timedelta(hours=minute)
@@ -343,7 +347,163 @@ def test_a_failing_source_logs_once_and_once_on_recovery(
         daemon.poll_source("later")
     finally:
         daemon.stop()
-    messages = [r.getMessage() for r in caplog.records if r.name == "monitor.daemon"]
+    messages = [r.getMessage() for r in caplog.records if r.name == "monitor.supervisor"]
     assert sum(m.startswith("source failed") for m in messages) == 1
     assert messages.count("source recovered") == 1
-    assert daemon.state.health.errors == {("later", "config"): 6}
+    assert daemon.supervisor.snapshot()["poll:later"].errors == {"config": 6}
+
+
+def test_one_teams_failing_evaluation_does_not_stop_the_others(
+    tmp_path: Path, maildir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    billing_mail = make_maildir(tmp_path / "billing")
+    cfg = config_for(tmp_path, maildir)
+    support = cfg["teams"]["support"]  # type: ignore[index]
+    cfg["sources"]["billing-mail"] = {"kind": "maildir", "path": str(billing_mail)}  # type: ignore[index]
+    billing = {**support, "addresses": ["billing@example.com"], "sources": ["billing-mail"]}
+    cfg["teams"] = {"billing": billing, "support": support}  # billing first: it fails, support still runs
+    for box, team in ((billing_mail, "billing"), (maildir, "support")):
+        arrived = datetime(2026, 11, 16, 10, 0, tzinfo=UTC)  # Monday: breached by Wednesday noon
+        deliver(
+            box,
+            make_message(
+                msgid=f"{team}@cust.example",
+                sender="carol@cust.example",
+                to=f"{team}@example.com",
+                date=arrived,
+            ),
+        )
+    clock = Clock(NOW)
+    daemon = Daemon(validate(cfg), clock=clock, listen=("127.0.0.1", 0))
+    daemon.store.upgrade()
+    daemon._apply_sources()
+    real_run_team = Evaluator.run_team
+
+    def run_team(self: Evaluator, team: str, now: datetime) -> int:
+        if team == "billing":
+            raise RuntimeError("rule exploded")
+        return real_run_team(self, team, now)
+
+    monkeypatch.setattr(Evaluator, "run_team", run_team)
+    caplog.set_level("INFO", logger="monitor.supervisor")
+    try:
+        assert daemon.poll_source("mail") and daemon.poll_source("billing-mail")
+        for hour in range(3):  # each attempt past any backoff
+            clock.now = NOW + timedelta(hours=hour)
+            daemon.evaluate()
+        assert [r.item_key for r in daemon.store.awaiting("support", open_only=True)] == [
+            "support@cust.example"
+        ]
+        assert [b.team for b in daemon.store.open_breaches()] == ["support"]
+        assert daemon.store.awaiting("billing", open_only=True) == []
+        assert daemon.supervisor.snapshot()["evaluate:billing"].errors == {"internal": 3}
+
+        monkeypatch.setattr(Evaluator, "run_team", real_run_team)
+        clock.now = NOW + timedelta(hours=4)
+        daemon.evaluate()
+        assert sorted(b.team for b in daemon.store.open_breaches()) == ["billing", "support"]
+    finally:
+        daemon.stop()
+    lines = [(r.getMessage(), vars(r).get("team")) for r in caplog.records if r.name == "monitor.supervisor"]
+    assert lines == [
+        ("evaluation failed: RuntimeError: rule exploded", "billing"),
+        ("evaluation recovered", "billing"),
+    ]
+
+
+class BusyThenFineSource:
+    """A source whose server first answers "busy, retry after 1 s" (as Graph does with 429 Retry-After)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.polled_at: list[float] = []
+
+    def check(self) -> list[str]:
+        return []
+
+    def poll(self, cursor: dict[str, object] | None) -> PollResult:
+        self.polled_at.append(time.monotonic())
+        if len(self.polled_at) == 1:
+            raise TransientSourceError("429 Too Many Requests", retry_after=timedelta(seconds=1))
+        return PollResult(cursor={"seen": len(self.polled_at)})
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_scheduled_poll_is_retried_when_the_server_said(tmp_path: Path, maildir: Path) -> None:
+    cfg = config_for(tmp_path, maildir)
+    cfg["sources"]["mail"]["poll_every"] = "1h"  # type: ignore[index]
+    sources: list[BusyThenFineSource] = []
+
+    def factory(name: str, _cfg: object) -> BusyThenFineSource:
+        sources.append(BusyThenFineSource(name))
+        return sources[-1]
+
+    daemon = Daemon(validate(cfg), source_factory=factory, listen=("127.0.0.1", 0))  # the real clock
+    daemon.start()
+    try:
+        deadline = time.monotonic() + 10
+        while len(sources[0].polled_at) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        daemon.stop()
+    first, second = sources[0].polled_at[:2]  # the second poll came after 1 s, not after the hour
+    assert 1.0 <= second - first < 5
+    assert daemon.supervisor.snapshot()["poll:mail"].up
+
+
+def test_a_store_that_is_down_is_logged_once_at_scrape(
+    tmp_path: Path, maildir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cfg = config_for(tmp_path, maildir)
+    folder = tmp_path / "db"
+    cfg["store"] = {"url": f"sqlite:///{folder / 'rw.db'}"}
+    daemon = Daemon(validate(cfg), clock=Clock(NOW), listen=("127.0.0.1", 0))
+    folder.rmdir()  # the store cannot be opened: its folder is gone
+    daemon.http.start()
+    caplog.set_level("INFO", logger="monitor.exporters.prometheus")
+    base = f"http://127.0.0.1:{daemon.http.port}"
+    try:
+        for _ in range(3):
+            m = scrape(daemon)
+            assert value(m, "replywatch_config_last_reload_successful") == 1
+            assert not any(name == "replywatch_awaiting" for name, _ in m)
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(base + "/-/ready", timeout=5)
+        assert err.value.code == 503
+        folder.mkdir()
+        daemon.store.upgrade()
+        for _ in range(2):
+            assert value(scrape(daemon), "replywatch_awaiting", team="support", channel="email") == 0
+        assert urllib.request.urlopen(base + "/-/ready", timeout=5).status == 200
+    finally:
+        daemon.stop()
+    records = [r for r in caplog.records if r.name == "monitor.exporters.prometheus"]
+    assert [(r.levelname, r.getMessage().split(":")[0]) for r in records] == [
+        ("ERROR", "cannot read the store for /metrics"),
+        ("INFO", "the store can be read for /metrics again"),
+    ]
+    assert "unable to open database file" in records[0].getMessage()
+
+
+def test_a_reload_that_fixes_a_source_retries_it_at_once(tmp_path: Path, maildir: Path) -> None:
+    from monitor.config import load
+
+    cfg = config_for(tmp_path, maildir, {"later": {"kind": "maildir", "path": str(tmp_path / "typo")}})
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    daemon = Daemon(load(path), clock=Clock(NOW), listen=("127.0.0.1", 0))
+    daemon.store.upgrade()
+    daemon._apply_sources()
+    try:
+        daemon.poll_source("later")
+        assert daemon.supervisor.snapshot()["poll:later"].next_attempt == NOW + timedelta(minutes=15)
+        cfg["sources"]["later"]["path"] = str(make_maildir(tmp_path / "fixed"))  # type: ignore[index]
+        path.write_text(yaml.safe_dump(cfg))
+        assert daemon.reload()
+        daemon.poll_source("later")  # same instant: the config error's 15 minutes are not waited out
+        health = daemon.supervisor.snapshot()["poll:later"]
+        assert (health.up, health.failures, health.next_attempt) == (True, 0, None)
+    finally:
+        daemon.stop()

@@ -163,7 +163,7 @@ def test_daemon_against_dovecot(
     assert not daemon.poll_source("support-inbox")
     assert metric(scrape(daemon), "replywatch_source_up", source="support-inbox") == 0
     dovecot.start()
-    daemon._backoff["support-inbox"].retry_at = None  # do not wait for the backoff in a test
+    daemon.supervisor.retry_now("poll:support-inbox")  # do not wait for the backoff in a test
     mailbox.append(
         "INBOX",
         make_message(

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 from prometheus_client.core import (
@@ -24,67 +23,21 @@ from monitor.evaluate import build_rules
 from monitor.events import Channel
 from monitor.store.db import Store
 from monitor.store.models import MailboxCount
+from monitor.supervisor import DURATION_BUCKETS, POLL, Supervisor
 from monitor.verdict import counts_business_time
 
 log = logging.getLogger(__name__)
 
 # SLA points (DESIGN.md): 15m 1h 2h 4h 8h 24h 48h 72h 1w, in seconds.
 RESPONSE_BUCKETS: tuple[float, ...] = (900, 3600, 7200, 14400, 28800, 86400, 172800, 259200, 604800)
-POLL_BUCKETS: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
-
-
-@dataclass
-class SourceHealth:
-    """What the daemon knows about each source's polls; thread-safe, read at scrape."""
-
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-    up: dict[str, bool] = field(default_factory=dict)
-    last_success: dict[str, float] = field(default_factory=dict)
-    errors: dict[tuple[str, str], int] = field(default_factory=dict)
-    poll_buckets: dict[str, list[int]] = field(default_factory=dict)
-    poll_sum: dict[str, float] = field(default_factory=dict)
-    poll_count: dict[str, int] = field(default_factory=dict)
-
-    def success(self, source: str, seconds: float, at: float | None = None) -> None:
-        """Record a successful poll that took ``seconds``."""
-        with self._lock:
-            self.up[source] = True
-            self.last_success[source] = time.time() if at is None else at
-            self._observe(source, seconds)
-
-    def failure(self, source: str, reason: str, seconds: float) -> None:
-        """Record a failed poll."""
-        with self._lock:
-            self.up[source] = False
-            self.errors[(source, reason)] = self.errors.get((source, reason), 0) + 1
-            self._observe(source, seconds)
-
-    def _observe(self, source: str, seconds: float) -> None:
-        buckets = self.poll_buckets.setdefault(source, [0] * len(POLL_BUCKETS))
-        for i, bound in enumerate(POLL_BUCKETS):
-            if seconds <= bound:
-                buckets[i] += 1
-        self.poll_sum[source] = self.poll_sum.get(source, 0.0) + seconds
-        self.poll_count[source] = self.poll_count.get(source, 0) + 1
-
-    def snapshot(self) -> SourceHealth:
-        """A consistent copy for one scrape."""
-        with self._lock:
-            return SourceHealth(
-                up=dict(self.up),
-                last_success=dict(self.last_success),
-                errors=dict(self.errors),
-                poll_buckets={k: list(v) for k, v in self.poll_buckets.items()},
-                poll_sum=dict(self.poll_sum),
-                poll_count=dict(self.poll_count),
-            )
 
 
 @dataclass
 class DaemonState:
     """Everything the collector reads besides the store."""
 
-    health: SourceHealth = field(default_factory=SourceHealth)
+    jobs: Supervisor
+    """Health of every job; the source families come from its ``poll`` jobs."""
     config_reload_ok: bool = True
 
 
@@ -95,6 +48,8 @@ class ReplywatchCollector(Collector):
         self.store = store
         self.config = config
         self.state = state
+        self._store_lock = threading.Lock()
+        self._store_failing = False
 
     def collect(self) -> Iterator[Metric]:
         """Yield every family."""
@@ -110,13 +65,26 @@ class ReplywatchCollector(Collector):
         yield from self._sources(config)
         try:
             families = list(self._from_store(config))
-        except Exception:
-            log.exception("cannot read the store for /metrics")
+        except Exception as err:
+            self._store_readable(False, err)
             return
+        self._store_readable(True)
         yield from families
 
+    def _store_readable(self, readable: bool, err: Exception | None = None) -> None:
+        """Log once when the store-backed families cannot be read, and once when they can again."""
+        with self._store_lock:
+            changed = self._store_failing == readable
+            self._store_failing = not readable
+        if not changed:
+            return
+        if readable:
+            log.info("the store can be read for /metrics again")
+        else:
+            log.error("cannot read the store for /metrics: %s", err, exc_info=err)
+
     def _sources(self, config: Config) -> Iterator[Metric]:
-        health = self.state.health.snapshot()
+        polls = {h.name: h for h in self.state.jobs.snapshot().values() if h.kind == POLL}
         up = GaugeMetricFamily(
             "replywatch_source_up", "Whether the last poll of the source succeeded.", labels=["source"]
         )
@@ -128,24 +96,26 @@ class ReplywatchCollector(Collector):
         errors = CounterMetricFamily(
             "replywatch_source_errors", "Failed polls by reason.", labels=["source", "reason"]
         )
-        polls = HistogramMetricFamily(
+        durations = HistogramMetricFamily(
             "replywatch_source_poll_seconds", "Duration of one poll of the source.", labels=["source"]
         )
         for source in config.sources:
-            if source in health.up:
-                up.add_metric([source], 1.0 if health.up[source] else 0.0)
-            if source in health.last_success:
-                last.add_metric([source], health.last_success[source])
-            if source in health.poll_count:
-                buckets = [
-                    (_le(b), float(c)) for b, c in zip(POLL_BUCKETS, health.poll_buckets[source], strict=True)
-                ]
-                buckets.append(("+Inf", float(health.poll_count[source])))
-                polls.add_metric([source], buckets, health.poll_sum[source])
-        for (source, reason), count in sorted(health.errors.items()):
+            health = polls.get(source)
+            if health is None:  # not polled yet
+                continue
+            up.add_metric([source], 1.0 if health.up else 0.0)
+            if health.last_success is not None:
+                last.add_metric([source], health.last_success.timestamp())
+            buckets = [
+                (_le(b), float(c)) for b, c in zip(DURATION_BUCKETS, health.duration_buckets, strict=True)
+            ]
+            buckets.append(("+Inf", float(health.duration_count)))
+            durations.add_metric([source], buckets, health.duration_sum)
+        for source, health in sorted(polls.items()):
             if source in config.sources:
-                errors.add_metric([source, reason], float(count))
-        yield from (up, last, errors, polls)
+                for reason, count in sorted(health.errors.items()):
+                    errors.add_metric([source, reason], float(count))
+        yield from (up, last, errors, durations)
 
     def _from_store(self, config: Config) -> Iterator[Metric]:
         awaiting = GaugeMetricFamily(

@@ -21,6 +21,11 @@ class SourceError(Exception):
 
     reason: ClassVar[str] = "error"
 
+    def __init__(self, *args: object, retry_after: timedelta | None = None) -> None:
+        super().__init__(*args)
+        self.retry_after = retry_after
+        """How long the server asked to wait (HTTP 429/503 ``Retry-After``, EWS ``ErrorServerBusy``)."""
+
 
 class TransientSourceError(SourceError):
     """The server dropped or timed out: retry with backoff."""
@@ -29,13 +34,13 @@ class TransientSourceError(SourceError):
 
 
 class AuthSourceError(SourceError):
-    """The server refused the credentials: the user must fix them; retried slowly."""
+    """The server refused the credentials: the user must fix them; retried slowly (every 15 minutes)."""
 
     reason = "auth"
 
 
 class PermanentSourceError(SourceError):
-    """The source's configuration does not match the server (folder missing, bad path)."""
+    """The source's configuration does not match the server (folder missing, bad path); retried slowly."""
 
     reason = "config"
 
