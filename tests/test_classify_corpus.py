@@ -1,4 +1,4 @@
-"""Precision and recall of monitor.classify on real bounces, auto-replies, reports and human list mail.
+"""Precision and recall of monitor.mail.classify on real bounces, auto-replies, reports and human list mail.
 
 Ground truth comes from each corpus' own layout, not from the classifier:
 
@@ -33,7 +33,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.classify import HEADERS_USED, REASONS, classify
+from monitor.mail.classify import HEADERS_USED, REASONS, classify
 
 CORPORA = Path(__file__).resolve().parents[1].parent / "shared" / "corpora"
 EMAIL = CORPORA / "email"

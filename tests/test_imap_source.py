@@ -16,7 +16,7 @@ import trustme
 from imapclient import IMAPClient
 from pydantic import ValidationError
 
-from monitor import headers
+from monitor.mail import event as mail_event
 from monitor.sources import imap as imap_source
 from monitor.sources.base import (
     SOURCE_KINDS,
@@ -609,7 +609,7 @@ def test_a_message_that_cannot_be_turned_into_an_event_is_skipped_and_counted(
     def to_event(msg: Any, **kwargs: Any) -> Any:
         if "POISON" in str(msg.get("Subject")):
             raise RuntimeError(f"cannot handle {msg.get('Subject')}")
-        return headers.to_event(msg, **kwargs)
+        return mail_event.to_event(msg, **kwargs)
 
     monkeypatch.setattr("monitor.sources.imap.to_event", to_event)
     source = make_source(team)

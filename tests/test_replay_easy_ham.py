@@ -4,9 +4,10 @@ The corpus (2,500 real 2002 mailing-list messages) is symlinked into a temporary
 source follows symlinks); its ten most frequent posters (by From address) play the team, everyone else
 the customers. ``replywatch replay --all`` runs in-process and its CSV is compared with a ground truth
 computed here from the raw headers by code that shares nothing with :mod:`monitor.engine` or
-:mod:`monitor.headers`. Only the automation verdict is reused: :func:`monitor.classify.classify` on each
-message's header block (the classifier has its own corpus test, ``test_classify_corpus.py``), so that
-this test measures threading, next-reply and response semantics, not classification.
+:mod:`monitor.mail.headers`. Only the automation verdict is reused:
+:func:`monitor.mail.classify.classify` on each message's header block (the classifier has its own corpus
+test, ``test_classify_corpus.py``), so that this test measures threading, next-reply and response
+semantics, not classification.
 
 Ground truth (:data:`LIST_AWARE`, asserted):
 
@@ -47,8 +48,8 @@ from typing import Any
 
 import pytest
 
-from monitor.classify import REASONS, classify
 from monitor.cli import main
+from monitor.mail.classify import REASONS, classify
 from tests.corpus import corpora_root
 
 EASY_HAM = ("email", "spamassassin", "easy_ham")

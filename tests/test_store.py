@@ -260,7 +260,7 @@ def test_only_items_whose_verdict_can_change_are_evaluated_again(store: Store) -
 
 
 def test_8bit_header_text_is_stored(store: Store) -> None:
-    from monitor.headers import parse_event
+    from monitor.mail.event import parse_event
 
     raw = (
         b"Message-ID: <u@x>\nFrom: J\xfcrgen <j@x.example>\nSubject: Gr\xc3\xbc\xc3\x9fe\n"

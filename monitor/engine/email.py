@@ -6,7 +6,6 @@ Pure: the same messages always give the same items, in any order they arrived.
 from __future__ import annotations
 
 import bisect
-import re
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -15,7 +14,8 @@ from datetime import datetime, timedelta
 from monitor.awaiting import AwaitingItem, EngineResult, Response, Unopened
 from monitor.engine.team import TeamContext
 from monitor.events import Channel, MessageEvent
-from monitor.text import is_closing_thanks
+from monitor.mail.preview import is_closing_thanks
+from monitor.mail.subject import normalized_subject
 
 
 @dataclass(slots=True)
@@ -81,18 +81,8 @@ def _order(message: MessageEvent) -> tuple[datetime, int, str]:
     return (message.date, 0 if message.folder != "sent" else 1, message_key(message))
 
 
-# Reply and forward prefixes in the languages clients write them in (Outlook localizes them).
-_PREFIX = re.compile(
-    r"^\s*(?:(?:re|fw|fwd|aw|wg|sv|vs|antw|rif|r|tr|ref|odp|vl|res|enc|rv)\s*(?:\[\d+\])?\s*[:\uff1a]\s*)+",
-    re.IGNORECASE,
-)
 SUBJECT_WINDOW = timedelta(days=14)
 """How far apart two messages may be for the subject fallback to join them."""
-
-
-def normalized_subject(subject: str) -> str:
-    """The subject without reply/forward prefixes, case and spacing (``Re: AW: Order  1`` -> ``order 1``)."""
-    return " ".join(_PREFIX.sub("", subject).lower().split())
 
 
 def thread(messages: Iterable[MessageEvent], team: TeamContext | None = None) -> dict[str, str]:

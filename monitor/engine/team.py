@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from monitor.classify import matches_sender_pattern
 from monitor.events import MessageEvent
-from monitor.text import matches_phrase
+from monitor.mail.classify import matches_sender_pattern
+from monitor.mail.preview import matches_phrase
 
 
 @dataclass(frozen=True, slots=True)

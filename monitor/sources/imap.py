@@ -32,11 +32,13 @@ from imapclient.datetime_util import parse_to_datetime
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from monitor.classify import HEADERS_USED
 from monitor.config import ConfigError, is_loopback, read_secret
 from monitor.durations import Duration
 from monitor.events import MailboxSnapshot, MessageEvent
-from monitor.headers import WANTED_HEADERS, parse_header_block, to_event
+from monitor.mail.classify import HEADERS_USED
+from monitor.mail.event import to_event
+from monitor.mail.headers import WANTED_HEADERS, parse_header_block
+from monitor.mail.preview import preview
 from monitor.sources.base import (
     AuthSourceError,
     Cursor,
@@ -47,7 +49,6 @@ from monitor.sources.base import (
     TransientSourceError,
     register,
 )
-from monitor.text import preview
 
 kind = "imap"
 

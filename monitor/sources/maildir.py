@@ -17,7 +17,9 @@ from typing import IO, Any, Literal
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from monitor.events import MailboxSnapshot, MessageEvent
-from monitor.headers import parse_header_block, to_event
+from monitor.mail.event import to_event
+from monitor.mail.headers import parse_header_block
+from monitor.mail.preview import MAX_READ, preview
 from monitor.sources.base import (
     Cursor,
     PermanentSourceError,
@@ -26,7 +28,6 @@ from monitor.sources.base import (
     TransientSourceError,
     register,
 )
-from monitor.text import MAX_READ, preview
 
 log = logging.getLogger(__name__)
 

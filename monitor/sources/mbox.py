@@ -17,7 +17,9 @@ from typing import IO, Any, Literal
 from pydantic import field_validator
 
 from monitor.events import MailboxSnapshot, MessageEvent
-from monitor.headers import message_ids, parse_header_block, to_event
+from monitor.mail.event import to_event
+from monitor.mail.headers import message_ids, parse_header_block
+from monitor.mail.preview import MAX_READ, preview
 from monitor.sources.base import (
     Cursor,
     PermanentSourceError,
@@ -27,7 +29,6 @@ from monitor.sources.base import (
     register,
 )
 from monitor.sources.maildir import HEADER_CAP, open_without_atime
-from monitor.text import MAX_READ, preview
 
 log = logging.getLogger(__name__)
 

@@ -1,18 +1,16 @@
-"""Parse a message's header block into a :class:`MessageEvent` (pure: bytes in, event out)."""
+"""The one header decoder: header blocks, RFC 2047 text, addresses, message ids and dates (pure)."""
 
 from __future__ import annotations
 
 import email.parser
 import email.policy
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-from email.header import decode_header, make_header
+from email.header import Header, decode_header
 from email.message import Message
 from email.utils import getaddresses, parsedate_to_datetime
 from typing import Any
-
-from monitor.events import MessageEvent
 
 # Only the headers the engine needs; IMAP fetches exactly these (BODY.PEEK[HEADER.FIELDS (...)]).
 WANTED_HEADERS: tuple[str, ...] = (
@@ -179,17 +177,65 @@ def unicode_text(text: str) -> str:
         return raw.decode("cp1252", "replace")
 
 
-def decoded(value: str | None) -> str:
-    """An RFC 2047-decoded, whitespace-folded header value ('' when missing or undecodable)."""
+def decoded(value: str | Header | None) -> str:
+    """A header value's text: RFC 2047 encoded-words decoded, white space folded ('' when missing).
+
+    Each encoded-word is read in its declared charset, else as UTF-8, else as Windows-1252 (the rule
+    :func:`unicode_text` applies to raw 8-bit bytes): a mislabelled word still gives readable text and
+    never the raw ``=?...?=`` form. Values the stdlib wraps in an ``unknown-8bit`` Header are read alike.
+    """
     if value is None:
         return ""
-    if isinstance(value, str) and "=?" not in value:
-        return " ".join(unicode_text(value).split())
+    if isinstance(value, str):
+        value = unicode_text(value)
+        if "=?" not in value:
+            return " ".join(value.split())
     try:
-        text = str(make_header(decode_header(str(value))))
-    except (ValueError, LookupError, UnicodeError):
-        text = str(value)
-    return " ".join(unicode_text(text).split())
+        chunks = decode_header(value)
+    except Exception:  # malformed encoded-words (HeaderParseError, bad base64...): keep the raw text
+        return " ".join(unicode_text(str(value)).split())
+    return " ".join(_joined(chunks).split())
+
+
+def _joined(chunks: list[tuple[bytes | str, str | None]]) -> str:
+    # As email.header.Header.__str__: a space between an encoded-word and plain text that touch.
+    out: list[str] = []
+    last_plain, last_space = True, False
+    for chunk, charset in chunks:
+        text = chunk if isinstance(chunk, str) else _chunk_text(chunk, charset)
+        plain = charset in (None, "us-ascii")
+        if out and last_plain != plain:
+            spaced = (bool(text) and _is_break(text[0])) if plain else last_space
+            if not spaced:
+                out.append(" ")
+        out.append(text)
+        last_plain, last_space = plain, bool(text) and _is_break(text[-1])
+    return "".join(out)
+
+
+def _is_break(char: str) -> bool:
+    return char.isspace() or char in "()\\"
+
+
+# Labels senders use for a wider charset than they name: WHATWG Encoding Standard §4.2 reads gb2312 and
+# gbk with the gb18030 decoder, as mail clients do.
+_SUPERSETS = {"gb2312": "gb18030", "gbk": "gb18030", "x-gbk": "gb18030"}
+
+
+def _chunk_text(chunk: bytes, charset: str | None) -> str:
+    if charset is None:
+        # decode_header gives text outside encoded-words as raw-unicode-escape bytes: undo exactly that.
+        try:
+            return chunk.decode("raw-unicode-escape")
+        except UnicodeDecodeError:
+            return chunk.decode("latin-1")
+    charset = charset.lower()
+    if charset not in {"unknown-8bit", "x-unknown"}:
+        try:
+            return chunk.decode(_SUPERSETS.get(charset, charset))
+        except (LookupError, ValueError):  # an unknown charset, or bytes it cannot hold
+            pass
+    return unicode_text(chunk.decode("ascii", "surrogateescape"))
 
 
 # The forms nearly all mail uses: ``addr@host`` or ``Display Name <addr@host>``, with no quotes,
@@ -242,7 +288,7 @@ def addresses(values: Iterable[str | None]) -> tuple[str, ...]:
 
 
 def first_address(value: str | None) -> tuple[str | None, str]:
-    """The first address of a header and its decoded display name."""
+    """The first address (with an ``@``) of a header and its decoded display name."""
     if not value:
         return None, ""
     for name, addr in address_pairs(str(value)):
@@ -250,6 +296,30 @@ def first_address(value: str | None) -> tuple[str | None, str]:
         if "@" in addr:
             return addr, decoded(name) if name else ""
     return None, ""
+
+
+def first_mailbox(value: str | None) -> tuple[str, str]:
+    """The first mailbox of a header, with or without a domain (``MAILER-DAEMON``), and its decoded name.
+
+    The address is lower-cased; ``("", "")`` when the header names none.
+    """
+    if not value:
+        return "", ""
+    pairs = address_pairs(value)
+    if not pairs:
+        return "", ""
+    name, addr = pairs[0]
+    return unicode_text(addr.strip().strip("<>").lower()), decoded(name) if name else ""
+
+
+def header_text(value: str | Header) -> str:
+    """A header value as Unicode, encoded-words left as they are (8-bit bytes as :func:`unicode_text`)."""
+    if isinstance(value, Header):  # the stdlib's wrapper of a raw 8-bit value (charset unknown-8bit)
+        value = "".join(
+            chunk.decode("ascii", "surrogateescape") if isinstance(chunk, bytes) else chunk
+            for chunk, _charset in decode_header(value)
+        )
+    return unicode_text(value)
 
 
 def message_date(msg: Message, internal_date: datetime | None, now: datetime | None = None) -> datetime:
@@ -290,71 +360,3 @@ def thread_index_root(value: str | None) -> str | None:
     value = value.strip()
     # The first 22 bytes are a FILETIME (6) + GUID (16); base64 of 22 bytes is 30 chars (with padding '==').
     return value[:30] if len(value) >= 30 else None
-
-
-def to_event(
-    msg: Message,
-    *,
-    source: str,
-    folder: str,
-    external_id: str,
-    internal_date: datetime | None = None,
-    flags: Sequence[str] = (),
-    gmail_thread_id: str | None = None,
-    no_reply_senders: Sequence[str] | None = None,
-    now: datetime | None = None,
-    preview: str = "",
-) -> MessageEvent:
-    """Build the normalized event for one parsed message."""
-    from monitor.classify import DEFAULT_NO_REPLY, classify
-
-    verdict = classify(
-        msg, no_reply_senders=DEFAULT_NO_REPLY if no_reply_senders is None else no_reply_senders
-    )
-    ids = message_ids(msg.get("Message-ID"))
-    from_addr, from_name = first_address(msg.get("From"))
-    sender_addr, _ = first_address(msg.get("Sender"))
-    irt = message_ids(msg.get("In-Reply-To"))
-    thread_id = gmail_thread_id or thread_index_root(msg.get("Thread-Index"))
-    holding = msg.get("X-Replywatch-Holding") is not None
-    return MessageEvent(
-        source=source,
-        folder=folder,
-        external_id=external_id,
-        message_id=ids[0] if ids else None,
-        date=message_date(msg, internal_date, now),
-        from_addr=from_addr,
-        from_name=from_name,
-        sender_addr=sender_addr,
-        reply_to=addresses(msg.get_all("Reply-To") or ()),
-        to_addrs=addresses(msg.get_all("To") or ()),
-        cc_addrs=addresses(msg.get_all("Cc") or ()),
-        subject=decoded(msg.get("Subject")),
-        in_reply_to=irt[-1] if irt else None,
-        references=message_ids(msg.get("References")),
-        thread_id=thread_id,
-        automated=verdict.automated,
-        flags=frozenset(f.lower().lstrip("\\") for f in flags),
-        holding_marker=holding,
-        preview=preview,
-    )
-
-
-def parse_event(
-    raw: bytes,
-    *,
-    source: str,
-    folder: str,
-    external_id: str,
-    internal_date: datetime | None = None,
-    flags: Sequence[str] = (),
-) -> MessageEvent:
-    """Parse raw header bytes (or a whole message) into an event (see :func:`to_event`)."""
-    return to_event(
-        parse_header_block(raw),
-        source=source,
-        folder=folder,
-        external_id=external_id,
-        internal_date=internal_date,
-        flags=flags,
-    )

@@ -1,4 +1,4 @@
-"""Unit cases for monitor.classify: raw header bytes in, verdict out."""
+"""Unit cases for monitor.mail.classify: raw header bytes in, verdict out."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from email.parser import BytesParser
 
 import pytest
 
-from monitor.classify import (
+from monitor.mail.classify import (
     DEFAULT_NO_REPLY,
     HEADERS_USED,
     REASONS,

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from monitor.mail.preview import is_closing_thanks, matches_phrase, new_text, preview
 from monitor.sources.maildir import MaildirConfig, MaildirSource
 from monitor.sources.mbox import MboxConfig, MboxSource
-from monitor.text import is_closing_thanks, matches_phrase, new_text, preview
 from tests.corpus import corpora_root
 from tests.mailfactory import deliver, make_maildir
 

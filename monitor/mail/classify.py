@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from email.header import Header, decode_header
 from email.message import Message
 from fnmatch import fnmatchcase
 
-from monitor.headers import address_pairs, unicode_text
+from monitor.mail.headers import addresses, decoded, first_mailbox, header_text
+from monitor.mail.subject import has_reply_prefix
 
 REASONS: tuple[str, ...] = (
     "auto_reply",
@@ -284,11 +284,6 @@ _BOUNCE_WEAK: tuple[str, ...] = (
     r"delivery status",
     r"bounced?\b",
 )
-_REPLY_PREFIX = re.compile(
-    r"^\s*((re|aw|antw|sv|vs|r|rif|res|ref|fw|fwd|wg|tr|enc|rv|doorst|vl|odp|pd|ynt|trs|回复|转发|答复)\s*"
-    r"(\[\d+\])?\s*[:\uff1a]\s*)+",
-    re.IGNORECASE,
-)
 _BOUNCE_STRONG_SUBJECT = re.compile(
     r"^\s*(?:(?:" + "|".join(_BOUNCE_PREFIXES) + r")"
     r"|(?:" + "|".join(_BOUNCE_WHOLE) + r")\s*(\([^)]*\))?[.!]*\s*$)",
@@ -362,15 +357,15 @@ def _classify(msg: Message, no_reply_senders: Sequence[str]) -> Verdict:
 
     subject = _text(msg, "Subject")
     # A subject that quotes a phrase after "Re:"/"Fwd:" is someone replying to or forwarding it.
-    prefixed = _REPLY_PREFIX.match(subject) is not None
-    from_text = _text(msg, "From")
-    from_addr, from_name = _first_address(from_text)
+    prefixed = has_reply_prefix(subject)
+    from_text = _raw(msg, "From") or ""
+    from_addr, from_name = first_mailbox(from_text)
     from_local = from_addr.rpartition("@")[0] if "@" in from_addr else from_addr
     # "From: <>" copies the null reverse-path (RFC 5321 §4.5.5) into the header: only MTAs do that.
     null_from = "<>" in from_text.replace(" ", "")
     from_is_mta = null_from or from_local in _MTA_LOCAL_PARTS or bool(_MTA_DISPLAY_NAME.search(from_name))
     null_return_path = _null_return_path(msg)
-    token = auto_submitted_token(_raw(msg, "Auto-Submitted"))
+    token = auto_submitted_token(_text(msg, "Auto-Submitted"))
     precedence = _text(msg, "Precedence").strip().lower()
 
     # --- RFC 6522 multipart/report: the report type is in the header, no body needed -------------
@@ -481,13 +476,9 @@ def _discussion_list(msg: Message) -> bool:
         return True
     # A list server that resends a post addressed to the list names the list as Sender (RFC 5322
     # §3.6.2: the agent responsible for the transmission), distinct from the human From.
-    sender, _ = _first_address(_text(msg, "Sender"))
-    from_addr, _ = _first_address(_text(msg, "From"))
-    if sender and sender != from_addr:
-        recipients = {addr.lower() for _, addr in _addresses(msg, ("To", "Cc"))}
-        if sender in recipients:
-            return True
-    return False
+    sender, _ = first_mailbox(_raw(msg, "Sender"))
+    from_addr, _ = first_mailbox(_raw(msg, "From"))
+    return bool(sender) and sender != from_addr and sender in addresses((_raw(msg, "To"), _raw(msg, "Cc")))
 
 
 def _report_reason(msg: Message) -> str | None:
@@ -530,13 +521,14 @@ def _walk(msg: Message, limit: int) -> Iterator[Message]:
 
 
 def _raw(msg: Message, name: str) -> str | None:
+    """A header's value as Unicode text, encoded-words left as they are (None when missing or broken)."""
     try:
         value = msg.get(name)
     except Exception:  # a broken header reads as missing
         return None
     if value is None:
         return None
-    return _decode(value)
+    return header_text(value)
 
 
 def _present(msg: Message, name: str) -> bool:
@@ -548,36 +540,10 @@ def _present(msg: Message, name: str) -> bool:
 
 def _text(msg: Message, name: str) -> str:
     """A header's RFC 2047-decoded value with folding white space collapsed ('' when missing)."""
-    raw = _raw(msg, name)
-    return " ".join(raw.split()) if raw else ""
-
-
-def _decode(value: object) -> str:
-    """Decode RFC 2047 encoded-words (RFC 2047 §6); undecodable pieces keep their raw text."""
-    if isinstance(value, str) and "=?" not in value:
-        return unicode_text(value)
     try:
-        parts = decode_header(value if isinstance(value, Header) else str(value))
-    except Exception:  # malformed encoded-words: keep the raw value
-        return unicode_text(str(value))
-    out: list[str] = []
-    for chunk, charset in parts:
-        if isinstance(chunk, str):
-            out.append(unicode_text(chunk))
-            continue
-        out.append(_bytes_to_text(chunk, charset))
-    return "".join(out)
-
-
-def _bytes_to_text(chunk: bytes, charset: str | None) -> str:
-    for candidate in (charset, "utf-8"):
-        if not candidate or candidate.lower() in {"unknown-8bit", "x-unknown"}:
-            continue
-        try:
-            return chunk.decode(candidate)
-        except (LookupError, UnicodeDecodeError):
-            continue
-    return chunk.decode("latin-1")
+        return decoded(msg.get(name))
+    except Exception:  # a broken header reads as missing
+        return ""
 
 
 def _truthy(value: str) -> bool:
@@ -591,30 +557,10 @@ def _null_return_path(msg: Message) -> bool:
     except Exception:
         return False
     for value in values:
-        text = _decode(value).strip().strip('"')
+        text = decoded(value).strip().strip('"')
         if text in {"<>", ""} or text.lower() in {"<mailer-daemon>", "mailer-daemon"}:
             return True
     return False
-
-
-def _first_address(value: str) -> tuple[str, str]:
-    """The lower-cased address and display name of the first mailbox in a header value."""
-    if not value:
-        return "", ""
-    try:
-        pairs = address_pairs(value)
-    except Exception:
-        return "", ""
-    name, addr = pairs[0] if pairs else ("", "")
-    return addr.strip().strip("<>").lower(), name
-
-
-def _addresses(msg: Message, names: Iterable[str]) -> list[tuple[str, str]]:
-    values = [_text(msg, name) for name in names]
-    try:
-        return [pair for v in values if v for pair in address_pairs(v)]
-    except Exception:
-        return []
 
 
 def matches_sender_pattern(address: str, patterns: Sequence[str]) -> bool:

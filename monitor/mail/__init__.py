@@ -1,0 +1,1 @@
+"""Mail as replywatch reads it: header decoding, automated-mail verdicts, text previews and events (pure)."""

@@ -1,0 +1,1 @@
+"""Tests of the mail package: header decoding, the classifier, text previews, events."""
