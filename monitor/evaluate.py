@@ -10,7 +10,7 @@ from typing import Any
 
 from monitor.config import Config
 from monitor.engine import EMAIL, TeamContext, build_awaiting
-from monitor.rules.base import AwaitingView, Finding, Level, Rule, TeamView, registered_kinds
+from monitor.rules.base import RULES, AwaitingView, Finding, Level, Rule, TeamView
 from monitor.rules.holding_reply import HoldingReplyConfig
 from monitor.rules.reply_within import ReplyWithin
 from monitor.store.db import Store
@@ -41,8 +41,7 @@ def team_context(config: Config, team: str) -> TeamContext:
 
 def build_rules(config: Config, team: str) -> list[Rule]:
     """The team's rule plugins, built from their configs."""
-    kinds = registered_kinds()
-    return [kinds[rule.kind][1](rule) for rule in config.team_rules(team)]  # type: ignore[attr-defined]
+    return [RULES.get(rule.kind).factory(rule) for rule in config.team_rules(team)]
 
 
 @dataclass

@@ -1,17 +1,15 @@
-"""What every rule plugin implements: findings from (awaiting items, now); and the rule registry."""
+"""What every rule plugin implements (findings from awaiting items and now), its config base, the registry."""
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
-from pydantic import BaseModel
-
 from monitor.calendar import BusinessCalendar
+from monitor.plugins import RULES_GROUP, Plugin, PluginConfig, Registry
 
 
 class Level(StrEnum):
@@ -70,23 +68,17 @@ class Rule(Protocol):
         """Return a finding for every subject the rule judges."""
 
 
-RULE_KINDS: dict[str, tuple[type[BaseModel], Any]] = {}
-"""kind -> (Config class, factory(config) -> Rule)."""
+class RuleConfigBase(PluginConfig):
+    """Fields every rule kind shares: its subclass narrows ``kind`` and ``channel`` to Literals."""
 
-BUILTIN = ("reply_within", "holding_reply")
-_loaded = False
-
-
-def register(kind: str, config_class: type[BaseModel], factory: Any) -> None:
-    """Make a rule kind available to configs."""
-    RULE_KINDS[kind] = (config_class, factory)
+    channel: str
+    """Which awaiting items the rule judges (``email``, ``phone``)."""
 
 
-def registered_kinds() -> dict[str, tuple[type[BaseModel], Any]]:
-    """All rule kinds, importing the built-in plugins on first use."""
-    global _loaded
-    if not _loaded:
-        for name in BUILTIN:
-            importlib.import_module(f"monitor.rules.{name}")
-        _loaded = True
-    return RULE_KINDS
+RuleFactory = Callable[[Any], Rule]
+"""Builds a rule from its validated config (of the plugin's own config class)."""
+RulePlugin = Plugin[RuleConfigBase, RuleFactory]
+"""A rule plugin, named by an entry point of the ``replywatch.rules`` group."""
+
+RULES: Registry[RuleConfigBase, RuleFactory] = Registry(RULES_GROUP, RuleConfigBase)
+"""Every rule kind, from the ``replywatch.rules`` entry points."""

@@ -12,10 +12,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from monitor.durations import Duration
-from monitor.rules.base import Finding, Level, TeamView, register
+from monitor.rules.base import Finding, Level, RuleConfigBase, RulePlugin, TeamView
 
 DEFAULT_PHRASES = (
     "we have received your",
@@ -32,10 +32,8 @@ DEFAULT_PHRASES = (
 )
 
 
-class HoldingReplyConfig(BaseModel):
+class HoldingReplyConfig(RuleConfigBase):
     """Settings of ``holding_reply``."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     kind: Literal["holding_reply"]
     within: Duration = Field(default=timedelta(hours=4))
@@ -79,4 +77,5 @@ class HoldingReply:
         return findings
 
 
-register("holding_reply", HoldingReplyConfig, HoldingReply)
+PLUGIN = RulePlugin(HoldingReplyConfig, HoldingReply)
+"""The ``holding_reply`` rule plugin (entry point ``holding_reply`` of ``replywatch.rules``)."""

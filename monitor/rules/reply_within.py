@@ -5,16 +5,14 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from monitor.durations import Duration, format_duration
-from monitor.rules.base import Finding, Level, TeamView, register
+from monitor.rules.base import Finding, Level, RuleConfigBase, RulePlugin, TeamView
 
 
-class ReplyWithinConfig(BaseModel):
+class ReplyWithinConfig(RuleConfigBase):
     """Settings of ``reply_within``."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     kind: Literal["reply_within"]
     within: Duration = Field(default=timedelta(hours=24))
@@ -79,4 +77,5 @@ class ReplyWithin:
         return findings
 
 
-register("reply_within", ReplyWithinConfig, ReplyWithin)
+PLUGIN = RulePlugin(ReplyWithinConfig, ReplyWithin)
+"""The ``reply_within`` rule plugin (entry point ``reply_within`` of ``replywatch.rules``)."""

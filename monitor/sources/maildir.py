@@ -23,14 +23,12 @@ from monitor.sources.base import (
     PermanentSourceError,
     PollResult,
     SourceConfigBase,
+    SourcePlugin,
     TransientSourceError,
-    register,
 )
 from monitor.text import MAX_READ, preview
 
 log = logging.getLogger(__name__)
-
-kind = "maildir"
 
 SENT_NAMES: tuple[str, ...] = (
     ".Sent",
@@ -447,4 +445,5 @@ class MaildirSource:
         )
 
 
-register("maildir", MaildirConfig, MaildirSource)
+PLUGIN = SourcePlugin(MaildirConfig, MaildirSource)
+"""The ``maildir`` source plugin (entry point ``maildir`` of ``replywatch.sources``)."""

@@ -23,15 +23,13 @@ from monitor.sources.base import (
     PermanentSourceError,
     PollResult,
     SourceConfigBase,
+    SourcePlugin,
     TransientSourceError,
-    register,
 )
 from monitor.sources.maildir import HEADER_CAP, open_without_atime
 from monitor.text import MAX_READ, preview
 
 log = logging.getLogger(__name__)
-
-kind = "mbox"
 
 CURSOR_VERSION = 1
 LINE_PIECE = 64 * 1024
@@ -386,4 +384,5 @@ class MboxSource:
             state["oldest"] = arrived.isoformat()
 
 
-register("mbox", MboxConfig, MboxSource)
+PLUGIN = SourcePlugin(MboxConfig, MboxSource)
+"""The ``mbox`` source plugin (entry point ``mbox`` of ``replywatch.sources``)."""
