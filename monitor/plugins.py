@@ -137,7 +137,7 @@ class StrictConfig(BaseModel):
         data = dict(data)
         problems: list[tuple[Location, str]] = []
         for name in names:
-            if name in data:
+            if name in data and not isinstance(data[name], SecretRef):  # only Python callers pass one
                 problems.append(((name,), "unknown key"))
                 del data[name]
             env, file = data.pop(f"{name}_env", None), data.pop(f"{name}_file", None)
