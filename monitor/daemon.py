@@ -38,7 +38,7 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def build_source(name: str, cfg: Any) -> Source:
+def build_source(name: str, cfg: SourceConfigBase) -> Source:
     """A source plugin from its validated config (no I/O)."""
     return SOURCES.get(cfg.kind).factory(name, cfg)
 

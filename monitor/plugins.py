@@ -38,17 +38,19 @@ Location = tuple[str | int, ...]
 def config_errors(title: str, problems: Sequence[tuple[Location, str]]) -> ValidationError:
     """A validation error holding each ``(location, message)``; raised inside a validator, pydantic
     prefixes the locations with the path of the value being validated."""
-    return ValidationError.from_exception_data(
-        title,
-        [
-            InitErrorDetails(
-                type=PydanticCustomError("replywatch", "{message}", {"message": message}),
-                loc=loc,
-                input=None,
-            )
-            for loc, message in problems
-        ],
-    )
+    return ValidationError.from_exception_data(title, _line_errors(problems))
+
+
+def _line_errors(
+    problems: Iterable[tuple[Location, str]], error_type: str = "replywatch"
+) -> list[InitErrorDetails]:
+    """``(location, message)`` pairs as pydantic line errors of type ``error_type``."""
+    return [
+        InitErrorDetails(
+            type=PydanticCustomError(error_type, "{message}", {"message": message}), loc=loc, input=None
+        )
+        for loc, message in problems
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,25 +166,15 @@ class StrictConfig(BaseModel):
         except ValidationError as err:
             if not problems:
                 raise
-            raise ValidationError.from_exception_data(
-                err.title, [*_init_details(err), *_init_details(config_errors(err.title, problems))]
-            ) from err
+            theirs = [
+                line
+                for e in err.errors(include_url=False)
+                for line in _line_errors([(tuple(e["loc"]), e["msg"])], e["type"])
+            ]
+            raise ValidationError.from_exception_data(err.title, [*theirs, *_line_errors(problems)]) from err
         if problems:
             raise config_errors(cls.__name__, problems)
         return model
-
-
-def _init_details(err: ValidationError) -> list[InitErrorDetails]:
-    """``err``'s line errors in the shape :meth:`ValidationError.from_exception_data` takes back."""
-    out: list[InitErrorDetails] = []
-    for e in err.errors(include_url=False):
-        detail = InitErrorDetails(
-            type=PydanticCustomError(e["type"], "{message}", {"message": e["msg"]}),
-            loc=tuple(e["loc"]),
-            input=e["input"],
-        )
-        out.append(detail)
-    return out
 
 
 class PluginConfig(StrictConfig):
