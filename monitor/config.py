@@ -9,15 +9,13 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
-    SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -26,10 +24,9 @@ from monitor import calendar as calendar_mod
 from monitor.calendar import BusinessCalendar
 from monitor.durations import Duration, Interval
 from monitor.events import Channel
-from monitor.rules.base import RuleConfigBase
-from monitor.rules.base import registered_kinds as rule_kinds
-from monitor.sources.base import SourceConfigBase
-from monitor.sources.base import registered_kinds as source_kinds
+from monitor.plugins import PluginError, Scope, SecretRef, StrictConfig, config_errors
+from monitor.rules.base import RULES, RuleConfigBase
+from monitor.sources.base import SOURCES, SourceConfigBase
 
 _ALWAYS = {day: [(0, 24 * 60)] for day in range(7)}
 
@@ -44,24 +41,27 @@ class ConfigError(Exception):
         super().__init__(where + "; ".join(errors))
 
 
-class Strict(BaseModel):
-    """Base of every config model: unknown keys are errors, values are frozen."""
+@dataclass(frozen=True, slots=True)
+class ConfigScope(Scope):
+    """What the whole file declares, for checking the names its sections refer to."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    calendars: frozenset[str] = frozenset()
+    """Names under ``calendars``."""
+    sources: frozenset[str] = frozenset()
+    """Names under ``sources``."""
 
 
-class StoreConfig(Strict):
+class StoreConfig(StrictConfig):
     """Where replywatch keeps events, cursors, awaiting items and breaches."""
 
     url: str = "sqlite:///replywatch.db"
     """SQLAlchemy URL: ``sqlite:///path.db`` (default) or ``postgresql+psycopg://user@host/db``."""
-    password_env: str | None = None
-    """Environment variable holding the database password (kept out of the URL)."""
-    password_file: Path | None = None
-    """File holding the database password."""
+    password: SecretRef | None = None
+    """The database password, kept out of the URL: ``password_env`` (an environment variable) or
+    ``password_file`` (a file, its first line)."""
 
 
-class HttpConfig(Strict):
+class HttpConfig(StrictConfig):
     """The HTTP server for /metrics, /-/healthy and /-/ready."""
 
     listen: str = "127.0.0.1:9687"
@@ -86,7 +86,7 @@ class HttpConfig(Strict):
         return int(self.listen.rpartition(":")[2])
 
 
-class LogConfig(Strict):
+class LogConfig(StrictConfig):
     """How replywatch logs."""
 
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -95,7 +95,7 @@ class LogConfig(Strict):
     """``text`` for people, ``json`` (one object a line) for log collectors."""
 
 
-class HolidaysConfig(Strict):
+class HolidaysConfig(StrictConfig):
     """Public holidays from the ``holidays`` package."""
 
     country: str
@@ -109,7 +109,7 @@ class HolidaysConfig(Strict):
         return self
 
 
-class CalendarConfig(Strict):
+class CalendarConfig(StrictConfig):
     """A business calendar: zone, weekly hours, holidays, extra closed days."""
 
     timezone: str
@@ -144,7 +144,7 @@ class CalendarConfig(Strict):
         )
 
 
-class MemberConfig(Strict):
+class MemberConfig(StrictConfig):
     """A person in a team."""
 
     name: str
@@ -162,7 +162,7 @@ class MemberConfig(Strict):
         return [_address(v) for v in value]
 
 
-class TeamConfig(Strict):
+class TeamConfig(StrictConfig):
     """A team: its people, addresses, sources, calendar and rules."""
 
     calendar: str | None = None
@@ -175,8 +175,8 @@ class TeamConfig(Strict):
     """The team's people."""
     sources: list[str] = Field(default_factory=list)
     """Names of sources under ``sources`` that hold this team's mail."""
-    rules: list[dict[str, Any]] = Field(default_factory=list)
-    """Rule plugins with their settings, each with a ``kind``."""
+    rules: list[Annotated[RuleConfigBase, RULES.field]] = Field(default_factory=list)
+    """Rule plugins with their settings, each with a ``kind``; one rule of each kind."""
     no_reply_senders: list[str] = Field(default_factory=list)
     """More sender patterns whose mail is automated, on top of the built-in ones (noreply*, no-reply*,
     mailer-daemon...): a local part (``alerts``) or an address pattern (``*@notifications.example.net``)."""
@@ -186,6 +186,53 @@ class TeamConfig(Strict):
     """A customer's short "thanks!" after an answer opens no new item (sources need ``text_preview``)."""
     internal_forward_is_response: bool = False
     """A member forwarding the conversation to colleagues counts as the team's response."""
+
+    @field_validator("calendar")
+    @classmethod
+    def _known_calendar(cls, value: str | None, info: ValidationInfo) -> str | None:
+        scope = info.context
+        if isinstance(scope, ConfigScope) and value is not None and value not in scope.calendars:
+            raise ValueError(f"unknown calendar {value!r}")
+        return value
+
+    @field_validator("sources")
+    @classmethod
+    def _known_sources(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        scope = info.context
+        if isinstance(scope, ConfigScope):
+            unknown = [
+                ((i,), f"unknown source {name!r}")
+                for i, name in enumerate(value)
+                if name not in scope.sources
+            ]
+            if unknown:
+                raise config_errors(cls.__name__, unknown)
+        return value
+
+    @field_validator("rules")
+    @classmethod
+    def _one_of_each_kind_on_own_sources(
+        cls, value: list[RuleConfigBase], info: ValidationInfo
+    ) -> list[RuleConfigBase]:
+        problems: list[tuple[tuple[str | int, ...], str]] = []
+        first: dict[str, int] = {}
+        for i, rule in enumerate(value):
+            if rule.kind in first:
+                problems.append(
+                    (
+                        (i,),
+                        f"a second {rule.kind!r} rule (first at rules[{first[rule.kind]}]); "
+                        "a team has one rule of each kind",
+                    )
+                )
+            first.setdefault(rule.kind, i)
+            rule_source = getattr(rule, "source", None)
+            team_sources = info.data.get("sources")
+            if rule_source is not None and team_sources is not None and rule_source not in team_sources:
+                problems.append(((i, "source"), f"{rule_source!r} is not one of the team's sources"))
+        if problems:
+            raise config_errors(cls.__name__, problems)
+        return value
 
     @field_validator("addresses")
     @classmethod
@@ -198,7 +245,7 @@ class TeamConfig(Strict):
         return [v.strip().lower().lstrip("@") for v in value]
 
 
-class EngineConfig(Strict):
+class EngineConfig(StrictConfig):
     """How far back the engine looks when it rebuilds conversations."""
 
     lookback: Duration = Field(default_factory=lambda: timedelta(days=60))
@@ -207,7 +254,7 @@ class EngineConfig(Strict):
     """How often rules are evaluated (also right after new mail is stored); at least one second."""
 
 
-class Config(Strict):
+class Config(StrictConfig):
     """The whole config file."""
 
     store: StoreConfig = Field(default_factory=StoreConfig)
@@ -215,8 +262,8 @@ class Config(Strict):
     log: LogConfig = Field(default_factory=LogConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
     calendars: dict[str, CalendarConfig] = Field(default_factory=dict)
-    sources: dict[str, Any] = Field(default_factory=dict)
-    """Source plugin settings by name; validated against each kind's model."""
+    sources: dict[str, Annotated[SourceConfigBase, SOURCES.field]] = Field(default_factory=dict)
+    """Source plugin settings by name; validated against the model of each one's ``kind``."""
     teams: dict[str, TeamConfig] = Field(default_factory=dict)
 
     @cached_property
@@ -229,38 +276,28 @@ class Config(Strict):
         name = self.teams[team].calendar
         return self.calendar_objects[name] if name else BusinessCalendar.always_open()
 
-    @cached_property
-    def rule_configs(self) -> dict[str, list[RuleConfigBase]]:
-        """Validated rule configs by team (built once per config: every scrape and rebuild reads them)."""
-        kinds = rule_kinds()
-        return {
-            team: [kinds[r["kind"]][0].model_validate(r) for r in cfg.rules]
-            for team, cfg in self.teams.items()
-        }
-
     def team_rules(self, team: str) -> list[RuleConfigBase]:
         """The validated rule configs of a team."""
-        return self.rule_configs[team]
+        return self.teams[team].rules
 
     def team_channels(self, team: str) -> list[Channel]:
         """The channels a team's sources bring events on (email for mailboxes, phone for call logs)."""
-        kinds = source_kinds()
-        found = set()
-        for name in self.teams[team].sources:
-            raw = self.sources.get(name)
-            kind = raw.get("kind") if isinstance(raw, dict) else None
-            if isinstance(kind, str) and kind in kinds:
-                found.add(kinds[kind][0].channel)
-        return sorted(found)
+        return sorted(
+            {self.sources[name].channel for name in self.teams[team].sources if name in self.sources}
+        )
 
 
 @dataclass(frozen=True, slots=True)
 class LoadedConfig:
-    """A validated config with its source configs built."""
+    """A validated config and the file it came from."""
 
     config: Config
-    sources: Mapping[str, SourceConfigBase]
     path: str | None = None
+
+    @property
+    def sources(self) -> Mapping[str, SourceConfigBase]:
+        """The validated source configs by name."""
+        return self.config.sources
 
 
 def _address(value: str) -> str:
@@ -271,7 +308,7 @@ def _address(value: str) -> str:
 
 
 def _loc(loc: tuple[int | str, ...], data: Any, prefix: str = "") -> str:
-    """Turn a pydantic error location into ``teams.support.rules[1].within``, dropping union tags."""
+    """Turn a pydantic error location into ``teams.support.rules[1].within``."""
     out = prefix
     node = data
     for part in loc:
@@ -279,8 +316,6 @@ def _loc(loc: tuple[int | str, ...], data: Any, prefix: str = "") -> str:
             out += f"[{part}]"
             node = node[part] if isinstance(node, list) and part < len(node) else None
             continue
-        if isinstance(node, dict) and part not in node and node.get("kind") == part:
-            continue  # the discriminated-union tag, not a real key
         out += f".{part}" if out else str(part)
         node = node.get(part) if isinstance(node, dict) else None
     return out
@@ -299,41 +334,6 @@ def _messages(err: ValidationError, data: Any, prefix: str) -> list[str]:
     return out
 
 
-def _validate_plugin(
-    kinds: Mapping[str, tuple[type[BaseModel], Any]], raw: Any, path: str, errors: list[str]
-) -> BaseModel | None:
-    if not isinstance(raw, dict):
-        errors.append(f"{path}: expected a mapping with a 'kind'")
-        return None
-    kind = raw.get("kind")
-    if not isinstance(kind, str) or kind not in kinds:
-        known = ", ".join(sorted(kinds))
-        errors.append(f"{path}.kind: unknown kind {kind!r} (known: {known})")
-        return None
-    try:
-        model: BaseModel = kinds[kind][0].model_validate(raw)
-    except ValidationError as err:
-        errors.extend(_messages(err, raw, path))
-        return None
-    return model
-
-
-def _check_secret_refs(raw: Mapping[str, Any], path: str, env: Mapping[str, str], errors: list[str]) -> None:
-    """``*_env`` must name a set variable, ``*_file`` a readable file; both at once is an error."""
-    for key, value in raw.items():
-        if key.endswith("_env") and isinstance(value, str) and value not in env:
-            errors.append(f"{path}.{key}: environment variable {value!r} is not set")
-        if (
-            key.endswith("_file")
-            and key != "ca_file"
-            and isinstance(value, str)
-            and not os.access(value, os.R_OK)
-        ):
-            errors.append(f"{path}.{key}: cannot read {value!r}")
-        if key.endswith("_env") and f"{key[:-4]}_file" in raw:
-            errors.append(f"{path}: give either {key} or {key[:-4]}_file, not both")
-
-
 def validate(data: Any, *, env: Mapping[str, str] | None = None, check_secrets: bool = True) -> LoadedConfig:
     """Validate parsed YAML; raise :class:`ConfigError` with every problem found."""
     env = os.environ if env is None else env
@@ -341,27 +341,21 @@ def validate(data: Any, *, env: Mapping[str, str] | None = None, check_secrets: 
         data = {}
     if not isinstance(data, dict):
         raise ConfigError(["the config must be a mapping at the top level"])
+    calendars = data.get("calendars") if isinstance(data.get("calendars"), dict) else {}
+    sources = data.get("sources") if isinstance(data.get("sources"), dict) else {}
+    scope = ConfigScope(
+        secrets_env=env if check_secrets else None,
+        calendars=frozenset(calendars or {}),
+        sources=frozenset(sources or {}),
+    )
     errors: list[str] = []
     config: Config | None = None
     try:
-        config = Config.model_validate(data)
+        config = Config.model_validate(data, context=scope)
     except ValidationError as err:
         errors.extend(_messages(err, data, ""))
-
-    raw_sources = data.get("sources") if isinstance(data.get("sources"), dict) else {}
-    sources: dict[str, SourceConfigBase] = {}
-    skinds = source_kinds()
-    for name, raw in (raw_sources or {}).items():
-        model = _validate_plugin(skinds, raw, f"sources.{name}", errors)
-        if isinstance(model, SourceConfigBase):
-            sources[name] = model
-        if check_secrets and isinstance(raw, dict):  # also when other fields are wrong: all errors at once
-            _check_secret_refs(raw, f"sources.{name}", env, errors)
-    raw_store = data.get("store")
-    if check_secrets and isinstance(raw_store, dict):
-        _check_secret_refs(raw_store, "store", env, errors)
-
-    calendars = data.get("calendars") if isinstance(data.get("calendars"), dict) else {}
+    except PluginError as err:
+        raise ConfigError([str(err)]) from err
     for name, raw_cal in (calendars or {}).items():
         try:
             CalendarConfig.model_validate(raw_cal).build()
@@ -369,36 +363,9 @@ def validate(data: Any, *, env: Mapping[str, str] | None = None, check_secrets: 
             pass  # reported with its path by the whole-config validation above
         except ValueError as err:
             errors.append(f"calendars.{name}: {err}")
-    raw_teams = data.get("teams") if isinstance(data.get("teams"), dict) else {}
-    rkinds = rule_kinds()
-    for team, raw_team in (raw_teams or {}).items():
-        if not isinstance(raw_team, dict):
-            continue
-        cal = raw_team.get("calendar")
-        if cal is not None and cal not in (calendars or {}):
-            errors.append(f"teams.{team}.calendar: unknown calendar {cal!r}")
-        for i, src in enumerate(raw_team.get("sources") or []):
-            if src not in (raw_sources or {}):
-                errors.append(f"teams.{team}.sources[{i}]: unknown source {src!r}")
-        kinds_seen: dict[str, int] = {}
-        for i, rule in enumerate(raw_team.get("rules") or []):
-            model = _validate_plugin(rkinds, rule, f"teams.{team}.rules[{i}]", errors)
-            kind = rule.get("kind") if isinstance(rule, dict) else None
-            if model is not None and isinstance(kind, str):
-                if kind in kinds_seen:
-                    errors.append(
-                        f"teams.{team}.rules[{i}]: a second {kind!r} rule "
-                        f"(first at rules[{kinds_seen[kind]}]); a team has one rule of each kind"
-                    )
-                kinds_seen.setdefault(kind, i)
-            rule_source = getattr(model, "source", None)
-            if rule_source is not None and rule_source not in (raw_team.get("sources") or []):
-                errors.append(
-                    f"teams.{team}.rules[{i}].source: {rule_source!r} is not one of the team's sources"
-                )
     if errors or config is None:
         raise ConfigError(errors or ["invalid config"])
-    return LoadedConfig(config=config, sources=sources)
+    return LoadedConfig(config=config)
 
 
 def load(
@@ -420,21 +387,7 @@ def load(
         loaded = validate(data, env=env, check_secrets=check_secrets)
     except ConfigError as err:
         raise ConfigError(err.errors, path) from err
-    return LoadedConfig(loaded.config, loaded.sources, path)
-
-
-def read_secret(env_name: str | None, file: str | Path | None, what: str) -> SecretStr | None:
-    """A secret from an environment variable or a file (its first line); None when neither is given."""
-    if env_name:
-        if env_name not in os.environ:
-            raise ConfigError([f"{what}: environment variable {env_name!r} is not set"])
-        return SecretStr(os.environ[env_name])
-    if file:
-        try:
-            return SecretStr(Path(file).read_text(encoding="utf-8").splitlines()[0].strip())
-        except (OSError, IndexError) as err:
-            raise ConfigError([f"{what}: cannot read secret file {str(file)!r}"]) from err
-    return None
+    return LoadedConfig(loaded.config, path)
 
 
 def is_loopback(host: str) -> bool:

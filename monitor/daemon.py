@@ -23,7 +23,8 @@ from monitor.config import ConfigError, LoadedConfig
 from monitor.evaluate import Evaluator
 from monitor.exporters.http import MetricsServer
 from monitor.exporters.prometheus import DaemonState, ReplywatchCollector
-from monitor.sources.base import Source, SourceConfigBase, registered_kinds
+from monitor.plugins import SecretError
+from monitor.sources.base import SOURCES, Source, SourceConfigBase
 from monitor.store.db import Store
 from monitor.supervisor import EVALUATE, POLL, Job, Supervisor
 
@@ -38,18 +39,18 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def build_source(name: str, cfg: Any) -> Source:
+def build_source(name: str, cfg: SourceConfigBase) -> Source:
     """A source plugin from its validated config (no I/O)."""
-    factory = registered_kinds()[cfg.kind][1]
-    source: Source = factory(name, cfg)
-    return source
+    return SOURCES.get(cfg.kind).factory(name, cfg)
 
 
 def store_password(loaded: LoadedConfig) -> str | None:
     """The database password from env/file, if the config names one."""
-    store = loaded.config.store
-    secret = config_mod.read_secret(store.password_env, store.password_file, "store")
-    return secret.get_secret_value() if secret else None
+    ref = loaded.config.store.password
+    try:
+        return ref.reveal().get_secret_value() if ref else None
+    except SecretError as err:
+        raise ConfigError([f"store.{err}"]) from err
 
 
 class Daemon:

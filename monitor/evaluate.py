@@ -13,7 +13,7 @@ from monitor.breaches import BecameBreach, Opened, Transition, history_needed, r
 from monitor.config import Config
 from monitor.engine import TeamContext, build_awaiting
 from monitor.events import Channel
-from monitor.rules.base import EngineOptions, Level, Rule, registered_kinds
+from monitor.rules.base import RULES, EngineOptions, Level, Rule
 from monitor.store.db import Store, Timing, row_item
 from monitor.verdict import TeamVerdict, evaluate_team
 
@@ -41,8 +41,7 @@ def team_context(config: Config, team: str) -> TeamContext:
 
 def build_rules(config: Config, team: str) -> list[Rule]:
     """The team's rule plugins, built from their configs."""
-    kinds = registered_kinds()
-    return [kinds[rule.kind][1](rule) for rule in config.team_rules(team)]  # type: ignore[attr-defined]
+    return [RULES.get(rule.kind).factory(rule) for rule in config.team_rules(team)]
 
 
 @dataclass

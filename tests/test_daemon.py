@@ -283,7 +283,7 @@ def test_config_file_round_trip(tmp_path: Path, maildir: Path) -> None:
     path.write_text(yaml.safe_dump(config_for(tmp_path, maildir)))
     from monitor.config import load
 
-    assert load(path).config.teams["support"].rules[0]["within"] == "8h"
+    assert load(path).config.teams["support"].rules[0].within == timedelta(hours=8)
 
 
 def test_an_item_older_than_the_lookback_still_closes(tmp_path: Path, maildir: Path) -> None:

@@ -19,10 +19,11 @@ from pydantic import ValidationError
 from monitor.mail import event as mail_event
 from monitor.sources import imap as imap_source
 from monitor.sources.base import (
-    SOURCE_KINDS,
+    SOURCES,
     AuthSourceError,
     PermanentSourceError,
     PollResult,
+    SourcePlugin,
     TransientSourceError,
 )
 from monitor.sources.imap import ImapConfig, ImapSource, parse_uid_set, uid_set
@@ -707,16 +708,12 @@ def test_config_defaults_and_registration() -> None:
     assert (implicit.port, starttls.port) == (993, 143)
     assert implicit.folders.inbox == "INBOX" and implicit.folders.sent == "auto"
     assert implicit.timeout == timedelta(seconds=30)
-    assert SOURCE_KINDS["imap"] == (ImapConfig, ImapSource)
+    assert SOURCES.get("imap") == SourcePlugin(ImapConfig, ImapSource)
 
 
 @pytest.mark.parametrize(
     ("settings", "error"),
     [
-        (
-            {"password_env": "P", "password_file": "/p"},
-            "exactly one of .* \\(got password_env and password_file\\)",
-        ),
         (
             {"password_env": "P", "oauth2_token_command": "get-token"},
             "got password_env and oauth2_token_command",
@@ -734,6 +731,14 @@ def test_config_defaults_and_registration() -> None:
 def test_config_errors(settings: dict[str, Any], error: str) -> None:
     with pytest.raises(ValidationError, match=error):
         ImapConfig.model_validate({"host": "imap.example.com", "username": "u", **settings})
+
+
+def test_both_keys_of_one_secret_is_one_error() -> None:
+    with pytest.raises(ValidationError) as err:
+        ImapConfig.model_validate(
+            {"host": "imap.example.com", "username": "u", "password_env": "P", "password_file": "/p"}
+        )
+    assert [e["msg"] for e in err.value.errors()] == ["give either password_env or password_file, not both"]
 
 
 def test_uid_sets_round_trip() -> None:

@@ -16,7 +16,7 @@ import pytest
 from pydantic import ValidationError
 
 from monitor.sources import maildir as maildir_module
-from monitor.sources.base import SOURCE_KINDS, Cursor, PermanentSourceError, PollResult
+from monitor.sources.base import SOURCES, Cursor, PermanentSourceError, PollResult, SourcePlugin
 from monitor.sources.maildir import (
     MaildirConfig,
     MaildirSource,
@@ -97,7 +97,7 @@ def by_id(result: PollResult) -> dict[str, Any]:
 
 
 def test_registers_kind() -> None:
-    assert SOURCE_KINDS["maildir"] == (MaildirConfig, MaildirSource)
+    assert SOURCES.get("maildir") == SourcePlugin(MaildirConfig, MaildirSource)
 
 
 def test_split_filename_reads_key_and_system_flags() -> None:

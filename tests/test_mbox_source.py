@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from monitor.sources.base import SOURCE_KINDS, Cursor, PermanentSourceError, PollResult
+from monitor.sources.base import SOURCES, Cursor, PermanentSourceError, PollResult, SourcePlugin
 from monitor.sources.mbox import MboxConfig, MboxSource, from_line_date, scan_mbox
 
 CORPORA = Path(__file__).resolve().parents[1].parent / "shared" / "corpora"
@@ -71,7 +71,7 @@ def append(path: Path, data: bytes) -> None:
 
 
 def test_registers_kind() -> None:
-    assert SOURCE_KINDS["mbox"] == (MboxConfig, MboxSource)
+    assert SOURCES.get("mbox") == SourcePlugin(MboxConfig, MboxSource)
 
 
 def test_config_is_strict() -> None:

@@ -146,7 +146,7 @@ class ReplywatchCollector(Collector):
         total = CounterMetricFamily("replywatch_breaches", "Breaches ever opened.", labels=["team", "rule"])
         counts = {(team, rule): (o, t) for team, rule, o, t in self.store.breach_counts()}
         for team in config.teams:
-            for rule in sorted({r.kind for r in config.team_rules(team)}):  # type: ignore[attr-defined]
+            for rule in sorted({r.kind for r in config.team_rules(team)}):
                 o, t = counts.get((team, rule), (0, 0))
                 open_.add_metric([team, rule], float(o))
                 total.add_metric([team, rule], float(t))

@@ -1,19 +1,17 @@
-"""What every rule plugin implements: findings from (awaiting items, now); and the rule registry."""
+"""What every rule plugin implements (findings from awaiting items and now), its config base, the registry."""
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
-from pydantic import BaseModel, ConfigDict
-
 from monitor.awaiting import AwaitingItem
 from monitor.calendar import BusinessCalendar
 from monitor.events import Channel
+from monitor.plugins import RULES_GROUP, Plugin, PluginConfig, Registry
 
 
 class Level(StrEnum):
@@ -67,10 +65,11 @@ class EngineOptions:
         )
 
 
-class RuleConfigBase(BaseModel):
-    """Settings every rule kind shares; unknown keys are errors."""
+class RuleConfigBase(PluginConfig):
+    """Fields every rule kind shares: its subclass narrows ``kind`` and ``channel`` to Literals."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    channel: str
+    """Which awaiting items the rule judges (``email``, ``phone``)."""
 
     def engine_options(self) -> EngineOptions:
         """What this rule needs from the engine (the one hook through which rule options reach it)."""
@@ -92,23 +91,10 @@ class Rule(Protocol):
         """Return a finding for every subject the rule judges."""
 
 
-RULE_KINDS: dict[str, tuple[type[RuleConfigBase], Any]] = {}
-"""kind -> (Config class, factory(config) -> Rule)."""
+RuleFactory = Callable[[Any], Rule]
+"""Builds a rule from its validated config (of the plugin's own config class)."""
+RulePlugin = Plugin[RuleConfigBase, RuleFactory]
+"""A rule plugin, named by an entry point of the ``replywatch.rules`` group."""
 
-BUILTIN = ("reply_within", "holding_reply")
-_loaded = False
-
-
-def register(kind: str, config_class: type[RuleConfigBase], factory: Any) -> None:
-    """Make a rule kind available to configs."""
-    RULE_KINDS[kind] = (config_class, factory)
-
-
-def registered_kinds() -> dict[str, tuple[type[RuleConfigBase], Any]]:
-    """All rule kinds, importing the built-in plugins on first use."""
-    global _loaded
-    if not _loaded:
-        for name in BUILTIN:
-            importlib.import_module(f"monitor.rules.{name}")
-        _loaded = True
-    return RULE_KINDS
+RULES: Registry[RuleConfigBase, RuleFactory] = Registry(RULES_GROUP, RuleConfigBase)
+"""Every rule kind, from the ``replywatch.rules`` entry points."""

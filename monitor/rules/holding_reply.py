@@ -16,7 +16,7 @@ from pydantic import Field
 
 from monitor.durations import Duration
 from monitor.events import Channel
-from monitor.rules.base import EngineOptions, Finding, Level, RuleConfigBase, TeamView, register
+from monitor.rules.base import EngineOptions, Finding, Level, RuleConfigBase, RulePlugin, TeamView
 
 DEFAULT_PHRASES = (
     "we have received your",
@@ -84,4 +84,5 @@ class HoldingReply:
         return findings
 
 
-register("holding_reply", HoldingReplyConfig, HoldingReply)
+PLUGIN = RulePlugin(HoldingReplyConfig, HoldingReply)
+"""The ``holding_reply`` rule plugin (entry point ``holding_reply`` of ``replywatch.rules``)."""

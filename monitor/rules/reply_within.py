@@ -9,7 +9,7 @@ from pydantic import Field, model_validator
 
 from monitor.durations import Duration, format_duration
 from monitor.events import Channel
-from monitor.rules.base import Finding, Level, RuleConfigBase, TeamView, register
+from monitor.rules.base import Finding, Level, RuleConfigBase, RulePlugin, TeamView
 
 
 class ReplyWithinConfig(RuleConfigBase):
@@ -80,4 +80,5 @@ class ReplyWithin:
         return findings
 
 
-register("reply_within", ReplyWithinConfig, ReplyWithin)
+PLUGIN = RulePlugin(ReplyWithinConfig, ReplyWithin)
+"""The ``reply_within`` rule plugin (entry point ``reply_within`` of ``replywatch.rules``)."""

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, ClassVar, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from monitor.durations import Interval
 from monitor.events import CallEvent, Channel, MailboxSnapshot, MessageEvent
+from monitor.plugins import SOURCES_GROUP, Plugin, PluginConfig, Registry
 
 Cursor = dict[str, Any]
 """A source's position, JSON-serializable; saved in the same transaction as the events it covers."""
@@ -57,10 +58,8 @@ class PollResult:
     """True when the source discarded its old position (e.g. UIDVALIDITY changed)."""
 
 
-class SourceConfigBase(BaseModel):
+class SourceConfigBase(PluginConfig):
     """Fields every source kind shares."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     channel: ClassVar[Channel] = Channel.EMAIL
     """The channel the source's events are on (a call log sets :attr:`Channel.PHONE`)."""
@@ -84,18 +83,10 @@ class Source(Protocol):
         """Release connections."""
 
 
-SOURCE_KINDS: dict[str, tuple[type[SourceConfigBase], Any]] = {}
-"""kind -> (Config class, factory(name, config) -> Source); filled by :func:`register`."""
+SourceFactory = Callable[[str, Any], Source]
+"""Builds a source from its name and its validated config (of the plugin's own config class), without I/O."""
+SourcePlugin = Plugin[SourceConfigBase, SourceFactory]
+"""A source plugin, named by an entry point of the ``replywatch.sources`` group."""
 
-
-def register(kind: str, config_class: type[SourceConfigBase], factory: Any) -> None:
-    """Make a source kind available to configs."""
-    SOURCE_KINDS[kind] = (config_class, factory)
-
-
-def registered_kinds() -> Mapping[str, tuple[type[SourceConfigBase], Any]]:
-    """All source kinds, importing the built-in plugins on first use."""
-    from monitor.sources import load_builtin
-
-    load_builtin()
-    return SOURCE_KINDS
+SOURCES: Registry[SourceConfigBase, SourceFactory] = Registry(SOURCES_GROUP, SourceConfigBase)
+"""Every source kind, from the ``replywatch.sources`` entry points."""

@@ -32,13 +32,14 @@ from imapclient.datetime_util import parse_to_datetime
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from monitor.config import ConfigError, is_loopback, read_secret
+from monitor.config import is_loopback
 from monitor.durations import Duration
 from monitor.events import MailboxSnapshot, MessageEvent
 from monitor.mail.classify import HEADERS_USED
 from monitor.mail.event import to_event
 from monitor.mail.headers import WANTED_HEADERS, parse_header_block
 from monitor.mail.preview import preview
+from monitor.plugins import SecretError, SecretRef
 from monitor.sources.base import (
     AuthSourceError,
     Cursor,
@@ -46,11 +47,9 @@ from monitor.sources.base import (
     PollResult,
     SourceConfigBase,
     SourceError,
+    SourcePlugin,
     TransientSourceError,
-    register,
 )
-
-kind = "imap"
 
 log = logging.getLogger(__name__)
 _IMAPLIB_LOG = logging.getLogger("imapclient.imaplib")  # where imapclient sends imaplib's protocol trace
@@ -165,14 +164,12 @@ class ImapConfig(SourceConfigBase):
     """PEM file of CA certificates to trust instead of the system's."""
     username: str
     """Login name."""
-    password_env: str | None = None
-    """Environment variable holding the password (LOGIN)."""
-    password_file: Path | None = None
-    """File holding the password (its first line)."""
-    oauth2_token_env: str | None = None
-    """Environment variable holding an OAuth2 access token (XOAUTH2)."""
-    oauth2_token_file: Path | None = None
-    """File holding an OAuth2 access token, kept fresh by another process (XOAUTH2)."""
+    password: SecretRef | None = None
+    """The password (LOGIN): ``password_env`` (an environment variable) or ``password_file`` (a file, its
+    first line)."""
+    oauth2_token: SecretRef | None = None
+    """An OAuth2 access token (XOAUTH2): ``oauth2_token_env`` or ``oauth2_token_file`` (a file kept fresh by
+    another process)."""
     oauth2_token_command: list[str] | None = None
     """Command printing a fresh OAuth2 access token, run (without a shell) at each connection (XOAUTH2)."""
     folders: ImapFolders = Field(default_factory=ImapFolders)
@@ -203,7 +200,9 @@ class ImapConfig(SourceConfigBase):
 
     @model_validator(mode="after")
     def _check(self) -> ImapConfig:
-        given = [name for name in _CREDENTIALS if getattr(self, name) is not None]
+        given = [ref.key for ref in (self.password, self.oauth2_token) if ref is not None]
+        if self.oauth2_token_command is not None:
+            given.append("oauth2_token_command")
         if len(given) != 1:
             found = f"got {' and '.join(given)}" if given else "got none"
             raise ValueError(f"give exactly one of {', '.join(_CREDENTIALS)} ({found})")
@@ -222,7 +221,7 @@ class ImapConfig(SourceConfigBase):
     @property
     def uses_oauth2(self) -> bool:
         """True when the source logs in with XOAUTH2 rather than a password."""
-        return self.password_env is None and self.password_file is None
+        return self.password is None
 
 
 # --- TLS ------------------------------------------------------------------------------------------
@@ -487,7 +486,6 @@ def _as_utc(value: datetime) -> datetime:
 class ImapSource:
     """Polls one IMAP account over one reused connection; never changes a message or a flag."""
 
-    kind = kind
     fast_fetch = True
     """Read bulk header fetches with :func:`parse_fetch_records` (False: imapclient's parser only)."""
 
@@ -619,19 +617,14 @@ class ImapSource:
     def _secret(self) -> str:
         """The password or token, read now (never stored, never logged)."""
         cfg = self.config
+        if cfg.oauth2_token_command is not None:
+            return self._run_token_command(cfg.oauth2_token_command)
+        ref = cfg.password or cfg.oauth2_token
+        assert ref is not None  # the config guarantees one credential
         try:
-            if cfg.oauth2_token_command is not None:
-                return self._run_token_command(cfg.oauth2_token_command)
-            if cfg.uses_oauth2:
-                what = "oauth2_token_env" if cfg.oauth2_token_env else "oauth2_token_file"
-                secret = read_secret(cfg.oauth2_token_env, cfg.oauth2_token_file, what)
-            else:
-                what = "password_env" if cfg.password_env else "password_file"
-                secret = read_secret(cfg.password_env, cfg.password_file, what)
-        except ConfigError as err:
-            raise AuthSourceError("; ".join(err.errors)) from err
-        assert secret is not None  # the config guarantees one credential
-        return secret.get_secret_value()
+            return ref.reveal().get_secret_value()
+        except SecretError as err:
+            raise AuthSourceError(str(err)) from err
 
     def _run_token_command(self, command: list[str]) -> str:
         try:
@@ -1038,4 +1031,5 @@ def _text(value: Any) -> str | None:
     return value.decode("ascii", "replace") if isinstance(value, bytes) else str(value)
 
 
-register(kind, ImapConfig, ImapSource)
+PLUGIN = SourcePlugin(ImapConfig, ImapSource)
+"""The ``imap`` source plugin (entry point ``imap`` of ``replywatch.sources``)."""

@@ -25,13 +25,11 @@ from monitor.sources.base import (
     PermanentSourceError,
     PollResult,
     SourceConfigBase,
+    SourcePlugin,
     TransientSourceError,
-    register,
 )
 
 log = logging.getLogger(__name__)
-
-kind = "maildir"
 
 SENT_NAMES: tuple[str, ...] = (
     ".Sent",
@@ -448,4 +446,5 @@ class MaildirSource:
         )
 
 
-register("maildir", MaildirConfig, MaildirSource)
+PLUGIN = SourcePlugin(MaildirConfig, MaildirSource)
+"""The ``maildir`` source plugin (entry point ``maildir`` of ``replywatch.sources``)."""

@@ -25,14 +25,12 @@ from monitor.sources.base import (
     PermanentSourceError,
     PollResult,
     SourceConfigBase,
+    SourcePlugin,
     TransientSourceError,
-    register,
 )
 from monitor.sources.maildir import HEADER_CAP, open_without_atime
 
 log = logging.getLogger(__name__)
-
-kind = "mbox"
 
 CURSOR_VERSION = 1
 LINE_PIECE = 64 * 1024
@@ -387,4 +385,5 @@ class MboxSource:
             state["oldest"] = arrived.isoformat()
 
 
-register("mbox", MboxConfig, MboxSource)
+PLUGIN = SourcePlugin(MboxConfig, MboxSource)
+"""The ``mbox`` source plugin (entry point ``mbox`` of ``replywatch.sources``)."""

@@ -1,0 +1,1 @@
+"""Notifier plugins: one module per kind, registered by entry points in the ``replywatch.notifiers`` group."""
