@@ -281,12 +281,20 @@ def leg_from_fields(row: Mapping[str, str], date_format: str, zone: ZoneInfo, li
         clid=row.get("clid") or "",
         dcontext=(row.get("dcontext") or "").strip(),
         channel=(row.get("channel") or "").strip(),
-        dstchannel=(row.get("dstchannel") or "").strip(),
+        dstchannel=_dstchannel(row, disposition),
         lastapp=(row.get("lastapp") or "").strip(),
         lastdata=row.get("lastdata") or "",
         did=(row.get("did") or "").strip(),
         line_no=line,
     )
+
+
+def _dstchannel(row: Mapping[str, str], disposition: str) -> str:
+    """The answering channel; a log without that column (a short FreePBX report) names the callee instead
+    when the row is answered, so ``ANSWERED`` there still means a person answered."""
+    if "dstchannel" in row:
+        return (row["dstchannel"] or "").strip()
+    return (row.get("dst") or "").strip() if disposition == "ANSWERED" else ""
 
 
 def _optional_time(
@@ -447,8 +455,6 @@ class MappedLayout:
             fields = {name: row[i] for name, i in index.items()}
             raw = fields.get("disposition", "").strip().lower()
             fields["disposition"] = "ANSWERED" if raw in self.answered_values else (raw or "no answer")
-            if fields["disposition"] == "ANSWERED" and not fields.get("dstchannel"):
-                fields["dstchannel"] = fields.get("dst", "")
             try:
                 out.legs.append(leg_from_fields(fields, self.date_format, zone, line))
             except CdrRowError as err:
