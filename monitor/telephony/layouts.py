@@ -328,6 +328,7 @@ THREECX_V20 = {
     "to": "destination_participant_phone_number",
     "to_dn": "destination_dn_number",
     "to_type": "destination_dn_type",
+    "final": "destination_dn_number",
 }
 """Where V20's CDR header (``call_history_id``, ``cdr_started_at``...) keeps what a call needs."""
 
@@ -349,6 +350,8 @@ class ThreeCxLayout:
 
     v20: bool = False
     date_format: str = "iso"
+    v20_columns: Mapping[str, str] = field(default_factory=lambda: dict(THREECX_V20))
+    """Where a V20 header keeps each field (:data:`THREECX_V20` unless an export names them otherwise)."""
 
     def __post_init__(self) -> None:
         check_date_format(self.date_format)
@@ -361,18 +364,18 @@ class ThreeCxLayout:
         names: Mapping[str, str] = {
             "callid": "callid", "start": "time-start", "answer": "time-answered", "end": "time-end",
             "reason": "reason-terminated", "from": "from-no", "to": "to-no", "from_dn": "from-dn",
-            "to_dn": "final-number", "to_type": "final-type", "from_type": "from-type",
+            "to_dn": "to-dn", "final": "final-number", "to_type": "final-type", "from_type": "from-type",
         }  # fmt: skip
         fmt = THREECX_DATE if self.date_format == "iso" else self.date_format
         if self.v20:
             fmt = self.date_format
-            names = THREECX_V20
+            names = self.v20_columns
             if first_line == 1:
                 header = next(records, None)
                 if header is None:
                     return out
                 columns = tuple(c.strip().lower() for c in header[1])
-                missing = [c for c in THREECX_V20.values() if c not in columns]
+                missing = [c for c in names.values() if c not in columns]
                 if missing:
                     raise CdrLayoutError(f"3CX V20 CDR header lacks {missing[0]!r}")
         for line, row in records:
@@ -402,19 +405,20 @@ def _threecx_leg(fields: Mapping[str, str], fmt: str, zone: ZoneInfo, line: int)
     to_type = fields["to_type"].lower()
     person = to_type in _THREECX_PERSON or to_type in ("external", "outside", "provider")
     answered = answer is not None and person
-    to_party = fields["to"] or fields["to_dn"]
+    dialled = fields["to"] or fields["to_dn"]
+    final = fields["final"] or dialled  # pre-V20 rows end where a transfer or a ring group put the call
     return CdrLeg(
         uniqueid=fields["callid"],
         linkedid=fields["callid"],
         src=fields["from"] or fields["from_dn"],
-        dst=to_party,
+        dst=dialled,
         start=start,
         answer=answer,
         end=end,
         duration=(end - start).total_seconds(),
         billsec=(end - answer).total_seconds() if answer is not None else 0.0,
         disposition="ANSWERED" if answered else "NO ANSWER",
-        dstchannel=to_party.removeprefix("Ext.") if answered else "",
+        dstchannel=final.removeprefix("Ext.") if answered else "",
         lastapp="" if person else fields["to_type"],
         line_no=line,
     )
