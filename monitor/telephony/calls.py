@@ -37,9 +37,20 @@ class CallOptions:
     machine_apps: tuple[str, ...] = MACHINE_APPS
     """``lastapp`` values that answer without a person (compared without case)."""
 
+    outside_prefix: str = ""
+    """The digits dialled for an outside line (``9``), removed from dialled numbers that carry them."""
+
     def party(self, raw: str) -> Party:
         """The party a logged number stands for."""
         return classify_number(raw, self.default_region, self.extension_digits)
+
+    def dialled(self, raw: str) -> Party:
+        """The party a dialled number stands for, without the outside-line prefix."""
+        if self.outside_prefix and raw.startswith(self.outside_prefix):
+            party = self.party(raw[len(self.outside_prefix) :])
+            if party.kind is NumberKind.OUTSIDE:
+                return party
+        return self.party(raw)
 
 
 def channel_peer(channel: str) -> str:
@@ -72,7 +83,7 @@ def build_call(source: str, key: str, legs: Sequence[CdrLeg], options: CallOptio
     first = ordered[0]
     machines = {app.lower() for app in options.machine_apps}
     caller = options.party(first.src)
-    callee = options.party(first.dst)
+    callee = options.dialled(first.dst)
     rang: list[str] = []
     answering: CdrLeg | None = None
     for leg in ordered:
@@ -115,7 +126,7 @@ def _direction(caller: Party, callee: Party, legs: Sequence[CdrLeg], options: Ca
         return CallDirection.INBOUND
     if callee.kind is NumberKind.OUTSIDE:
         return CallDirection.OUTBOUND
-    if any(options.party(leg.dst).kind is NumberKind.OUTSIDE for leg in legs):
+    if any(options.dialled(leg.dst).kind is NumberKind.OUTSIDE for leg in legs):
         return CallDirection.OUTBOUND
     return CallDirection.INTERNAL
 
@@ -125,7 +136,7 @@ def _callee(callee: Party, legs: Sequence[CdrLeg], options: CallOptions) -> Part
     if callee.kind is NumberKind.OUTSIDE:
         return callee
     for leg in legs:
-        party = options.party(leg.dst)
+        party = options.dialled(leg.dst)
         if party.kind is NumberKind.OUTSIDE:
             return party
     return callee
