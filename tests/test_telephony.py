@@ -485,3 +485,29 @@ def test_legs_without_linked_id_group_by_unique_id() -> None:
     (call,) = calls_from_legs("pbx", AsteriskLayout(ASTERISK_CSV).parse(text, LONDON).legs, GB)
     assert (call.external_id, call.legs, call.started_at) == ("1767607200.7", 2, at("2026-01-05T10:00:00"))
     assert call.started_at + timedelta(seconds=call.wait_seconds) == at("2026-01-05T10:00:20")
+
+
+def test_a_later_chunk_of_a_file_with_a_header_row_reads_with_that_header() -> None:
+    layout = AsteriskLayout(header=True, date_format="%d/%m/%y %H:%M")
+    header = ["calldate", "src", "dst", "duration", "billsec", "disposition"]
+    parsed = layout.parse(
+        "24/08/17 09:32,01632960123,4502,20,0,NO ANSWER\n", LONDON, first_line=7, header=header
+    )
+    assert [(leg.line_no, leg.start, leg.disposition) for leg in parsed.legs] == [
+        (7, at("2017-08-24T08:32:00"), "NO ANSWER")
+    ]
+    with pytest.raises(CdrLayoutError, match="rows from line 7 on need the file's header row"):
+        layout.parse("24/08/17 09:32,01632960123,4502,20,0,NO ANSWER\n", LONDON, first_line=7)
+
+
+def test_threecx_2020_rows_take_the_dn_reached_as_line_and_the_final_party_as_answerer() -> None:
+    text = (
+        "Call 9744,04821641DEE41BB3_2501,00:05:15,"
+        "2020/05/04 10:53:43,2020/05/04 10:53:43,2020/05/04 10:58:59,"
+        'TerminatedByDst,01632960123,Ext.610,10000,610,610,ReplacedDst,Ext.185,185,,,,,"Chain: x",'
+        "External,Internal,Internal,from disp,to disp,fin disp,\n"
+    )
+    (call,) = calls_from_legs("3cx", ThreeCxLayout().parse(text, LONDON).legs, GB)
+    assert (call.caller, call.callee, call.line, call.answered_by, call.started_at) == (
+        "+441632960123", "610", "610", "185", at("2020-05-04T09:53:43"),
+    )  # fmt: skip

@@ -152,6 +152,20 @@ def _records(text: str, first_line: int, delimiter: str = ",") -> Iterator[tuple
         yield first_line + number - 1, row
 
 
+def _header(
+    records: Iterator[tuple[int, list[str]]], first_line: int, header: Sequence[str]
+) -> tuple[str, ...] | None:
+    """The column names of a file with a header row: its first record when ``records`` start the file,
+    else ``header`` as the caller kept it; None for an empty file. CdrLayoutError for a later chunk
+    without the header."""
+    if first_line == 1:
+        head = next(records, None)
+        return None if head is None else tuple(name.strip() for name in head[1])
+    if not header:
+        raise CdrLayoutError(f"rows from line {first_line} on need the file's header row")
+    return tuple(name.strip() for name in header)
+
+
 ASTERISK_CSV = (
     "accountcode", "src", "dst", "dcontext", "clid", "channel", "dstchannel", "lastapp", "lastdata",
     "start", "answer", "end", "duration", "billsec", "disposition", "amaflags", "uniqueid", "userfield",
@@ -200,16 +214,17 @@ class AsteriskLayout:
         if not self.header:
             _check_columns(self.columns)
 
-    def parse(self, text: str, zone: ZoneInfo, first_line: int = 1) -> ParsedRows:
-        """The legs of ``text`` (rows of one file starting at line ``first_line``)."""
+    def parse(self, text: str, zone: ZoneInfo, first_line: int = 1, header: Sequence[str] = ()) -> ParsedRows:
+        """The legs of ``text`` (rows of one file from line ``first_line``; a later chunk of a file with a
+        header row needs that ``header``)."""
         out = ParsedRows()
         columns = self.columns
         records = _records(text, first_line)
-        if self.header and first_line == 1:
-            header = next(records, None)
-            if header is None:
+        if self.header:
+            names = _header(records, first_line, header)
+            if names is None:
                 return out
-            columns = tuple(name.strip().lower() for name in header[1])
+            columns = tuple(name.lower() for name in names)
             _check_columns(tuple(c for c in columns if c in FIELDS))
         width = max(i for i, c in enumerate(columns) if c in FIELDS) + 1
         for line, row in records:
@@ -316,21 +331,27 @@ THREECX_2020 = (
 )  # fmt: skip
 """3CX's CDR fields before V20, in the order 3CX writes them when all are enabled (no header row)."""
 
+THREECX_2020_FIELDS = {
+    "callid": "callid", "start": "time-start", "answer": "time-answered", "end": "time-end",
+    "from": "from-no", "from_dn": "from-dn", "to": "to-no", "to_dn": "to-dn", "final": "final-number",
+    "to_type": "final-type",
+}  # fmt: skip
+"""Which pre-V20 field holds what a call needs."""
+
 THREECX_V20 = {
     "callid": "call_history_id",
     "start": "cdr_started_at",
     "answer": "cdr_answered_at",
     "end": "cdr_ended_at",
-    "reason": "termination_reason",
     "from": "source_participant_phone_number",
     "from_dn": "source_dn_number",
-    "from_type": "source_dn_type",
     "to": "destination_participant_phone_number",
     "to_dn": "destination_dn_number",
     "to_type": "destination_dn_type",
     "final": "destination_dn_number",
 }
-"""Where V20's CDR header (``call_history_id``, ``cdr_started_at``...) keeps what a call needs."""
+"""Which V20 header column (``call_history_id``, ``cdr_started_at``...) holds what a call needs; a
+segment's ``call_history_id`` is shared by every segment of one call."""
 
 THREECX_DATE = "%Y/%m/%d %H:%M:%S"
 """How pre-V20 3CX writes times (``2020/05/04 10:53:43``)."""
@@ -349,40 +370,38 @@ class ThreeCxLayout:
     """
 
     v20: bool = False
-    date_format: str = "iso"
+    date_format: str | None = None
+    """How times are written (None: 3CX's own, ``2020/05/04 10:53:43`` before V20, ISO 8601 in V20)."""
     v20_columns: Mapping[str, str] = field(default_factory=lambda: dict(THREECX_V20))
     """Where a V20 header keeps each field (:data:`THREECX_V20` unless an export names them otherwise)."""
 
     def __post_init__(self) -> None:
-        check_date_format(self.date_format)
+        if self.date_format is not None:
+            check_date_format(self.date_format)
 
-    def parse(self, text: str, zone: ZoneInfo, first_line: int = 1) -> ParsedRows:
-        """The legs of ``text`` (rows of one file starting at line ``first_line``)."""
+    def parse(self, text: str, zone: ZoneInfo, first_line: int = 1, header: Sequence[str] = ()) -> ParsedRows:
+        """The legs of ``text`` (rows of one file from line ``first_line``; a later chunk of a V20 file
+        needs its ``header``)."""
         out = ParsedRows()
         records = _records(text, first_line)
         columns: tuple[str, ...] = THREECX_2020
-        names: Mapping[str, str] = {
-            "callid": "callid", "start": "time-start", "answer": "time-answered", "end": "time-end",
-            "reason": "reason-terminated", "from": "from-no", "to": "to-no", "from_dn": "from-dn",
-            "to_dn": "to-dn", "final": "final-number", "to_type": "final-type", "from_type": "from-type",
-        }  # fmt: skip
-        fmt = THREECX_DATE if self.date_format == "iso" else self.date_format
+        names: Mapping[str, str] = THREECX_2020_FIELDS
+        fmt = self.date_format or ("iso" if self.v20 else THREECX_DATE)
         if self.v20:
-            fmt = self.date_format
             names = self.v20_columns
-            if first_line == 1:
-                header = next(records, None)
-                if header is None:
-                    return out
-                columns = tuple(c.strip().lower() for c in header[1])
-                missing = [c for c in names.values() if c not in columns]
-                if missing:
-                    raise CdrLayoutError(f"3CX V20 CDR header lacks {missing[0]!r}")
+            head = _header(records, first_line, header)
+            if head is None:
+                return out
+            columns = tuple(c.lower() for c in head)
+            missing = [c for c in names.values() if c not in columns]
+            if missing:
+                raise CdrLayoutError(f"3CX V20 CDR header lacks {missing[0]!r}")
+        index = {key: columns.index(name) for key, name in names.items()}
         for line, row in records:
             if len(row) < len(columns) - 1:
                 out.errors.append(CdrRowError(line, f"{len(row)} columns, 3CX writes {len(columns)}"))
                 continue
-            fields = {key: row[columns.index(name)].strip() for key, name in names.items()}
+            fields = {key: row[i].strip() if i < len(row) else "" for key, i in index.items()}
             try:
                 out.legs.append(_threecx_leg(fields, fmt, zone, line))
             except CdrRowError as err:
@@ -418,6 +437,7 @@ def _threecx_leg(fields: Mapping[str, str], fmt: str, zone: ZoneInfo, line: int)
         duration=(end - start).total_seconds(),
         billsec=(end - answer).total_seconds() if answer is not None else 0.0,
         disposition="ANSWERED" if answered else "NO ANSWER",
+        dcontext=fields["to_dn"],  # the DN the call reached first (a queue, ring group or phone): its line
         dstchannel=final.removeprefix("Ext.") if answered else "",
         lastapp="" if person else fields["to_type"],
         line_no=line,
@@ -439,15 +459,14 @@ class MappedLayout:
         _check_columns(tuple(self.mapping))
 
     def parse(self, text: str, zone: ZoneInfo, first_line: int = 1, header: Sequence[str] = ()) -> ParsedRows:
-        """The legs of ``text``; a chunk that does not start the file needs the file's ``header``."""
+        """The legs of ``text`` (rows of one file from line ``first_line``; a later chunk needs the file's
+        ``header``)."""
         out = ParsedRows()
         records = _records(text, first_line)
-        if first_line == 1:
-            head = next(records, None)
-            if head is None:
-                return out
-            header = head[1]
-        columns = [c.strip() for c in header]
+        head = _header(records, first_line, header)
+        if head is None:
+            return out
+        columns = list(head)
         missing = [v for v in self.mapping.values() if v not in columns]
         if missing:
             raise CdrLayoutError(f"column {missing[0]!r} is not in the file's header")
