@@ -7,6 +7,7 @@ package and the PBX's ``default_region``, so a call-back to the number matches t
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from enum import StrEnum
@@ -81,6 +82,7 @@ def classify_number(
     return Party(NumberKind.OUTSIDE, to_e164(compact, default_region))
 
 
+@functools.lru_cache(maxsize=65536)  # a call log repeats its customers' numbers; parsing is the cost
 def to_e164(number: str, default_region: str | None) -> str:
     """``number`` in E.164 when ``phonenumbers`` can place it (a possible number), else its digits."""
     region = default_region.upper() if default_region else None
