@@ -113,10 +113,12 @@ def test_a_bad_row_is_reported_and_the_good_rows_kept() -> None:
     text = corpora_root("cdr", "asterisk/cdr_csv-standard-linkedid.csv").read_text().splitlines()
     text.insert(2, '"","+441632960123","200","from-pstn"')
     text[10] = text[10].replace('"2024-01-27 16:16:36"', '"27.01.2024 16:16:36"', 1)
+    text[20] = text[20][:40] + "\0"  # a line cut mid-write
     parsed = AsteriskLayout(ASTERISK_CSV_NEW).parse("\n".join(text), UTC_ZONE)
     assert [(e.line, e.reason) for e in parsed.errors] == [
         (3, "4 columns, the layout needs 21"),
         (11, "start time '27.01.2024 16:16:36' does not match '%Y-%m-%d %H:%M:%S'"),
+        (21, "the line holds a NUL byte"),
     ]
-    assert len(parsed.legs) == 83
+    assert len(parsed.legs) == 82
     assert all("1632960123" not in str(e) and "81399320234" not in str(e) for e in parsed.errors)

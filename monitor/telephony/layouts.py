@@ -138,18 +138,26 @@ def _seconds(text: str) -> float:
     return float(text)
 
 
-def _records(text: str, first_line: int, delimiter: str = ",") -> Iterator[tuple[int, list[str]]]:
-    """CSV records with the line each starts on; blank lines skipped; a BOM dropped."""
+def _records(text: str, first_line: int, errors: list[CdrRowError]) -> Iterator[tuple[int, list[str]]]:
+    """CSV records with the line each is on; blank lines skipped; a BOM dropped; a line with a NUL byte
+    (a file cut mid-write) reported in ``errors`` and skipped."""
     text = text.removeprefix("\ufeff")
-    # splitlines: CR-only (old FreePBX exports), LF and CRLF endings alike.
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = next(csv.reader([line], delimiter=delimiter))
-        except csv.Error as err:
-            raise CdrRowError(first_line + number - 1, f"not a CSV row ({err})") from err
-        yield first_line + number - 1, row
+    current = first_line
+
+    def lines() -> Iterator[str]:
+        nonlocal current
+        # splitlines: CR-only (old FreePBX exports), LF and CRLF endings alike.
+        for number, line in enumerate(text.splitlines(), start=first_line):
+            if not line.strip():
+                continue
+            if "\0" in line:
+                errors.append(CdrRowError(number, "the line holds a NUL byte"))
+                continue
+            current = number
+            yield line
+
+    for row in csv.reader(lines()):  # one reader for the whole text: a reader per line costs 3x
+        yield current, row
 
 
 def _header(
@@ -219,7 +227,7 @@ class AsteriskLayout:
         header row needs that ``header``)."""
         out = ParsedRows()
         columns = self.columns
-        records = _records(text, first_line)
+        records = _records(text, first_line, out.errors)
         if self.header:
             names = _header(records, first_line, header)
             if names is None:
@@ -383,7 +391,7 @@ class ThreeCxLayout:
         """The legs of ``text`` (rows of one file from line ``first_line``; a later chunk of a V20 file
         needs its ``header``)."""
         out = ParsedRows()
-        records = _records(text, first_line)
+        records = _records(text, first_line, out.errors)
         columns: tuple[str, ...] = THREECX_2020
         names: Mapping[str, str] = THREECX_2020_FIELDS
         fmt = self.date_format or ("iso" if self.v20 else THREECX_DATE)
@@ -462,7 +470,7 @@ class MappedLayout:
         """The legs of ``text`` (rows of one file from line ``first_line``; a later chunk needs the file's
         ``header``)."""
         out = ParsedRows()
-        records = _records(text, first_line)
+        records = _records(text, first_line, out.errors)
         head = _header(records, first_line, header)
         if head is None:
             return out

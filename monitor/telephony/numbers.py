@@ -61,6 +61,7 @@ def caller_id_number(text: str) -> str:
     return (match.group(1) if match else text).strip()
 
 
+@functools.lru_cache(maxsize=65536)  # a call log repeats its numbers and extensions; parsing is the cost
 def classify_number(
     raw: str, default_region: str | None = None, extension_digits: int = DEFAULT_EXTENSION_DIGITS
 ) -> Party:
@@ -82,7 +83,6 @@ def classify_number(
     return Party(NumberKind.OUTSIDE, to_e164(compact, default_region))
 
 
-@functools.lru_cache(maxsize=65536)  # a call log repeats its customers' numbers; parsing is the cost
 def to_e164(number: str, default_region: str | None) -> str:
     """``number`` in E.164 when ``phonenumbers`` can place it (a possible number), else its digits."""
     region = default_region.upper() if default_region else None
