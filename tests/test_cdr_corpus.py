@@ -122,3 +122,18 @@ def test_a_bad_row_is_reported_and_the_good_rows_kept() -> None:
     ]
     assert len(parsed.legs) == 82
     assert all("1632960123" not in str(e) and "81399320234" not in str(e) for e in parsed.errors)
+
+
+def test_master_csv_reads_rows_before_and_after_newcdrcolumns_was_switched_on() -> None:
+    lines = corpora_root("cdr", "asterisk/cdr_csv-standard-linkedid.csv").read_text().splitlines()
+    old_row = lines[0].rsplit(",", 3)[0]  # the same call written without peeraccount, linkedid, sequence
+    parsed = AsteriskLayout().parse("\n".join([old_row, *lines[6:9]]), UTC_ZONE)
+    assert parsed.errors == []
+    # Rows 7-9: the Local/ channels of a ring group have their own unique ids but the call's linked id.
+    assert [(leg.uniqueid, leg.linkedid) for leg in parsed.legs] == [
+        ("1706368044.0", "1706368044.0"),
+        ("1706372196.14", "1706372196.12"),
+        ("1706372196.16", "1706372196.12"),
+        ("1706372196.12", "1706372196.12"),
+    ]
+    assert len(calls_from_legs("pbx", parsed.legs)) == 2

@@ -298,3 +298,17 @@ def test_phone_items_keep_their_attempts_and_hours_flag(store: Store) -> None:
     store.replace_awaiting("support", Channel.PHONE, [missed], None, T0)
     assert [row_item(r) for r in store.awaiting("support")] == [replace(missed, addresses=frozenset())]
     assert store.replace_awaiting("support", Channel.PHONE, [replace(missed, attempts=4)], None, T0) == 1
+
+
+def test_upgrade_from_0002_gives_stored_items_one_attempt_and_calls_no_rung_extensions(store: Store) -> None:
+    from monitor.store.db import row_item
+    from monitor.store.migrate import downgrade
+
+    call = CallEvent("pbx", "1700000000.1", T0, CallDirection.INBOUND, "+441632960123", "800", False)
+    store.save_poll("pbx", PollResult(calls=[call], cursor={"offset": 1}), T0)
+    waiting = replace(item("1700000000.1", 0), channel=Channel.PHONE)
+    store.replace_awaiting("support", Channel.PHONE, [waiting], None, T0)
+    downgrade(store.engine, "0002")
+    store.upgrade()
+    assert store.calls(["pbx"]) == [call]
+    assert [row_item(r) for r in store.awaiting("support")] == [replace(waiting, addresses=frozenset())]

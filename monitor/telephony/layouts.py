@@ -239,14 +239,17 @@ class AsteriskLayout:
             if len(row) < width:
                 out.errors.append(CdrRowError(line, f"{len(row)} columns, the layout needs {width}"))
                 continue
+            # Master.csv gains linkedid mid-file when newcdrcolumns is switched on: read both row widths.
+            names = (
+                ASTERISK_CSV_NEW if columns == ASTERISK_CSV and len(row) >= len(ASTERISK_CSV_NEW) else columns
+            )
             try:
-                out.legs.append(self._leg(dict(zip(columns, row, strict=False)), zone, line))
+                out.legs.append(
+                    leg_from_fields(dict(zip(names, row, strict=False)), self.date_format, zone, line)
+                )
             except CdrRowError as err:
                 out.errors.append(err)
         return out
-
-    def _leg(self, row: Mapping[str, str], zone: ZoneInfo, line: int) -> CdrLeg:
-        return leg_from_fields(row, self.date_format, zone, line)
 
 
 def _check_columns(columns: Sequence[str]) -> None:
