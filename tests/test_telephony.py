@@ -511,3 +511,31 @@ def test_threecx_2020_rows_take_the_dn_reached_as_line_and_the_final_party_as_an
     assert (call.caller, call.callee, call.line, call.answered_by, call.started_at) == (
         "+441632960123", "610", "610", "185", at("2020-05-04T09:53:43"),
     )  # fmt: skip
+
+
+def test_rows_without_ids_get_one_id_per_caller_number_and_time_wherever_they_are() -> None:
+    layout = AsteriskLayout(header=True, date_format="%d/%m/%y %H:%M")
+    header = ["calldate", "src", "dst", "duration", "billsec", "disposition"]
+    rows = "24/08/17 09:32,01632960123,4502,20,0,NO ANSWER\n24/08/17 09:32,01632960123,4502,20,0,NO ANSWER\n"
+    here = layout.parse(rows, LONDON, first_line=2, header=header).legs
+    there = layout.parse(rows, LONDON, first_line=900, header=header).legs
+    assert here[0].uniqueid == here[1].uniqueid == there[0].uniqueid
+    assert here[0].uniqueid.startswith("cdr-") and "1632960123" not in here[0].uniqueid
+    other = layout.parse(
+        "24/08/17 09:32,01632960123,4503,20,0,NO ANSWER\n", LONDON, first_line=2, header=header
+    )
+    assert other.legs[0].uniqueid != here[0].uniqueid
+    assert len(calls_from_legs("pbx", here, GB)) == 1
+
+
+def test_epoch_times_and_a_systemname_unique_id_settle_the_fold() -> None:
+    fields = {"src": "201", "dst": "202", "start": "1792891800", "disposition": "NO ANSWER"}
+    (leg,) = (
+        MappedLayout({k: k for k in fields}, "epoch")
+        .parse("src,dst,start,disposition\n201,202,1792891800,NO ANSWER\n", LONDON)
+        .legs
+    )
+    assert leg.start == at("2026-10-25T01:30:00")
+    text = row("2026-10-25 01:30:00", "", "2026-10-25 01:30:40", "pbx1-1792891800.2", disposition="NO ANSWER")
+    (leg,) = AsteriskLayout(ASTERISK_CSV_NEW).parse(text, LONDON).legs
+    assert leg.start == at("2026-10-25T01:30:00")

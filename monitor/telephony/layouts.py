@@ -15,6 +15,7 @@ morning London skips to BST is 01:30 GMT).
 from __future__ import annotations
 
 import csv
+import hashlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -49,6 +50,7 @@ class CdrLeg:
     """One CDR row, normalised: what Asterisk, FreePBX and 3CX call logs have in common."""
 
     uniqueid: str
+    """The row's id (for a log without ids, a digest of its start time, caller and dialled number)."""
     linkedid: str
     """The id shared by every leg of one call (the unique id when the log has no linked id)."""
     src: str
@@ -110,7 +112,10 @@ def parse_time(text: str, fmt: str, zone: ZoneInfo, near: float | None = None) -
     """One logged time in UTC; ValueError naming the format when ``text`` does not match it."""
     text = text.strip()
     if fmt == "epoch":
-        return datetime.fromtimestamp(float(text), UTC)
+        try:
+            return datetime.fromtimestamp(float(text), UTC)
+        except (OverflowError, OSError) as err:
+            raise ValueError(f"{text!r} is out of range") from err
     if fmt == "iso" or (fmt == ISO and len(text) == 19):  # fromisoformat is C; strptime is 20x slower
         aware = datetime.fromisoformat(text)
         if aware.tzinfo is not None:
@@ -120,8 +125,9 @@ def parse_time(text: str, fmt: str, zone: ZoneInfo, near: float | None = None) -
 
 
 def _epoch_of(uniqueid: str) -> float | None:
-    """The UTC epoch an Asterisk unique id (``1706368044.0``) starts with, None for other ids."""
-    head = uniqueid.partition(".")[0]
+    """The UTC epoch an Asterisk unique id (``1706368044.0``, with ``systemname``
+    ``pbx1-1706368044.0``) starts with, None for other ids."""
+    head = uniqueid.rpartition("-")[2].partition(".")[0]
     return float(head) if head.isdigit() and len(head) >= 9 else None
 
 
@@ -293,11 +299,14 @@ def leg_from_fields(row: Mapping[str, str], date_format: str, zone: ZoneInfo, li
     disposition = (row.get("disposition") or "").strip().upper()
     if not disposition:
         raise CdrRowError(line, "no disposition")
+    src = (row.get("src") or "").strip()
+    dst = (row.get("dst") or "").strip()
+    uniqueid = uniqueid or _content_id(start, src, dst)
     return CdrLeg(
-        uniqueid=uniqueid or f"line-{line}",
-        linkedid=(row.get("linkedid") or "").strip() or uniqueid or f"line-{line}",
-        src=(row.get("src") or "").strip(),
-        dst=(row.get("dst") or "").strip(),
+        uniqueid=uniqueid,
+        linkedid=(row.get("linkedid") or "").strip() or uniqueid,
+        src=src,
+        dst=dst,
         start=start,
         answer=answer,
         end=end,
@@ -313,6 +322,14 @@ def leg_from_fields(row: Mapping[str, str], date_format: str, zone: ZoneInfo, li
         did=(row.get("did") or "").strip(),
         line_no=line,
     )
+
+
+def _content_id(start: datetime, src: str, dst: str) -> str:
+    """An id for a row of a log without unique ids (short FreePBX reports): the same for every row of one
+    caller to one number at one time, so a ring group's rows still make one call; stable whatever line
+    the row is on."""
+    digest = hashlib.sha256(f"{start.isoformat()}|{src}|{dst}".encode()).hexdigest()
+    return f"cdr-{digest[:20]}"
 
 
 def _dstchannel(row: Mapping[str, str], disposition: str) -> str:
