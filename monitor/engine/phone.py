@@ -113,8 +113,8 @@ def build_phone_awaiting(calls: Iterable[CallEvent], team: PhoneTeam) -> EngineR
         elif not team.owns_line(call.line):
             unopened.append(Unopened(call, "other_line"))
         elif call.answered:
-            _close(waiting, call.caller, call, team.member(call.answered_by))
             member = team.member(call.answered_by)
+            _close(waiting, call.caller, call, member)
             if member is not None:
                 last_member[call.caller] = member
             unopened.append(Unopened(call, "answered"))
@@ -157,9 +157,9 @@ def _close(waiting: dict[str, _Missed], customer: str, call: CallEvent, responde
 
 
 def _reached(call: CallEvent, team: PhoneTeam) -> str | None:
-    """The member whose extension the call was put straight through to (dialled, or the only one rung)."""
+    """The member whose extension the call was put straight through to: dialled, or the one phone it rang
+    (a ring group or queue reaches the team, not a member)."""
     direct = team.member(call.callee)
     if direct is not None:
         return direct
-    members = {team.member(extension) for extension in call.rang} - {None}
-    return members.pop() if len(members) == 1 else None
+    return team.member(call.rang[0]) if len(call.rang) == 1 else None
