@@ -39,6 +39,10 @@ class AwaitingItem:
     owner: str | None = None
     """The configured member who answers for it: the one whose own address or extension the customer
     reached, else the one who last answered that customer, else None (the team as a whole)."""
+    attempts: int = 1
+    """How many times the customer tried while waiting (repeated missed calls from one number)."""
+    outside_hours: bool = False
+    """The customer called while the team's calendar was closed."""
 
     @property
     def responded_at(self) -> datetime | None:
@@ -68,7 +72,9 @@ class Unopened:
     event: MessageEvent | CallEvent
     reason: str
     """``automated:<reason>``, ``internal``, ``outbound``, ``internal_forward``, ``duplicate``,
-    ``follow_up``, ``closing_thanks``, ``response``, ``acknowledgment``, ``no_sender``."""
+    ``follow_up``, ``closing_thanks``, ``response``, ``acknowledgment``, ``no_sender``; for calls
+    ``internal``, ``answered``, ``short_abandon``, ``outbound``, ``callback``, ``follow_up``, ``other_line``,
+    ``anonymous``."""
 
     @property
     def channel(self) -> Channel:

@@ -95,6 +95,8 @@ class CallEvent:
     """How long the conversation lasted (0 when unanswered)."""
     legs: int = 1
     """How many CDR rows the call was made of."""
+    rang: tuple[str, ...] = ()
+    """The extensions the call rang, in the order it rang them (one for a call put straight through)."""
 
     @property
     def channel(self) -> Channel:

@@ -29,7 +29,10 @@ from monitor.sources.maildir import MaildirConfig, MaildirSource
 
 @pytest.mark.parametrize(
     ("group", "kinds"),
-    [(SOURCES_GROUP, {"imap", "maildir", "mbox"}), (RULES_GROUP, {"reply_within", "holding_reply"})],
+    [
+        (SOURCES_GROUP, {"imap", "maildir", "mbox"}),
+        (RULES_GROUP, {"reply_within", "holding_reply", "callback_within"}),
+    ],
 )
 def test_built_in_plugins_are_entry_points_of_the_distribution(group: str, kinds: set[str]) -> None:
     entries = {
@@ -107,7 +110,7 @@ def test_unknown_kind_lists_the_known_ones() -> None:
     with pytest.raises(ConfigError) as err:
         validate({"teams": {"t": {"rules": [{"kind": "reply_withn"}, "reply_within"]}}})
     assert sorted(err.value.errors) == [
-        "teams.t.rules[0].kind: unknown kind 'reply_withn' (known: holding_reply, reply_within)",
+        "teams.t.rules[0].kind: unknown kind 'reply_withn' (known: callback_within, holding_reply, reply_within)",
         "teams.t.rules[1]: expected a mapping with a 'kind'",
     ]
 

@@ -34,9 +34,9 @@ def msg(n: int, **kw: object) -> MessageEvent:
 
 
 def test_migrations_reach_head_and_are_idempotent(store: Store) -> None:
-    assert current(store.engine) == "0002"
+    assert current(store.engine) == "0003"
     store.upgrade()
-    assert current(store.engine) == "0002"
+    assert current(store.engine) == "0003"
 
 
 def test_upgrade_from_0001_keeps_breaches_and_stamps_sources(store: Store) -> None:
@@ -77,7 +77,7 @@ def test_calls_are_ingested_once_and_refreshed_when_a_leg_joins(store: Store) ->
     again = store.save_poll("pbx", PollResult(calls=[call], cursor={"offset": 10}), T0 + timedelta(minutes=1))
     assert (first.inserted, again.inserted, again.updated) == (1, 0, 0)
     assert store.engine_stamp(["pbx"]) == T0
-    joined = replace(call, legs=2, answered=True, answered_by="201", talk_seconds=60.0)
+    joined = replace(call, legs=2, answered=True, answered_by="201", talk_seconds=60.0, rang=("200", "201"))
     later = T0 + timedelta(minutes=2)
     assert store.save_poll("pbx", PollResult(calls=[joined], cursor={"offset": 20}), later).updated == 1
     assert store.calls(["pbx"]) == [joined]
@@ -283,3 +283,32 @@ def test_items_round_trip_through_the_one_mapper(store: Store) -> None:
         replace(answered, addresses=frozenset()),
         waiting,
     ]
+
+
+def test_phone_items_keep_their_attempts_and_hours_flag(store: Store) -> None:
+    from monitor.store.db import row_item
+
+    missed = replace(
+        item("1700000000.1", 0),
+        channel=Channel.PHONE,
+        customer="+441632960123",
+        attempts=3,
+        outside_hours=True,
+    )
+    store.replace_awaiting("support", Channel.PHONE, [missed], None, T0)
+    assert [row_item(r) for r in store.awaiting("support")] == [replace(missed, addresses=frozenset())]
+    assert store.replace_awaiting("support", Channel.PHONE, [replace(missed, attempts=4)], None, T0) == 1
+
+
+def test_upgrade_from_0002_gives_stored_items_one_attempt_and_calls_no_rung_extensions(store: Store) -> None:
+    from monitor.store.db import row_item
+    from monitor.store.migrate import downgrade
+
+    call = CallEvent("pbx", "1700000000.1", T0, CallDirection.INBOUND, "+441632960123", "800", False)
+    store.save_poll("pbx", PollResult(calls=[call], cursor={"offset": 1}), T0)
+    waiting = replace(item("1700000000.1", 0), channel=Channel.PHONE)
+    store.replace_awaiting("support", Channel.PHONE, [waiting], None, T0)
+    downgrade(store.engine, "0002")
+    store.upgrade()
+    assert store.calls(["pbx"]) == [call]
+    assert [row_item(r) for r in store.awaiting("support")] == [replace(waiting, addresses=frozenset())]

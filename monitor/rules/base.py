@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -57,11 +57,21 @@ class EngineOptions:
 
     holding_phrases: tuple[str, ...] = ()
     """Text that makes a team message an acknowledgment (a holding reply), not a full answer."""
+    short_abandon: timedelta | None = None
+    """A missed call that rang for less than this opens no item (None: the engine's default)."""
+    unanswered_attempt_counts: bool | None = None
+    """Whether a call-back the customer did not pick up answers a missed call (None: the default)."""
 
     def merge(self, other: EngineOptions) -> EngineOptions:
-        """Both sets of options together."""
+        """Both sets of options together (for a phone option, ``other``'s when it sets one)."""
         return EngineOptions(
-            holding_phrases=tuple(dict.fromkeys((*self.holding_phrases, *other.holding_phrases)))
+            holding_phrases=tuple(dict.fromkeys((*self.holding_phrases, *other.holding_phrases))),
+            short_abandon=other.short_abandon if other.short_abandon is not None else self.short_abandon,
+            unanswered_attempt_counts=(
+                other.unanswered_attempt_counts
+                if other.unanswered_attempt_counts is not None
+                else self.unanswered_attempt_counts
+            ),
         )
 
 

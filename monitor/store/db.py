@@ -54,7 +54,7 @@ _ENGINE_IGNORES = frozenset({"flags"})
 # Columns of a call refreshed when a known call is seen again (a late leg joined it).
 _CALL_MUTABLE = (
     "started_at", "direction", "caller", "callee", "answered", "answered_by", "line",
-    "wait_seconds", "talk_seconds", "legs",
+    "wait_seconds", "talk_seconds", "legs", "rang",
 )  # fmt: skip
 
 
@@ -617,6 +617,8 @@ def awaiting_row(item: AwaitingItem) -> dict[str, Any]:
         "response_id": item.response_id,
         "responder": item.responder,
         "owner": item.owner,
+        "attempts": item.attempts,
+        "outside_hours": item.outside_hours,
     }
 
 
@@ -637,6 +639,8 @@ def row_item(row: Any) -> AwaitingItem:
         response=response,
         acknowledged_at=row.acknowledged_at,
         owner=row.owner,
+        attempts=row.attempts,
+        outside_hours=bool(row.outside_hours),
     )
 
 
@@ -655,6 +659,7 @@ def call_row(call: CallEvent, now: datetime) -> dict[str, Any]:
         "wait_seconds": call.wait_seconds,
         "talk_seconds": call.talk_seconds,
         "legs": call.legs,
+        "rang": ",".join(call.rang),
         "ingested_at": now,
     }
 
@@ -674,6 +679,7 @@ def row_call(row: Any) -> CallEvent:
         wait_seconds=row.wait_seconds,
         talk_seconds=row.talk_seconds,
         legs=row.legs,
+        rang=tuple(row.rang.split(",")) if row.rang else (),
     )
 
 

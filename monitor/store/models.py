@@ -88,6 +88,8 @@ class Call(SQLModel, table=True):
     wait_seconds: float = 0.0
     talk_seconds: float = 0.0
     legs: int = 1
+    rang: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    """The extensions the call rang, comma-separated."""
     ingested_at: datetime = Field(sa_column=_ts())
 
 
@@ -141,6 +143,10 @@ class AwaitingRow(SQLModel, table=True):
     responder: str | None = Field(default=None, max_length=320)
     owner: str | None = Field(default=None, max_length=320)
     """The member who answers for the item (None: the team)."""
+    attempts: int = 1
+    """How many times the customer tried while waiting (missed calls from one number)."""
+    outside_hours: bool = False
+    """The customer called while the team's calendar was closed."""
     business_seconds: float | None = None
     """Time from arrival to response in the team calendar's opening hours (None while open)."""
     wall_seconds: float | None = None
