@@ -18,9 +18,9 @@ from imapclient.datetime_util import parse_to_datetime
 from imapclient.response_parser import parse_fetch_response as imapclient_parse
 
 from monitor.sources import imap as imap_source
-from monitor.sources.imap import (
+from monitor.sources.imap import ImapSource
+from monitor.sources.imap_fetch import (
     FetchParseError,
-    ImapSource,
     fetch_responses,
     parse_fetch_records,
     parse_fetch_response,
