@@ -24,7 +24,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NotRequired
 
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
@@ -33,11 +33,15 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 from monitor.classify import HEADERS_USED
 from monitor.config import ConfigError, is_loopback, read_secret
 from monitor.durations import Duration
-from monitor.events import MailboxSnapshot, MessageEvent
+from monitor.events import MessageEvent
 from monitor.headers import WANTED_HEADERS, parse_header_block, to_event
 from monitor.sources.base import (
     AuthSourceError,
     Cursor,
+    Folder,
+    FolderRead,
+    FolderSource,
+    FolderState,
     PermanentSourceError,
     PollResult,
     SourceConfigBase,
@@ -50,7 +54,6 @@ from monitor.text import preview
 
 kind = "imap"
 
-log = logging.getLogger(__name__)
 _IMAPLIB_LOG = logging.getLogger("imapclient.imaplib")  # where imapclient sends imaplib's protocol trace
 
 FETCH_HEADERS: tuple[str, ...] = tuple(dict.fromkeys((*WANTED_HEADERS, *HEADERS_USED)))
@@ -282,18 +285,36 @@ class _ConnectionLost(TransientSourceError):
     """The server closed the connection (a reused one may just have gone stale)."""
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 def _as_utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-class ImapSource:
+class ImapState(FolderState):
+    """One IMAP folder's saved state (``name`` is the folder's name on the server)."""
+
+    uidvalidity: int
+    uidnext: int
+    last_uid: int
+    """The highest UID read (skipped messages included)."""
+    highestmodseq: int | None
+    """With CONDSTORE (RFC 7162): the folder's HIGHESTMODSEQ when read; else None."""
+    messages: int
+    unseen: int
+    unanswered: int
+    oldest: str | None
+    """ISO time of the earliest INTERNALDATE."""
+    skipped: list[int]
+    """UIDs of messages that could not be read (the last :data:`MAX_SKIPPED_IN_CURSOR`)."""
+    flags: NotRequired[dict[str, str]]
+    """Without CONDSTORE: flag -> UID set of the messages carrying it."""
+
+
+class ImapSource(FolderSource[ImapState]):
     """Polls one IMAP account over one reused connection; never changes a message or a flag."""
 
     kind = kind
+    cursor_version = 1
+    state_type = ImapState
     fast_fetch = True
     """Read bulk header fetches with :func:`parse_fetch_records` (False: imapclient's parser only)."""
 
@@ -307,10 +328,9 @@ class ImapSource:
         ssl_context: ssl.SSLContext | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
     ) -> None:
-        self.name = name
+        super().__init__(name, clock=clock)
         self.config = config
         self._client_factory: ClientFactory = client_factory or IMAPClient
-        self._clock = clock or _utc_now
         self._ssl_context = ssl_context
         self._batch_size = batch_size
         self._client: Any = None
@@ -338,14 +358,14 @@ class ImapSource:
         """Report messages new or changed since ``cursor`` and each folder's counts."""
         reused = self._client is not None
         try:
-            return self._poll(cursor)
+            return super().poll(cursor)
         except _ConnectionLost:
             if not reused:
                 raise
             # An idle connection may have been closed by the server or a NAT box since the last poll:
             # that is not worth an error (and a backoff); one fresh connection decides.
-            log.debug("source %s: connection to %s lost, reconnecting", self.name, self.config.host)
-            return self._poll(cursor)
+            self.log.debug("connection to %s lost, reconnecting", self.config.host)
+            return super().poll(cursor)
 
     def close(self) -> None:
         """Log out and drop the connection."""
@@ -419,7 +439,7 @@ class ImapSource:
             if b"CONDSTORE" in self._capabilities and b"ENABLE" in self._capabilities:
                 # RFC 7162 §3.1: makes EXAMINE report HIGHESTMODSEQ.
                 client.enable("CONDSTORE")
-        log.debug("source %s: connected to %s:%d", self.name, cfg.host, cfg.port)
+        self.log.debug("connected to %s:%d", cfg.host, cfg.port)
         return client
 
     def _secret(self) -> str:
@@ -518,63 +538,51 @@ class ImapSource:
 
     # -- polling -----------------------------------------------------------------------------------
 
-    def _poll(self, cursor: Cursor | None) -> PollResult:
+    def folders(self) -> list[Folder]:
+        """Connect (or reuse the connection) and name every watched folder."""
+        return [Folder(role, name) for role, name in self._folders(self._connection())]
+
+    def upgrade(self, cursor: Cursor, folders: Sequence[Folder]) -> dict[str, Any] | None:
+        """States from the first cursor layout (``{"folders": {server folder name: state}}``)."""
+        old = cursor.get("folders")
+        if not isinstance(old, dict) or not all(isinstance(state, dict) for state in old.values()):
+            return None
+        return {
+            folder.role: {"skipped": [], **old[folder.name], "name": folder.name}
+            for folder in folders
+            if folder.name in old
+        }
+
+    def read_folder(self, folder: Folder, state: ImapState | None, now: datetime) -> FolderRead[ImapState]:
+        """STATUS one folder and, when it changed, fetch its new and changed messages."""
         client = self._connection()
-        previous: dict[str, Any] = dict((cursor or {}).get("folders") or {})
-        now = self._clock()
-        result = PollResult()
-        states: dict[str, Any] = {}
-        for role, folder in self._folders(client):
-            status = self._status(client, folder)
-            state, resync = self._poll_folder(client, role, folder, previous.get(folder), status, now, result)
-            states[folder] = state
-            result.resync = result.resync or resync
-            oldest = state.get("oldest")
-            result.snapshots.append(
-                MailboxSnapshot(
-                    source=self.name,
-                    folder=role,
-                    at=now,
-                    total=state["messages"],
-                    unseen=state["unseen"],
-                    unanswered=state["unanswered"],
-                    oldest=datetime.fromisoformat(oldest) if oldest else None,
-                )
-            )
-        result.cursor = {"folders": states}
-        return result
+        status = self._status(client, folder.name)
+        if state is not None and self._unchanged(state, status):
+            return _counted(state, [])
+        return self._poll_folder(client, folder, state, status, now)
 
     @staticmethod
-    def _unchanged(state: dict[str, Any], status: dict[bytes, int]) -> bool:
+    def _unchanged(state: ImapState, status: dict[bytes, int]) -> bool:
         return (
-            state.get("uidvalidity") == status.get(b"UIDVALIDITY")
-            and state.get("uidnext") == status.get(b"UIDNEXT")
-            and state.get("messages") == status.get(b"MESSAGES")
-            and state.get("unseen") == status.get(b"UNSEEN")
-            and state.get("highestmodseq") == status.get(b"HIGHESTMODSEQ")
+            state["uidvalidity"] == status.get(b"UIDVALIDITY")
+            and state["uidnext"] == status.get(b"UIDNEXT")
+            and state["messages"] == status.get(b"MESSAGES")
+            and state["unseen"] == status.get(b"UNSEEN")
+            and state["highestmodseq"] == status.get(b"HIGHESTMODSEQ")
         )
 
     def _poll_folder(
-        self,
-        client: Any,
-        role: str,
-        folder: str,
-        state: dict[str, Any] | None,
-        status: dict[bytes, int],
-        now: datetime,
-        result: PollResult,
-    ) -> tuple[dict[str, Any], bool]:
-        if state is not None and self._unchanged(state, status):
-            return state, False
-        with self._talking(f"reading {folder!r}"):
+        self, client: Any, folder: Folder, state: ImapState | None, status: dict[bytes, int], now: datetime
+    ) -> FolderRead[ImapState]:
+        with self._talking(f"reading {folder.name!r}"):
             try:
-                selected = client.select_folder(folder, readonly=True)  # EXAMINE: never changes \Seen
+                selected = client.select_folder(folder.name, readonly=True)  # EXAMINE: never changes \Seen
             except IMAPClientAbortError:
                 raise
             except IMAPClientError as err:
-                raise self._folder_error(folder, err) from err
+                raise self._folder_error(folder.name, err) from err
             try:
-                return self._read_changes(client, role, folder, state, status, selected, now, result)
+                return self._read_changes(client, folder, state, status, selected, now)
             finally:
                 self._unselect(client)
 
@@ -589,35 +597,31 @@ class ImapSource:
     def _read_changes(
         self,
         client: Any,
-        role: str,
-        folder: str,
-        state: dict[str, Any] | None,
+        folder: Folder,
+        state: ImapState | None,
         status: dict[bytes, int],
         selected: dict[bytes, Any],
         now: datetime,
-        result: PollResult,
-    ) -> tuple[dict[str, Any], bool]:
+    ) -> FolderRead[ImapState]:
         # The cursor records what EXAMINE reported, a lower bound of what the searches below see: a
         # message arriving meanwhile makes the next STATUS differ, and is then fetched (again).
         uidvalidity = int(selected[b"UIDVALIDITY"])
         exists = int(selected.get(b"EXISTS", status.get(b"MESSAGES", 0)))
         modseq = selected.get(b"HIGHESTMODSEQ") if self._has(b"CONDSTORE") else None
-        resync = state is not None and state.get("uidvalidity") != uidvalidity
+        resync = state is not None and state["uidvalidity"] != uidvalidity
         if resync:
-            log.warning(
-                "source %s folder %s: UIDVALIDITY changed, reading the folder again from the start",
-                self.name,
-                folder,
+            self.log.warning(
+                "folder %s: UIDVALIDITY changed, reading the folder again from the start", folder.name
             )
             state = None
-        last_uid = int(state.get("last_uid", 0)) if state else 0
+        last_uid = state["last_uid"] if state else 0
         known_flags: dict[int, frozenset[bytes]] = {}
         changed: list[int] = []
         if state is None:
             new = sorted(client.search("ALL"))
-        elif modseq is not None and state.get("highestmodseq") is not None:
+        elif modseq is not None and state["highestmodseq"] is not None:
             # RFC 7162 §3.1.5: every message whose flags changed or that arrived since the last poll.
-            touched = client.search(["MODSEQ", int(state["highestmodseq"]) + 1])
+            touched = client.search(["MODSEQ", state["highestmodseq"] + 1])
             new = sorted(uid for uid in touched if uid > last_uid)
             changed = sorted(uid for uid in touched if uid <= last_uid)
         else:
@@ -625,27 +629,29 @@ class ImapSource:
             new = sorted(uid for uid in client.search(f"UID {last_uid + 1}:*") if uid > last_uid)
             known_flags, changed = self._flags_changed(client, state, last_uid)
 
-        fetched = self._fetch(client, role, folder, uidvalidity, [*changed, *new], now)
-        result.messages.extend(fetched.events)
-        skipped = {*(state.get("skipped", []) if state else []), *fetched.skipped}
+        fetched = self._fetch(client, folder.role, folder.name, uidvalidity, [*changed, *new], now)
+        skipped = {*(state["skipped"] if state else []), *fetched.skipped}
         oldest = self._oldest(client, state, exists, len(new), fetched.dates)
-        new_state: dict[str, Any] = {
-            "uidvalidity": uidvalidity,
-            "uidnext": int(selected.get(b"UIDNEXT", status.get(b"UIDNEXT", 0))),
-            "last_uid": max([last_uid, *new]),  # past skipped messages too: a poison one must not block
-            "highestmodseq": modseq,
-            "messages": exists,
-            "unseen": int(status.get(b"UNSEEN", 0)),
-            "unanswered": len(client.search("UNANSWERED")),
-            "oldest": oldest.isoformat() if oldest else None,
-            "skipped": sorted(skipped)[-MAX_SKIPPED_IN_CURSOR:],
-        }
+        new_state = ImapState(
+            name=folder.name,
+            uidvalidity=uidvalidity,
+            uidnext=int(selected.get(b"UIDNEXT", status.get(b"UIDNEXT", 0))),
+            last_uid=max([last_uid, *new]),  # past skipped messages too: a poison one must not block
+            highestmodseq=modseq,
+            messages=exists,
+            unseen=int(status.get(b"UNSEEN", 0)),
+            unanswered=len(client.search("UNANSWERED")),
+            oldest=oldest.isoformat() if oldest else None,
+            skipped=sorted(skipped)[-MAX_SKIPPED_IN_CURSOR:],
+        )
         if modseq is None:
             new_state["flags"] = _flag_sets({**known_flags, **fetched.flags})
-        return new_state, resync
+        read = _counted(new_state, fetched.events)
+        read.resync = resync
+        return read
 
     def _flags_changed(
-        self, client: Any, state: dict[str, Any], last_uid: int
+        self, client: Any, state: ImapState, last_uid: int
     ) -> tuple[dict[int, frozenset[bytes]], list[int]]:
         """Without CONDSTORE: every known message's FLAGS, and the UIDs whose flags differ from the cursor."""
         known = [uid for uid in client.search(f"UID 1:{last_uid}") if uid <= last_uid] if last_uid else []
@@ -661,7 +667,7 @@ class ImapSource:
         return flags_now, sorted(uid for uid in changed if uid in flags_now)
 
     def _oldest(
-        self, client: Any, state: dict[str, Any] | None, exists: int, new_count: int, dates: list[datetime]
+        self, client: Any, state: ImapState | None, exists: int, new_count: int, dates: list[datetime]
     ) -> datetime | None:
         """The earliest INTERNALDATE in the folder: carried in the cursor, searched for after expunges."""
         if exists == 0:
@@ -670,8 +676,9 @@ class ImapSource:
             if dates:
                 return min(dates)
         else:
-            expunged = exists < int(state.get("messages", 0)) + new_count
-            previous = datetime.fromisoformat(state["oldest"]) if state.get("oldest") else None
+            expunged = exists < state["messages"] + new_count
+            oldest = state["oldest"]
+            previous = datetime.fromisoformat(oldest) if oldest else None
             candidates = [d for d in (previous, *dates) if d is not None]
             if not expunged and candidates:
                 return min(candidates)
@@ -741,9 +748,8 @@ class ImapSource:
                 raise
             except (IMAPClientError, FetchParseError) as err:
                 # Correctness never depends on the fast parser: imapclient reads this batch again.
-                log.debug(
-                    "source %s folder %s: fast FETCH of %d messages not usable (%s: %s), using imapclient",
-                    self.name,
+                self.log.debug(
+                    "folder %s: fast FETCH of %d messages not usable (%s: %s), using imapclient",
                     folder,
                     len(uids),
                     type(err).__name__,
@@ -795,9 +801,7 @@ class ImapSource:
 
     def _skip(self, folder: str, uid: int, err: BaseException, fetched: _Fetched) -> None:
         # Only the exception's type: its text may quote the message (addresses, subject).
-        log.warning(
-            "source %s folder %s uid %d: message skipped (%s)", self.name, folder, uid, type(err).__name__
-        )
+        self.log.warning("folder %s uid %d: message skipped (%s)", folder, uid, type(err).__name__)
         fetched.skipped.append(uid)
 
 
@@ -809,6 +813,18 @@ class _Fetched:
     flags: dict[int, frozenset[bytes]] = field(default_factory=dict)
     dates: list[datetime] = field(default_factory=list)
     skipped: list[int] = field(default_factory=list)
+
+
+def _counted(state: ImapState, messages: list[MessageEvent]) -> FolderRead[ImapState]:
+    oldest = state["oldest"]
+    return FolderRead(
+        state,
+        messages,
+        state["messages"],
+        state["unseen"],
+        state["unanswered"],
+        datetime.fromisoformat(oldest) if oldest else None,
+    )
 
 
 def _flags(data: dict[bytes, Any]) -> frozenset[bytes]:
