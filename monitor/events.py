@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,10 +55,3 @@ class MailboxSnapshot:
     unseen: int
     unanswered: int
     oldest: datetime | None = None
-
-    @classmethod
-    def from_counts(
-        cls, source: str, folder: str, at: datetime, counts: dict[str, Any], oldest: datetime | None
-    ) -> MailboxSnapshot:
-        """A snapshot from a source's cursor state holding ``total``, ``unseen`` and ``unanswered``."""
-        return cls(source, folder, at, counts["total"], counts["unseen"], counts["unanswered"], oldest)

@@ -170,6 +170,7 @@ def broken_cursors(good: Cursor) -> dict[str, Any]:
         },
         "state missing a field": {**good, "folders": {**good["folders"], "inbox": {"name": inbox["name"]}}},
         "old layout of another source": {"v": 1, "files": "nonsense"},
+        "not an object": ["inbox", good["folders"]["inbox"]],
     }
 
 
@@ -181,6 +182,7 @@ def broken_cursors(good: Cursor) -> dict[str, Any]:
         "state of the wrong type",
         "state missing a field",
         "old layout of another source",
+        "not an object",
     ],
 )
 @pytest.mark.parametrize("kind", ["maildir", "mbox"])

@@ -219,6 +219,9 @@ class FolderSource(ABC, Generic[StateT]):
         """The raw per-role states of ``cursor``, and whether it had to be dropped."""
         if not cursor:
             return {}, False
+        if not isinstance(cursor, dict):  # a cursor column edited by hand or damaged
+            self.log.warning("cursor is not a JSON object; reading every folder again")
+            return {}, True
         version = cursor.get("version")
         if version == self.cursor_version:
             states = cursor.get("folders")
@@ -248,7 +251,6 @@ class FolderSource(ABC, Generic[StateT]):
                 "folder %s: saved state is not readable (%d errors); reading the folder again",
                 folder.role,
                 err.error_count(),
-                extra={"folder": folder.role},
             )
             return None, True
         if state["name"] != folder.name:
@@ -257,7 +259,6 @@ class FolderSource(ABC, Generic[StateT]):
                 folder.role,
                 folder.name,
                 state["name"],
-                extra={"folder": folder.role},
             )
             return None, True
         return state, False
