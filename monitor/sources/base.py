@@ -195,14 +195,17 @@ class FolderSource(ABC, Generic[StateT]):
         result = PollResult()
         states: dict[str, Any] = {}
         for folder in folders:
-            state, dropped = self._saved_state(folder, saved.get(folder.role))
+            raw = saved.get(folder.role)
+            state, dropped = self._saved_state(folder, raw)
             try:
                 read = self.read_folder(folder, state, now)
             except SourceError as err:
                 _locate(err, f"source {self.name} folder {folder.role}")
                 raise
             resync = resync or dropped or read.resync
-            states[folder.role] = self._states.dump_python(read.state, mode="json")
+            # An unchanged folder keeps its saved JSON as it was: no serializing on a poll that found nothing.
+            unchanged = state is not None and read.state is state
+            states[folder.role] = raw if unchanged else self._states.dump_python(read.state, mode="json")
             result.messages.extend(read.messages)
             result.snapshots.append(
                 MailboxSnapshot(
