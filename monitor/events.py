@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
 
 
 class Channel(StrEnum):
@@ -115,10 +114,3 @@ class MailboxSnapshot:
     unseen: int
     unanswered: int
     oldest: datetime | None = None
-
-    @classmethod
-    def from_counts(
-        cls, source: str, folder: str, at: datetime, counts: dict[str, Any], oldest: datetime | None
-    ) -> MailboxSnapshot:
-        """A snapshot from a source's cursor state holding ``total``, ``unseen`` and ``unanswered``."""
-        return cls(source, folder, at, counts["total"], counts["unseen"], counts["unanswered"], oldest)

@@ -18,9 +18,9 @@ from imapclient.datetime_util import parse_to_datetime
 from imapclient.response_parser import parse_fetch_response as imapclient_parse
 
 from monitor.sources import imap as imap_source
-from monitor.sources.imap import (
+from monitor.sources.imap import ImapSource
+from monitor.sources.imap_fetch import (
     FetchParseError,
-    ImapSource,
     fetch_responses,
     parse_fetch_records,
     parse_fetch_response,
@@ -475,7 +475,7 @@ def test_fast_path_events_equal_imapclient_events(
     assert first_fast.messages == first_slow.messages
     assert first_fast.snapshots == first_slow.snapshots
     assert first_fast.cursor == first_slow.cursor
-    assert first_fast.cursor["folders"]["INBOX"]["skipped"] == []
+    assert first_fast.cursor["folders"]["inbox"]["skipped"] == []
     assert fallbacks == []  # every batch was read by the fast parser
     by_id = {m.message_id: m for m in first_fast.messages}
     assert len(by_id["long@example.com"].references) == 400

@@ -218,7 +218,7 @@ def test_first_poll_reports_every_message_with_roles_dates_and_verdicts(team: Ma
     assert snapshots["inbox"].at == NOW
     assert (snapshots["sent"].total, snapshots["sent"].unseen) == (1, 0)
 
-    inbox = result.cursor["folders"]["INBOX"]
+    inbox = result.cursor["folders"]["inbox"]
     assert inbox["uidvalidity"] == inbox_validity
     assert inbox["last_uid"] == 3
     assert inbox["highestmodseq"] > 0
@@ -288,7 +288,7 @@ def test_new_mail_is_reported_once(team: Mailbox) -> None:
 
     assert ids(second) == [f"INBOX/{team.uidvalidity('INBOX')}/{uid}"]
     assert second.messages[0].message_id == "q2@example.org"
-    assert second.cursor["folders"]["INBOX"]["last_uid"] == uid
+    assert second.cursor["folders"]["inbox"]["last_uid"] == uid
     assert {s.folder: s.total for s in second.snapshots}["inbox"] == 4
     assert third.messages == []
 
@@ -315,8 +315,8 @@ def test_without_condstore_flags_are_compared_with_the_cursor(team: Mailbox) -> 
     team.append("INBOX", message("Deleted but not expunged", msgid="del@example.org"), flags=["\\Deleted"])
     source = make_source(team, factory=recorder)
     first = source.poll(None)
-    assert first.cursor["folders"]["INBOX"]["highestmodseq"] is None
-    assert parse_uid_set(first.cursor["folders"]["INBOX"]["flags"]["\\Seen"]) == {3}
+    assert first.cursor["folders"]["inbox"]["highestmodseq"] is None
+    assert parse_uid_set(first.cursor["folders"]["inbox"]["flags"]["\\Seen"]) == {3}
 
     team.add_flags("INBOX", [2], ["\\Answered"])
     new_uid = team.append("INBOX", message("New question", msgid="q3@example.org"))
@@ -411,8 +411,8 @@ def test_uidvalidity_change_resyncs_the_folder_without_duplicates(team: Mailbox)
     assert ids(second) == [f"Sent/{new_validity}/1", f"Sent/{new_validity}/2"]
     everything = ids(first) + ids(second)
     assert len(everything) == len(set(everything))
-    assert second.cursor["folders"]["Sent"]["uidvalidity"] == new_validity
-    assert second.cursor["folders"]["INBOX"] == first.cursor["folders"]["INBOX"]
+    assert second.cursor["folders"]["sent"]["uidvalidity"] == new_validity
+    assert second.cursor["folders"]["inbox"] == first.cursor["folders"]["inbox"]
     assert source.poll(second.cursor).resync is False
 
 
@@ -594,7 +594,7 @@ def test_malformed_messages_still_become_events(imap_mailbox: Mailbox) -> None:
     result = source.poll(None)
 
     assert len(result.messages) == len(MALFORMED) + 1
-    assert result.cursor["folders"]["INBOX"]["skipped"] == []
+    assert result.cursor["folders"]["inbox"]["skipped"] == []
     by_uid = {int(m.external_id.rsplit("/", 1)[1]): m for m in result.messages}
     assert by_uid[good].message_id == "fine@example.org"
     no_date = [m for m in result.messages if m.message_id != "fine@example.org"]
@@ -619,7 +619,7 @@ def test_a_message_that_cannot_be_turned_into_an_event_is_skipped_and_counted(
         first = source.poll(None)
 
     assert len(first.messages) == 4
-    inbox = first.cursor["folders"]["INBOX"]
+    inbox = first.cursor["folders"]["inbox"]
     assert inbox["skipped"] == [poison]
     assert inbox["last_uid"] == poison  # advanced past it: it must not block the folder
     assert f"uid {poison}" in caplog.text and "RuntimeError" in caplog.text
@@ -661,8 +661,8 @@ def test_a_message_whose_fetch_fails_costs_only_itself(
 
     inbox_uids = sorted(int(i.rsplit("/", 1)[1]) for i in ids(result) if i.startswith("INBOX/"))
     assert inbox_uids == [1, 2, 3, 4, 6, 7]
-    assert result.cursor["folders"]["INBOX"]["skipped"] == [broken_uid]
-    assert result.cursor["folders"]["INBOX"]["last_uid"] == 7
+    assert result.cursor["folders"]["inbox"]["skipped"] == [broken_uid]
+    assert result.cursor["folders"]["inbox"]["last_uid"] == 7
     header_fetches = [len(args[0]) for name, args, _ in calls if name == "fetch" and "FLAGS" in args[1]]
     # Fast: [1-4] and Sent's [1] need no imapclient fetch; [5-7] falls back to it, then one by one.
     assert header_fetches == ([3, 1, 1, 1] if fast else [4, 3, 1, 1, 1, 1])

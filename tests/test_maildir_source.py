@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from monitor.sources import maildir as maildir_module
 from monitor.sources.base import SOURCES, Cursor, PermanentSourceError, PollResult, SourcePlugin
+from monitor.sources.files import HEADER_CAP
 from monitor.sources.maildir import (
     MaildirConfig,
     MaildirSource,
@@ -332,7 +333,7 @@ def test_file_renamed_during_poll_is_picked_up_next_time(root: Path, monkeypatch
     src = source(root)
     real_read = maildir_module.read_header_block
 
-    def vanished(path: Path, cap: int = maildir_module.HEADER_CAP) -> Any:
+    def vanished(path: Path, cap: int = HEADER_CAP) -> Any:
         raise FileNotFoundError(2, "moved", str(path))
 
     monkeypatch.setattr(maildir_module, "read_header_block", vanished)
@@ -399,7 +400,7 @@ def test_inbox_subfolder(root: Path) -> None:
 
 def test_check_reports_missing_path_and_non_maildir(tmp_path: Path) -> None:
     (problem,) = source(tmp_path / "nope", sent=None).check()
-    assert problem == f"maildir path '{tmp_path / 'nope'}' not found (source support-maildir)"
+    assert problem == f"maildir path '{tmp_path / 'nope'}' not found"
     (tmp_path / "plain").mkdir()
     (problem,) = source(tmp_path / "plain", sent=None).check()
     assert "is not a maildir" in problem

@@ -146,7 +146,7 @@ def test_status_rewritten_in_place_updates_flags(tmp_path: Path) -> None:
     data = path.read_bytes().replace(b"Status: O\n", b"Status: R\n", 1)  # same size, read now
     with path.open("r+b") as fh:
         fh.write(data)
-    os.utime(path, ns=(first.cursor["files"]["inbox"]["mtime_ns"] + 10**9,) * 2)
+    os.utime(path, ns=(first.cursor["folders"]["inbox"]["file"]["mtime_ns"] + 10**9,) * 2)
     second = poll(src, first.cursor)
 
     assert second.resync
@@ -307,8 +307,8 @@ def test_polls_never_change_the_file(mbox: Path) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     src = source(tmp_path / "nope.mbox", sent_path=tmp_path / "sent.mbox")
     assert src.check() == [
-        f"path: mbox file '{tmp_path / 'nope.mbox'}' not found (source archive)",
-        f"sent_path: mbox file '{tmp_path / 'sent.mbox'}' not found (source archive)",
+        f"path: mbox file '{tmp_path / 'nope.mbox'}' not found",
+        f"sent_path: mbox file '{tmp_path / 'sent.mbox'}' not found",
     ]
     with pytest.raises(PermanentSourceError, match="not found"):
         src.poll(None)

@@ -110,7 +110,8 @@ def test_unknown_kind_lists_the_known_ones() -> None:
     with pytest.raises(ConfigError) as err:
         validate({"teams": {"t": {"rules": [{"kind": "reply_withn"}, "reply_within"]}}})
     assert sorted(err.value.errors) == [
-        "teams.t.rules[0].kind: unknown kind 'reply_withn' (known: callback_within, holding_reply, reply_within)",
+        "teams.t.rules[0].kind: unknown kind 'reply_withn' "
+        "(known: callback_within, holding_reply, reply_within)",
         "teams.t.rules[1]: expected a mapping with a 'kind'",
     ]
 

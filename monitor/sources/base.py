@@ -1,13 +1,22 @@
-"""What every source plugin implements, its errors, and the registry of source kinds."""
+"""What every source plugin implements, its errors, the folder-source template, and the registry of kinds.
+
+A folder source (imap, maildir, mbox) subclasses :class:`FolderSource` and implements only what differs:
+which folders it watches (:meth:`FolderSource.folders`) and how one folder's changes are read from its
+saved state (:meth:`FolderSource.read_folder`). The template owns the folder loop, the snapshots, the
+versioned cursor envelope ``{"version": N, "folders": {role: state}}``, resync and the error prefix.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import Any, ClassVar, Protocol
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
-from pydantic import Field
+from pydantic import Field, TypeAdapter, ValidationError
+from typing_extensions import TypedDict
 
 from monitor.durations import Interval
 from monitor.events import CallEvent, Channel, MailboxSnapshot, MessageEvent
@@ -87,6 +96,195 @@ SourceFactory = Callable[[str, Any], Source]
 """Builds a source from its name and its validated config (of the plugin's own config class), without I/O."""
 SourcePlugin = Plugin[SourceConfigBase, SourceFactory]
 """A source plugin, named by an entry point of the ``replywatch.sources`` group."""
+
+
+class SourceLog(logging.LoggerAdapter[logging.Logger]):
+    """A plugin's logger: every record carries the ``source`` field, merged with the call's own ``extra``."""
+
+    def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, MutableMapping[str, Any]]:
+        """Add the source's fields to those given with the call."""
+        kwargs["extra"] = {**(self.extra or {}), **(kwargs.get("extra") or {})}
+        return msg, kwargs
+
+
+def source_log(module: str, source: str) -> SourceLog:
+    """The logger of the plugin module ``module`` for the source named ``source``."""
+    return SourceLog(logging.getLogger(module), {"source": source})
+
+
+# --- the folder-source template -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Folder:
+    """One folder a source watches: the role its events carry and where it is."""
+
+    role: str
+    """``inbox``, ``sent`` or an extra folder's own name: events' and snapshots' ``folder``."""
+    name: str
+    """Where it is (an IMAP folder name, a directory, a file): a saved state for another place is not used."""
+
+
+class FolderState(TypedDict):
+    """What every plugin's saved state of one folder holds; plugins extend it with their own fields."""
+
+    name: str
+    """:attr:`Folder.name` of the folder the state was read from."""
+
+
+StateT = TypeVar("StateT", bound=FolderState)
+
+
+@dataclass(slots=True)
+class FolderRead(Generic[StateT]):
+    """What reading one folder found: its state after the read, new or changed messages and its counts."""
+
+    state: StateT
+    messages: list[MessageEvent]
+    total: int
+    unseen: int
+    unanswered: int
+    oldest: datetime | None
+    """When its oldest message arrived (None when empty or unknown)."""
+    resync: bool = False
+    """True when the folder's old position no longer held (e.g. UIDVALIDITY changed, a file rewritten)."""
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class FolderSource(ABC, Generic[StateT]):
+    """A source that watches folders: the folder loop, snapshots, cursor envelope, resync and error prefix.
+
+    The cursor is ``{"version": cursor_version, "folders": {role: state}}``, each state a ``state_type``
+    (a :class:`FolderState`) validated when read. A cursor of another version, a broken envelope or a
+    state that does not validate is dropped: every folder concerned is read again from the start and
+    the poll says ``resync`` (ingest is idempotent, so a re-read never counts a message twice). A
+    cursor without a version is offered to :meth:`upgrade` first. A :class:`SourceError` raised while
+    polling names the source, and the folder when one was being read, at the start of its message.
+    """
+
+    cursor_version: ClassVar[int]
+    """Bumped whenever ``state_type`` changes shape: older cursors are then upgraded or dropped."""
+    state_type: ClassVar[type[FolderState]]
+    """The TypedDict of one folder's saved state."""
+    _states: ClassVar[TypeAdapter[Any]]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "state_type" in cls.__dict__:
+            cls._states = TypeAdapter(cls.state_type)
+
+    def __init__(self, name: str, *, clock: Callable[[], datetime] | None = None) -> None:
+        self.name = name
+        self._clock = clock or _utc_now
+        self.log = source_log(type(self).__module__, name)
+
+    # -- what a plugin implements ------------------------------------------------------------------
+
+    @abstractmethod
+    def folders(self) -> list[Folder]:
+        """Every folder to poll now, in order (may look them up; raises :class:`SourceError`)."""
+
+    @abstractmethod
+    def read_folder(self, folder: Folder, state: StateT | None, now: datetime) -> FolderRead[StateT]:
+        """Read one folder's changes since ``state`` (None: everything), raising :class:`SourceError`."""
+
+    def upgrade(self, cursor: Cursor, folders: Sequence[Folder]) -> dict[str, Any] | None:
+        """Per-role states from a cursor saved before the envelope existed, or None when it is not one."""
+        return None
+
+    # -- the template --------------------------------------------------------------------------------
+
+    def poll(self, cursor: Cursor | None) -> PollResult:
+        """Report what is new or changed in every folder since ``cursor``, and each folder's counts."""
+        try:
+            folders = self.folders()
+        except SourceError as err:
+            _locate(err, f"source {self.name}")
+            raise
+        saved, resync = self._saved_states(cursor, folders)
+        now = self._clock()
+        result = PollResult()
+        states: dict[str, Any] = {}
+        for folder in folders:
+            raw = saved.get(folder.role)
+            state, dropped = self._saved_state(folder, raw)
+            try:
+                read = self.read_folder(folder, state, now)
+            except SourceError as err:
+                _locate(err, f"source {self.name} folder {folder.role}")
+                raise
+            resync = resync or dropped or read.resync
+            # An unchanged folder keeps its saved JSON as it was: no serializing on a poll that found nothing.
+            unchanged = state is not None and read.state is state
+            states[folder.role] = raw if unchanged else self._states.dump_python(read.state, mode="json")
+            result.messages.extend(read.messages)
+            result.snapshots.append(
+                MailboxSnapshot(
+                    self.name, folder.role, now, read.total, read.unseen, read.unanswered, read.oldest
+                )
+            )
+        result.cursor = {"version": self.cursor_version, "folders": states}
+        result.resync = resync
+        return result
+
+    def _saved_states(
+        self, cursor: Cursor | None, folders: Sequence[Folder]
+    ) -> tuple[Mapping[str, Any], bool]:
+        """The raw per-role states of ``cursor``, and whether it had to be dropped."""
+        if not cursor:
+            return {}, False
+        if not isinstance(cursor, dict):  # a cursor column edited by hand or damaged
+            self.log.warning("cursor is not a JSON object; reading every folder again")
+            return {}, True
+        version = cursor.get("version")
+        if version == self.cursor_version:
+            states = cursor.get("folders")
+            if isinstance(states, dict):
+                return states, False
+            self.log.warning("cursor has no folder states; reading every folder again")
+            return {}, True
+        if version is None:
+            upgraded = self.upgrade(cursor, folders)
+            if upgraded is not None:
+                return upgraded, False
+        self.log.warning(
+            "cursor of version %r is not readable (this version writes %d); reading every folder again",
+            version,
+            self.cursor_version,
+        )
+        return {}, True
+
+    def _saved_state(self, folder: Folder, raw: Any) -> tuple[StateT | None, bool]:
+        """The typed state of one folder, or None; True when a saved state had to be dropped."""
+        if raw is None:
+            return None, False  # a folder polled for the first time
+        try:
+            state: StateT = self._states.validate_python(raw)
+        except ValidationError as err:
+            self.log.warning(
+                "folder %s: saved state is not readable (%d errors); reading the folder again",
+                folder.role,
+                err.error_count(),
+            )
+            return None, True
+        if state["name"] != folder.name:
+            self.log.info(
+                "folder %s is now %r (was %r); reading it from the start",
+                folder.role,
+                folder.name,
+                state["name"],
+            )
+            return None, True
+        return state, False
+
+
+def _locate(err: SourceError, where: str) -> None:
+    """Put ``where`` (source, folder) at the start of ``err``'s message, keeping its class and fields."""
+    err.args = (f"{where}: {err}", *err.args[1:])
+
 
 SOURCES: Registry[SourceConfigBase, SourceFactory] = Registry(SOURCES_GROUP, SourceConfigBase)
 """Every source kind, from the ``replywatch.sources`` entry points."""

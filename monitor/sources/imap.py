@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import imaplib
 import logging
-import re
 import shlex
 import ssl
 import subprocess
@@ -25,16 +24,15 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NotRequired
 
 from imapclient import IMAPClient
-from imapclient.datetime_util import parse_to_datetime
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from monitor.config import is_loopback
 from monitor.durations import Duration
-from monitor.events import MailboxSnapshot, MessageEvent
+from monitor.events import MessageEvent
 from monitor.mail.classify import HEADERS_USED
 from monitor.mail.event import to_event
 from monitor.mail.headers import WANTED_HEADERS, parse_header_block
@@ -43,6 +41,10 @@ from monitor.plugins import SecretError, SecretRef
 from monitor.sources.base import (
     AuthSourceError,
     Cursor,
+    Folder,
+    FolderRead,
+    FolderSource,
+    FolderState,
     PermanentSourceError,
     PollResult,
     SourceConfigBase,
@@ -50,8 +52,8 @@ from monitor.sources.base import (
     SourcePlugin,
     TransientSourceError,
 )
+from monitor.sources.imap_fetch import FetchParseError, parse_fetch_records
 
-log = logging.getLogger(__name__)
 _IMAPLIB_LOG = logging.getLogger("imapclient.imaplib")  # where imapclient sends imaplib's protocol trace
 
 FETCH_HEADERS: tuple[str, ...] = tuple(dict.fromkeys((*WANTED_HEADERS, *HEADERS_USED)))
@@ -276,198 +278,6 @@ def _batches(items: Sequence[int], size: int) -> Iterator[Sequence[int]]:
         yield items[start : start + size]
 
 
-# --- fast FETCH parsing ---------------------------------------------------------------------------
-#
-# imapclient lexes each FETCH response byte by byte in Python, the header-field list that the server
-# echoes for every message (``BODY[HEADER.FIELDS (MESSAGE-ID DATE ...)]``) included: most of a first
-# sync's time. The bulk header fetch instead takes imaplib's records (imaplib reads ``{n}`` literals by
-# size), cuts each response into tokens with one regular expression and types the items as imapclient
-# does. Anything unexpected raises FetchParseError, and the batch is read again through imapclient.
-
-_ATOM_CHARS = rb'[^\x00-\x20()"\[\x7f]'
-_FETCH_TOKEN = re.compile(
-    rb"[ ]*("
-    rb"[()\x00]"  # parentheses; NUL stands for a literal (see fetch_responses)
-    rb'|"[^"\\]*(?:\\.[^"\\]*)*"'  # quoted string
-    # atom, number, or item name with its [section] and <origin>
-    rb"|" + _ATOM_CHARS + rb"+(?:\[[^\]]*\]" + _ATOM_CHARS + rb"*)*"
-    rb"|[^ ])",  # anything else: an error
-    re.DOTALL,
-)
-_QUOTED_PAIR = re.compile(rb'\\([\\"])')
-_NIL = b"NIL"
-
-
-class FetchParseError(ValueError):
-    """A FETCH response the fast parser does not read (its batch is then fetched through imapclient)."""
-
-
-def fetch_responses(records: Sequence[Any]) -> list[tuple[bytes, list[bytes]]]:
-    """Group imaplib's FETCH records into responses: ``(text with NUL where each literal was, literals)``.
-
-    imaplib stores ``* 12 FETCH (... {5}\r\nhello ...)`` as ``(b"12 (... {5}", b"hello")`` followed by
-    the rest of the line (``b" ...)"``): a record that starts with a digit starts a new response.
-    """
-    out: list[tuple[bytes, list[bytes]]] = []
-    parts: list[bytes] = []
-    literals: list[bytes] = []
-    for record in records:
-        if record is None:  # imaplib's "no FETCH response at all"
-            continue
-        literal: bytes | None = None
-        text = record[0] if isinstance(record, tuple) else record
-        if type(text) is not bytes or b"\x00" in text:
-            raise FetchParseError("unexpected record")
-        if isinstance(record, tuple):
-            literal = record[1]
-            marker = text.rfind(b"{")
-            size = text[marker + 1 : -1]
-            if marker < 0 or not text.endswith(b"}") or not size.isdigit() or int(size) != len(literal):
-                raise FetchParseError("literal does not match its {size}")
-            text = text[:marker] + b"\x00"
-        if text[:1].isdigit():
-            if parts:
-                out.append((b"".join(parts), literals))
-                parts, literals = [], []
-        elif not parts:
-            raise FetchParseError("continuation record without a response")
-        parts.append(text)
-        if literal is not None:
-            literals.append(literal)
-    if parts:
-        out.append((b"".join(parts), literals))
-    return out
-
-
-def _tokens_to_values(text: bytes, literals: Sequence[bytes]) -> list[Any]:
-    """The values of one response: numbers as int, NIL as None, strings as bytes, lists as tuples."""
-    top: list[Any] = []
-    stack = [top]
-    current = top
-    unused = iter(literals)
-    for token in _FETCH_TOKEN.findall(text):
-        first = token[0]
-        if first == 0x28:  # (
-            child: list[Any] = []
-            current.append(child)
-            stack.append(child)
-            current = child
-        elif first == 0x29:  # )
-            if len(stack) == 1:
-                raise FetchParseError("unbalanced ')'")
-            stack.pop()
-            current = stack[-1]
-            current[-1] = tuple(current[-1])
-        elif first == 0:
-            literal = next(unused, None)
-            if literal is None:
-                raise FetchParseError("more literals announced than read")
-            current.append(literal)
-        elif first == 0x22:  # "
-            if len(token) < 2 or token[-1] != 0x22:
-                raise FetchParseError("unterminated quoted string")
-            value = token[1:-1]
-            current.append(_QUOTED_PAIR.sub(rb"\1", value) if b"\\" in value else value)
-        elif token == _NIL:
-            current.append(None)
-        elif token.isdigit() and (first != 0x30 or len(token) == 1):  # "0123" stays bytes, as imapclient
-            current.append(int(token))
-        elif len(token) == 1 and (first < 0x20 or first in b"[\x7f"):
-            raise FetchParseError(f"unexpected byte {token!r}")
-        else:
-            current.append(token)
-    if len(stack) != 1:
-        raise FetchParseError("unbalanced '('")
-    if next(unused, None) is not None:
-        raise FetchParseError("literal without a place")
-    return top
-
-
-def parse_fetch_response(text: bytes, literals: Sequence[bytes] = ()) -> tuple[int | None, dict[bytes, Any]]:
-    """One FETCH response (``b"12 (UID 5 FLAGS (\\Seen) ...)"``) -> ``(UID or None, {item: value})``.
-
-    Items come in any order; values are typed as imapclient's fetch() types them (``SEQ`` added, UID
-    kept out, INTERNALDATE a datetime or None, FLAGS a tuple of bytes, lists as tuples, NIL None).
-    """
-    values = _tokens_to_values(text, literals)
-    if len(values) != 2 or not isinstance(values[0], int) or not isinstance(values[1], tuple):
-        raise FetchParseError("not a FETCH response")
-    seq, items = values
-    if len(items) % 2:
-        raise FetchParseError("item without a value")
-    uid: int | None = None
-    data: dict[bytes, Any] = {b"SEQ": seq}
-    pairs = iter(items)
-    for name, value in zip(pairs, pairs, strict=True):
-        if type(name) is not bytes:
-            raise FetchParseError("item name is not an atom")
-        word = name.upper()
-        if word == b"UID":
-            if type(value) is not int:
-                raise FetchParseError("UID is not a number")
-            uid = value
-        elif word == b"FLAGS":
-            data[word] = _flag_atoms(value)
-        elif word == b"INTERNALDATE":
-            data[word] = _internal_date(value)
-        else:
-            data[word] = value
-    return uid, data
-
-
-def _flag_atoms(value: Any) -> tuple[bytes, ...]:
-    """FLAGS as a tuple of bytes (a keyword made of digits too, which imapclient turns into an int)."""
-    if type(value) is not tuple:
-        raise FetchParseError("FLAGS is not a list")
-    for flag in value:
-        if type(flag) is not bytes:
-            if type(flag) is not int:
-                raise FetchParseError("FLAGS holds something else than atoms")
-            return tuple(str(f).encode() if type(f) is int else f for f in value)
-    return value
-
-
-def _internal_date(value: Any) -> datetime | None:
-    """INTERNALDATE as imapclient reads it (zone kept: ``normalise_times`` is off); None when unreadable."""
-    if value is None:
-        return None
-    if not isinstance(value, bytes):
-        raise FetchParseError("INTERNALDATE is not a string")
-    try:
-        parsed: datetime = parse_to_datetime(value, normalise=False)
-    except ValueError:
-        return None
-    return parsed
-
-
-def parse_fetch_records(records: Sequence[Any], uids: Sequence[int]) -> dict[int, dict[bytes, Any]]:
-    """imaplib's FETCH records -> ``{uid: items}`` of the requested ``uids``, in their order.
-
-    Only responses carrying one of ``uids`` and a ``BODY[...]`` section count: unsolicited FETCH
-    responses (flag updates, other messages, no UID) are left out, never mixed in. A requested message
-    answered without its section is a FetchParseError (imapclient's path decides what it becomes).
-    """
-    wanted = set(uids)
-    found: dict[int, dict[bytes, Any]] = {}
-    answered: set[int] = set()
-    try:
-        for text, literals in fetch_responses(records):
-            uid, data = parse_fetch_response(text, literals)
-            if uid in wanted:
-                answered.add(uid)
-                for key in data:
-                    if key[:5] == b"BODY[":
-                        found[uid] = data
-                        break
-    except FetchParseError:
-        raise
-    except (ValueError, TypeError, IndexError, AttributeError) as err:
-        raise FetchParseError(type(err).__name__) from err
-    if len(answered) != len(found):
-        raise FetchParseError("a requested message came without its header section")
-    return {uid: found[uid] for uid in uids if uid in found}
-
-
 # --- the source -----------------------------------------------------------------------------------
 
 
@@ -475,17 +285,35 @@ class _ConnectionLost(TransientSourceError):
     """The server closed the connection (a reused one may just have gone stale)."""
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 def _as_utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-class ImapSource:
+class ImapState(FolderState):
+    """One IMAP folder's saved state (``name`` is the folder's name on the server)."""
+
+    uidvalidity: int
+    uidnext: int
+    last_uid: int
+    """The highest UID read (skipped messages included)."""
+    highestmodseq: int | None
+    """With CONDSTORE (RFC 7162): the folder's HIGHESTMODSEQ when read; else None."""
+    messages: int
+    unseen: int
+    unanswered: int
+    oldest: str | None
+    """ISO time of the earliest INTERNALDATE."""
+    skipped: list[int]
+    """UIDs of messages that could not be read (the last :data:`MAX_SKIPPED_IN_CURSOR`)."""
+    flags: NotRequired[dict[str, str]]
+    """Without CONDSTORE: flag -> UID set of the messages carrying it."""
+
+
+class ImapSource(FolderSource[ImapState]):
     """Polls one IMAP account over one reused connection; never changes a message or a flag."""
 
+    cursor_version = 1
+    state_type = ImapState
     fast_fetch = True
     """Read bulk header fetches with :func:`parse_fetch_records` (False: imapclient's parser only)."""
 
@@ -499,10 +327,9 @@ class ImapSource:
         ssl_context: ssl.SSLContext | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
     ) -> None:
-        self.name = name
+        super().__init__(name, clock=clock)
         self.config = config
         self._client_factory: ClientFactory = client_factory or IMAPClient
-        self._clock = clock or _utc_now
         self._ssl_context = ssl_context
         self._batch_size = batch_size
         self._client: Any = None
@@ -530,14 +357,14 @@ class ImapSource:
         """Report messages new or changed since ``cursor`` and each folder's counts."""
         reused = self._client is not None
         try:
-            return self._poll(cursor)
+            return super().poll(cursor)
         except _ConnectionLost:
             if not reused:
                 raise
             # An idle connection may have been closed by the server or a NAT box since the last poll:
             # that is not worth an error (and a backoff); one fresh connection decides.
-            log.debug("source %s: connection to %s lost, reconnecting", self.name, self.config.host)
-            return self._poll(cursor)
+            self.log.debug("connection to %s lost, reconnecting", self.config.host)
+            return super().poll(cursor)
 
     def close(self) -> None:
         """Log out and drop the connection."""
@@ -611,7 +438,7 @@ class ImapSource:
             if b"CONDSTORE" in self._capabilities and b"ENABLE" in self._capabilities:
                 # RFC 7162 §3.1: makes EXAMINE report HIGHESTMODSEQ.
                 client.enable("CONDSTORE")
-        log.debug("source %s: connected to %s:%d", self.name, cfg.host, cfg.port)
+        self.log.debug("connected to %s:%d", cfg.host, cfg.port)
         return client
 
     def _secret(self) -> str:
@@ -705,63 +532,51 @@ class ImapSource:
 
     # -- polling -----------------------------------------------------------------------------------
 
-    def _poll(self, cursor: Cursor | None) -> PollResult:
+    def folders(self) -> list[Folder]:
+        """Connect (or reuse the connection) and name every watched folder."""
+        return [Folder(role, name) for role, name in self._folders(self._connection())]
+
+    def upgrade(self, cursor: Cursor, folders: Sequence[Folder]) -> dict[str, Any] | None:
+        """States from the first cursor layout (``{"folders": {server folder name: state}}``)."""
+        old = cursor.get("folders")
+        if not isinstance(old, dict) or not all(isinstance(state, dict) for state in old.values()):
+            return None
+        return {
+            folder.role: {"skipped": [], **old[folder.name], "name": folder.name}
+            for folder in folders
+            if folder.name in old
+        }
+
+    def read_folder(self, folder: Folder, state: ImapState | None, now: datetime) -> FolderRead[ImapState]:
+        """STATUS one folder and, when it changed, fetch its new and changed messages."""
         client = self._connection()
-        previous: dict[str, Any] = dict((cursor or {}).get("folders") or {})
-        now = self._clock()
-        result = PollResult()
-        states: dict[str, Any] = {}
-        for role, folder in self._folders(client):
-            status = self._status(client, folder)
-            state, resync = self._poll_folder(client, role, folder, previous.get(folder), status, now, result)
-            states[folder] = state
-            result.resync = result.resync or resync
-            oldest = state.get("oldest")
-            result.snapshots.append(
-                MailboxSnapshot(
-                    source=self.name,
-                    folder=role,
-                    at=now,
-                    total=state["messages"],
-                    unseen=state["unseen"],
-                    unanswered=state["unanswered"],
-                    oldest=datetime.fromisoformat(oldest) if oldest else None,
-                )
-            )
-        result.cursor = {"folders": states}
-        return result
+        status = self._status(client, folder.name)
+        if state is not None and self._unchanged(state, status):
+            return _counted(state, [])
+        return self._poll_folder(client, folder, state, status, now)
 
     @staticmethod
-    def _unchanged(state: dict[str, Any], status: dict[bytes, int]) -> bool:
+    def _unchanged(state: ImapState, status: dict[bytes, int]) -> bool:
         return (
-            state.get("uidvalidity") == status.get(b"UIDVALIDITY")
-            and state.get("uidnext") == status.get(b"UIDNEXT")
-            and state.get("messages") == status.get(b"MESSAGES")
-            and state.get("unseen") == status.get(b"UNSEEN")
-            and state.get("highestmodseq") == status.get(b"HIGHESTMODSEQ")
+            state["uidvalidity"] == status.get(b"UIDVALIDITY")
+            and state["uidnext"] == status.get(b"UIDNEXT")
+            and state["messages"] == status.get(b"MESSAGES")
+            and state["unseen"] == status.get(b"UNSEEN")
+            and state["highestmodseq"] == status.get(b"HIGHESTMODSEQ")
         )
 
     def _poll_folder(
-        self,
-        client: Any,
-        role: str,
-        folder: str,
-        state: dict[str, Any] | None,
-        status: dict[bytes, int],
-        now: datetime,
-        result: PollResult,
-    ) -> tuple[dict[str, Any], bool]:
-        if state is not None and self._unchanged(state, status):
-            return state, False
-        with self._talking(f"reading {folder!r}"):
+        self, client: Any, folder: Folder, state: ImapState | None, status: dict[bytes, int], now: datetime
+    ) -> FolderRead[ImapState]:
+        with self._talking(f"reading {folder.name!r}"):
             try:
-                selected = client.select_folder(folder, readonly=True)  # EXAMINE: never changes \Seen
+                selected = client.select_folder(folder.name, readonly=True)  # EXAMINE: never changes \Seen
             except IMAPClientAbortError:
                 raise
             except IMAPClientError as err:
-                raise self._folder_error(folder, err) from err
+                raise self._folder_error(folder.name, err) from err
             try:
-                return self._read_changes(client, role, folder, state, status, selected, now, result)
+                return self._read_changes(client, folder, state, status, selected, now)
             finally:
                 self._unselect(client)
 
@@ -776,35 +591,31 @@ class ImapSource:
     def _read_changes(
         self,
         client: Any,
-        role: str,
-        folder: str,
-        state: dict[str, Any] | None,
+        folder: Folder,
+        state: ImapState | None,
         status: dict[bytes, int],
         selected: dict[bytes, Any],
         now: datetime,
-        result: PollResult,
-    ) -> tuple[dict[str, Any], bool]:
+    ) -> FolderRead[ImapState]:
         # The cursor records what EXAMINE reported, a lower bound of what the searches below see: a
         # message arriving meanwhile makes the next STATUS differ, and is then fetched (again).
         uidvalidity = int(selected[b"UIDVALIDITY"])
         exists = int(selected.get(b"EXISTS", status.get(b"MESSAGES", 0)))
         modseq = selected.get(b"HIGHESTMODSEQ") if self._has(b"CONDSTORE") else None
-        resync = state is not None and state.get("uidvalidity") != uidvalidity
+        resync = state is not None and state["uidvalidity"] != uidvalidity
         if resync:
-            log.warning(
-                "source %s folder %s: UIDVALIDITY changed, reading the folder again from the start",
-                self.name,
-                folder,
+            self.log.warning(
+                "folder %s: UIDVALIDITY changed, reading the folder again from the start", folder.name
             )
             state = None
-        last_uid = int(state.get("last_uid", 0)) if state else 0
+        last_uid = state["last_uid"] if state else 0
         known_flags: dict[int, frozenset[bytes]] = {}
         changed: list[int] = []
         if state is None:
             new = sorted(client.search("ALL"))
-        elif modseq is not None and state.get("highestmodseq") is not None:
+        elif modseq is not None and state["highestmodseq"] is not None:
             # RFC 7162 §3.1.5: every message whose flags changed or that arrived since the last poll.
-            touched = client.search(["MODSEQ", int(state["highestmodseq"]) + 1])
+            touched = client.search(["MODSEQ", state["highestmodseq"] + 1])
             new = sorted(uid for uid in touched if uid > last_uid)
             changed = sorted(uid for uid in touched if uid <= last_uid)
         else:
@@ -812,27 +623,29 @@ class ImapSource:
             new = sorted(uid for uid in client.search(f"UID {last_uid + 1}:*") if uid > last_uid)
             known_flags, changed = self._flags_changed(client, state, last_uid)
 
-        fetched = self._fetch(client, role, folder, uidvalidity, [*changed, *new], now)
-        result.messages.extend(fetched.events)
-        skipped = {*(state.get("skipped", []) if state else []), *fetched.skipped}
+        fetched = self._fetch(client, folder.role, folder.name, uidvalidity, [*changed, *new], now)
+        skipped = {*(state["skipped"] if state else []), *fetched.skipped}
         oldest = self._oldest(client, state, exists, len(new), fetched.dates)
-        new_state: dict[str, Any] = {
-            "uidvalidity": uidvalidity,
-            "uidnext": int(selected.get(b"UIDNEXT", status.get(b"UIDNEXT", 0))),
-            "last_uid": max([last_uid, *new]),  # past skipped messages too: a poison one must not block
-            "highestmodseq": modseq,
-            "messages": exists,
-            "unseen": int(status.get(b"UNSEEN", 0)),
-            "unanswered": len(client.search("UNANSWERED")),
-            "oldest": oldest.isoformat() if oldest else None,
-            "skipped": sorted(skipped)[-MAX_SKIPPED_IN_CURSOR:],
-        }
+        new_state = ImapState(
+            name=folder.name,
+            uidvalidity=uidvalidity,
+            uidnext=int(selected.get(b"UIDNEXT", status.get(b"UIDNEXT", 0))),
+            last_uid=max([last_uid, *new]),  # past skipped messages too: a poison one must not block
+            highestmodseq=modseq,
+            messages=exists,
+            unseen=int(status.get(b"UNSEEN", 0)),
+            unanswered=len(client.search("UNANSWERED")),
+            oldest=oldest.isoformat() if oldest else None,
+            skipped=sorted(skipped)[-MAX_SKIPPED_IN_CURSOR:],
+        )
         if modseq is None:
             new_state["flags"] = _flag_sets({**known_flags, **fetched.flags})
-        return new_state, resync
+        read = _counted(new_state, fetched.events)
+        read.resync = resync
+        return read
 
     def _flags_changed(
-        self, client: Any, state: dict[str, Any], last_uid: int
+        self, client: Any, state: ImapState, last_uid: int
     ) -> tuple[dict[int, frozenset[bytes]], list[int]]:
         """Without CONDSTORE: every known message's FLAGS, and the UIDs whose flags differ from the cursor."""
         known = [uid for uid in client.search(f"UID 1:{last_uid}") if uid <= last_uid] if last_uid else []
@@ -848,7 +661,7 @@ class ImapSource:
         return flags_now, sorted(uid for uid in changed if uid in flags_now)
 
     def _oldest(
-        self, client: Any, state: dict[str, Any] | None, exists: int, new_count: int, dates: list[datetime]
+        self, client: Any, state: ImapState | None, exists: int, new_count: int, dates: list[datetime]
     ) -> datetime | None:
         """The earliest INTERNALDATE in the folder: carried in the cursor, searched for after expunges."""
         if exists == 0:
@@ -857,8 +670,9 @@ class ImapSource:
             if dates:
                 return min(dates)
         else:
-            expunged = exists < int(state.get("messages", 0)) + new_count
-            previous = datetime.fromisoformat(state["oldest"]) if state.get("oldest") else None
+            expunged = exists < state["messages"] + new_count
+            oldest = state["oldest"]
+            previous = datetime.fromisoformat(oldest) if oldest else None
             candidates = [d for d in (previous, *dates) if d is not None]
             if not expunged and candidates:
                 return min(candidates)
@@ -928,9 +742,8 @@ class ImapSource:
                 raise
             except (IMAPClientError, FetchParseError) as err:
                 # Correctness never depends on the fast parser: imapclient reads this batch again.
-                log.debug(
-                    "source %s folder %s: fast FETCH of %d messages not usable (%s: %s), using imapclient",
-                    self.name,
+                self.log.debug(
+                    "folder %s: fast FETCH of %d messages not usable (%s: %s), using imapclient",
                     folder,
                     len(uids),
                     type(err).__name__,
@@ -982,9 +795,7 @@ class ImapSource:
 
     def _skip(self, folder: str, uid: int, err: BaseException, fetched: _Fetched) -> None:
         # Only the exception's type: its text may quote the message (addresses, subject).
-        log.warning(
-            "source %s folder %s uid %d: message skipped (%s)", self.name, folder, uid, type(err).__name__
-        )
+        self.log.warning("folder %s uid %d: message skipped (%s)", folder, uid, type(err).__name__)
         fetched.skipped.append(uid)
 
 
@@ -996,6 +807,18 @@ class _Fetched:
     flags: dict[int, frozenset[bytes]] = field(default_factory=dict)
     dates: list[datetime] = field(default_factory=list)
     skipped: list[int] = field(default_factory=list)
+
+
+def _counted(state: ImapState, messages: list[MessageEvent]) -> FolderRead[ImapState]:
+    oldest = state["oldest"]
+    return FolderRead(
+        state,
+        messages,
+        state["messages"],
+        state["unseen"],
+        state["unanswered"],
+        datetime.fromisoformat(oldest) if oldest else None,
+    )
 
 
 def _flags(data: dict[bytes, Any]) -> frozenset[bytes]:

@@ -4,32 +4,32 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import logging
 import os
-import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from monitor.events import MailboxSnapshot, MessageEvent
+from monitor.events import MessageEvent
 from monitor.mail.event import to_event
 from monitor.mail.headers import parse_header_block
-from monitor.mail.preview import MAX_READ, preview
+from monitor.mail.preview import preview
 from monitor.sources.base import (
     Cursor,
+    Folder,
+    FolderRead,
+    FolderSource,
+    FolderState,
     PermanentSourceError,
-    PollResult,
     SourceConfigBase,
     SourcePlugin,
     TransientSourceError,
 )
-
-log = logging.getLogger(__name__)
+from monitor.sources.files import read_header_block, read_prefix
 
 SENT_NAMES: tuple[str, ...] = (
     ".Sent",
@@ -44,19 +44,13 @@ SENT_NAMES: tuple[str, ...] = (
 )
 """Folder names ``sent: auto`` looks for, in this order, matched case-insensitively."""
 
-HEADER_CAP = 256 * 1024
-"""Read at most this many bytes of a message file looking for the end of its header block."""
-
 # Maildir info flags (https://cr.yp.to/proto/maildir.html, "2," semantics) -> event flag names.
 # P (passed) has no IMAP system flag; lower-case letters are Dovecot keywords: both are ignored.
 FLAG_NAMES: dict[str, str] = {"S": "seen", "R": "answered", "F": "flagged", "T": "deleted", "D": "draft"}
 
-CURSOR_VERSION = 1
 # A directory modified this recently may still change within the same mtime tick (coarse
 # timestamps, FAT's 2 s, NFS): its listing is not trusted to be complete and is read again next poll.
 _RACY_NS = 2_000_000_000
-_BLANK_LINE = re.compile(rb"\r?\n\r?\n")
-_O_NOATIME = getattr(os, "O_NOATIME", 0)
 
 
 class MaildirFolders(BaseModel):
@@ -146,45 +140,6 @@ def list_folder(folder: Path) -> dict[str, MaildirEntry]:
     return found
 
 
-def open_without_atime(path: Path) -> IO[bytes]:
-    """Open a file for reading without updating its access time where the OS allows it.
-
-    Some mail readers compare atime with mtime to tell new mail; a monitor must not disturb that.
-    O_NOATIME is refused (EPERM) on files we do not own: then open normally.
-    """
-    if _O_NOATIME:
-        try:
-            return os.fdopen(os.open(path, os.O_RDONLY | _O_NOATIME), "rb")
-        except PermissionError:
-            pass
-    return open(path, "rb")
-
-
-def read_prefix(path: Path, size: int = MAX_READ) -> tuple[bytes, os.stat_result]:
-    """The first ``size`` bytes of a message file (headers and the start of its text)."""
-    with open_without_atime(path) as fh:
-        return fh.read(size), os.fstat(fh.fileno())
-
-
-def read_header_block(path: Path, cap: int = HEADER_CAP) -> tuple[bytes, os.stat_result]:
-    """The beginning of a message file up to the end of its header block (at most ``cap`` bytes)."""
-    with open_without_atime(path) as fh:
-        stat = os.fstat(fh.fileno())
-        buf = bytearray()
-        while len(buf) < cap:
-            chunk = fh.read(min(16384, cap - len(buf)))
-            if not chunk:
-                break
-            search_from = max(0, len(buf) - 3)
-            buf += chunk
-            if buf.startswith((b"\n", b"\r\n")):
-                return b"", stat  # starts with a blank line: no headers at all
-            found = _BLANK_LINE.search(buf, search_from)
-            if found:
-                return bytes(buf[: found.end()]), stat
-    return bytes(buf), stat
-
-
 def _key_hash(key: str, flags: str) -> int:
     data = f"{key}\0{flags}".encode("utf-8", "surrogateescape")
     return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big")
@@ -216,21 +171,37 @@ def is_maildir(folder: Path) -> bool:
     return (folder / "cur").is_dir() and (folder / "new").is_dir()
 
 
-class MaildirSource:
+class MaildirState(FolderState):
+    """One maildir folder's saved state (``name`` is its directory)."""
+
+    mtimes: list[int] | None
+    """``new/`` and ``cur/`` mtimes when the listing was complete; None: list again next poll."""
+    known: str
+    """:func:`encode_known` hashes of the (key, flags) already emitted."""
+    total: int
+    unseen: int
+    unanswered: int
+    oldest: tuple[int, str] | None
+    """(mtime_ns, key) of the oldest file."""
+
+
+class MaildirSource(FolderSource[MaildirState]):
     """Polls the inbox and Sent folders of one maildir; incremental by directory mtimes and key hashes.
 
-    The cursor keeps, per folder, the ``new/`` and ``cur/`` mtimes, the folder's counts and a set of
+    The state keeps, per folder, the ``new/`` and ``cur/`` mtimes, the folder's counts and a set of
     64-bit hashes of (key, flags) of the files already emitted (8 bytes each, about 11 characters of
     JSON per message). An unchanged folder costs two ``stat`` calls; a changed one a listing, and only
     files whose key is new or whose flags changed are opened.
     """
 
+    cursor_version = 2
+    state_type = MaildirState
+
     def __init__(
         self, name: str, config: MaildirConfig, *, clock: Callable[[], datetime] | None = None
     ) -> None:
-        self.name = name
+        super().__init__(name, clock=clock)
         self.config = config
-        self._clock = clock or (lambda: datetime.now(UTC))
         self._sent_missing_logged = False
 
     # -- folders ---------------------------------------------------------------------------------
@@ -255,19 +226,19 @@ class MaildirSource:
                 return actual
         return None
 
-    def _folders(self) -> list[tuple[str, str]]:
-        """(role, directory name under the root) of every folder to poll."""
-        folders = [("inbox", self.config.folders.inbox)]
+    def folders(self) -> list[Folder]:
+        """The inbox and, when there is one, the Sent folder (named by their directories)."""
+        root = self.config.path
+        if not root.is_dir():
+            raise PermanentSourceError(f"maildir path '{root}' not found")
+        folders = [Folder("inbox", str(root / self.config.folders.inbox))]
         sent = self._find_sent()
         if sent is not None:
-            folders.append(("sent", sent))
+            folders.append(Folder("sent", str(root / sent)))
             self._sent_missing_logged = False
         elif self.config.folders.sent is not None and not self._sent_missing_logged:
-            log.warning(
-                "maildir source %s: no Sent folder %r under %s; polling the inbox only",
-                self.name,
-                self.config.folders.sent,
-                self.config.path,
+            self.log.warning(
+                "no Sent folder %r under %s; polling the inbox only", self.config.folders.sent, root
             )
             self._sent_missing_logged = True
         return folders
@@ -277,91 +248,68 @@ class MaildirSource:
         """Verify that the maildir and its folders exist and can be read."""
         root = self.config.path
         if not root.is_dir():
-            return [f"maildir path '{root}' not found (source {self.name})"]
+            return [f"maildir path '{root}' not found"]
         problems: list[str] = []
         inbox = self.config.folders.inbox
         inbox_dir = root / inbox
         if not is_maildir(inbox_dir):
             where = f"'{root}'" if not inbox else f"folder '{inbox}' under '{root}'"
-            problems.append(f"{where} is not a maildir: no cur/ and new/ (source {self.name})")
+            problems.append(f"{where} is not a maildir: no cur/ and new/")
         elif not os.access(inbox_dir / "cur", os.R_OK | os.X_OK):
-            problems.append(f"maildir '{inbox_dir}' is not readable by this user (source {self.name})")
+            problems.append(f"maildir '{inbox_dir}' is not readable by this user")
         sent = self.config.folders.sent
         if sent is not None and self._find_sent() is None:
             if sent == "auto":
                 looked = ", ".join(SENT_NAMES)
                 problems.append(
                     f"no Sent folder found under '{root}' (looked for {looked}); "
-                    f"set folders.sent to its name, or null for none (source {self.name})"
+                    f"set folders.sent to its name, or null for none"
                 )
             else:
-                problems.append(
-                    f"folders.sent: folder '{sent}' not found under '{root}' (source {self.name})"
-                )
+                problems.append(f"folders.sent: folder '{sent}' not found under '{root}'")
         return problems
-
-    def poll(self, cursor: Cursor | None) -> PollResult:
-        """Emit messages that are new or whose flags changed since ``cursor``, and each folder's counts."""
-        root = self.config.path
-        if not root.is_dir():
-            raise PermanentSourceError(f"maildir path '{root}' not found (source {self.name})")
-        previous = cursor or {}
-        resync = False
-        prev_folders: dict[str, Any] = {}
-        if previous:
-            if previous.get("v") != CURSOR_VERSION or previous.get("path") != str(root):
-                resync = True
-            else:
-                prev_folders = dict(previous.get("folders") or {})
-        now = self._clock()
-        result = PollResult()
-        new_folders: dict[str, Any] = {}
-        for role, dirname in self._folders():
-            prev = prev_folders.get(role)
-            if prev is not None and prev.get("dir") != dirname:
-                prev, resync = None, True
-            state, messages = self._poll_folder(role, dirname, prev, now)
-            new_folders[role] = state
-            result.messages.extend(messages)
-            oldest = state["oldest"]
-            result.snapshots.append(
-                MailboxSnapshot.from_counts(
-                    self.name, role, now, state, _utc_from_ns(oldest[0]) if oldest else None
-                )
-            )
-        result.cursor = {"v": CURSOR_VERSION, "path": str(root), "folders": new_folders}
-        result.resync = resync
-        return result
 
     def close(self) -> None:
         """Nothing to release: every poll opens and closes its own files."""
 
+    def upgrade(self, cursor: Cursor, folders: Sequence[Folder]) -> dict[str, Any] | None:
+        """States from the first cursor layout (``{"v": 1, "path": root, "folders": {role: {dir, ...}}}``)."""
+        old = cursor.get("folders")
+        if cursor.get("v") != 1 or cursor.get("path") != str(self.config.path) or not isinstance(old, dict):
+            return None
+        states: dict[str, Any] = {}
+        for role, state in old.items():
+            if not isinstance(state, dict) or not isinstance(state.get("dir"), str):
+                return None
+            rest = {k: v for k, v in state.items() if k != "dir"}
+            states[role] = {**rest, "name": str(self.config.path / state["dir"])}
+        return states
+
     # -- one folder ------------------------------------------------------------------------------
-    def _poll_folder(
-        self, role: str, dirname: str, prev: dict[str, Any] | None, now: datetime
-    ) -> tuple[dict[str, Any], list[MessageEvent]]:
-        folder = self.config.path / dirname
+    def read_folder(
+        self, folder: Folder, state: MaildirState | None, now: datetime
+    ) -> FolderRead[MaildirState]:
+        """Emit the folder's messages that are new or whose flags changed since ``state``, and its counts."""
+        path = Path(folder.name)
         try:
             # stat before listing: a change during the listing then shows as a newer mtime next poll.
-            mtimes = [os.stat(folder / "new").st_mtime_ns, os.stat(folder / "cur").st_mtime_ns]
+            mtimes = [os.stat(path / "new").st_mtime_ns, os.stat(path / "cur").st_mtime_ns]
         except FileNotFoundError as err:
-            raise PermanentSourceError(
-                f"maildir folder '{folder}' has no cur/ or new/ (source {self.name}, folder {role})"
-            ) from err
+            raise PermanentSourceError(f"maildir folder '{path}' has no cur/ or new/") from err
         except OSError as err:
-            raise TransientSourceError(f"cannot stat maildir folder '{folder}': {err.strerror}") from err
-        if prev is not None and prev.get("mtimes") == mtimes:
-            return prev, []
+            raise TransientSourceError(f"cannot stat maildir folder '{path}': {err.strerror}") from err
+        if state is not None and state["mtimes"] == mtimes:
+            return self._counted(state, [])
         try:
-            listing = list_folder(folder)
+            listing = list_folder(path)
         except FileNotFoundError as err:
-            raise TransientSourceError(f"maildir folder '{folder}' vanished while listed") from err
+            raise TransientSourceError(f"maildir folder '{path}' vanished while listed") from err
         except PermissionError as err:
-            raise PermanentSourceError(f"maildir folder '{folder}' is not readable: {err.strerror}") from err
+            raise PermanentSourceError(f"maildir folder '{path}' is not readable: {err.strerror}") from err
         except OSError as err:
-            raise TransientSourceError(f"cannot list maildir folder '{folder}': {err.strerror}") from err
+            raise TransientSourceError(f"cannot list maildir folder '{path}': {err.strerror}") from err
 
-        known = decode_known(prev["known"]) if prev is not None else set()
+        known = decode_known(state["known"]) if state is not None else set()
         still_known: set[int] = set()
         messages: list[MessageEvent] = []
         read_mtimes: dict[str, int] = {}
@@ -371,52 +319,56 @@ class MaildirSource:
             if digest in known:
                 still_known.add(digest)
                 continue
-            path = folder / entry.subdir / entry.filename
+            file = path / entry.subdir / entry.filename
             try:
-                raw, stat = read_prefix(path) if self.config.text_preview else read_header_block(path)
+                raw, stat = read_prefix(file) if self.config.text_preview else read_header_block(file)
             except FileNotFoundError:
                 complete = False  # renamed or moved since the listing: picked up by the next poll
                 continue
             except OSError as err:
                 # Unreadable (permissions, I/O error): skipped once, not retried until it changes.
-                log.warning(
-                    "maildir source %s: cannot read %s: %s; skipped",
-                    self.name,
-                    _safe_text(str(path)),
-                    err.strerror,
-                )
+                self.log.warning("cannot read %s: %s; skipped", _safe_text(str(file)), err.strerror)
                 still_known.add(digest)
                 continue
             read_mtimes[entry.key] = stat.st_mtime_ns
-            messages.append(self._event(role, entry, raw, stat.st_mtime_ns, now))
+            messages.append(self._event(folder.role, entry, raw, stat.st_mtime_ns, now))
             still_known.add(digest)
 
-        unseen = sum(1 for e in listing.values() if "S" not in e.flags)
-        unanswered = sum(1 for e in listing.values() if "R" not in e.flags)
-        oldest = self._oldest(folder, listing, prev, read_mtimes)
         # The real clock, not the injected one: it is compared with the filesystem's timestamps.
         racy = time.time_ns() - max(mtimes) < _RACY_NS
-        state = {
-            "dir": dirname,
-            "mtimes": mtimes if complete and not racy else None,
-            "known": encode_known(still_known),
-            "total": len(listing),
-            "unseen": unseen,
-            "unanswered": unanswered,
-            "oldest": oldest,
-        }
-        return state, messages
+        new_state = MaildirState(
+            name=folder.name,
+            mtimes=mtimes if complete and not racy else None,
+            known=encode_known(still_known),
+            total=len(listing),
+            unseen=sum(1 for e in listing.values() if "S" not in e.flags),
+            unanswered=sum(1 for e in listing.values() if "R" not in e.flags),
+            oldest=self._oldest(path, listing, state, read_mtimes),
+        )
+        return self._counted(new_state, messages)
+
+    @staticmethod
+    def _counted(state: MaildirState, messages: list[MessageEvent]) -> FolderRead[MaildirState]:
+        oldest = state["oldest"]
+        return FolderRead(
+            state,
+            messages,
+            state["total"],
+            state["unseen"],
+            state["unanswered"],
+            _utc_from_ns(oldest[0]) if oldest else None,
+        )
 
     def _oldest(
         self,
         folder: Path,
         listing: dict[str, MaildirEntry],
-        prev: dict[str, Any] | None,
+        prev: MaildirState | None,
         read_mtimes: dict[str, int],
-    ) -> list[Any] | None:
-        """[mtime_ns, key] of the folder's oldest file; stats every file only when the old one left."""
+    ) -> tuple[int, str] | None:
+        """(mtime_ns, key) of the folder's oldest file; stats every file only when the old one left."""
         candidates: list[tuple[int, str]] = [(ns, key) for key, ns in read_mtimes.items()]
-        prev_oldest = prev.get("oldest") if prev is not None else None
+        prev_oldest = prev["oldest"] if prev is not None else None
         if prev_oldest and prev_oldest[1] in listing:
             candidates.append((int(prev_oldest[0]), str(prev_oldest[1])))
         elif len(read_mtimes) < len(listing):
@@ -428,8 +380,7 @@ class MaildirSource:
                 candidates.append((ns, entry.key))
         if not candidates:
             return None
-        ns, key = min(candidates)
-        return [ns, key]
+        return min(candidates)
 
     def _event(
         self, role: str, entry: MaildirEntry, raw: bytes, mtime_ns: int, now: datetime

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-import logging
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import Message
@@ -16,27 +15,25 @@ from typing import IO, Any, Literal
 
 from pydantic import field_validator
 
-from monitor.events import MailboxSnapshot, MessageEvent
+from monitor.events import MessageEvent
 from monitor.mail.event import to_event
 from monitor.mail.headers import message_ids, parse_header_block
 from monitor.mail.preview import MAX_READ, preview
 from monitor.sources.base import (
     Cursor,
+    Folder,
+    FolderRead,
+    FolderSource,
+    FolderState,
     PermanentSourceError,
-    PollResult,
     SourceConfigBase,
     SourcePlugin,
     TransientSourceError,
 )
-from monitor.sources.maildir import HEADER_CAP, open_without_atime
+from monitor.sources.files import HEADER_CAP, FileCursor, appended_since, open_without_atime
 
-log = logging.getLogger(__name__)
-
-CURSOR_VERSION = 1
 LINE_PIECE = 64 * 1024
 """Read lines in pieces of at most this size, so that a huge line never sits in memory whole."""
-FINGERPRINT_BYTES = 4096
-"""How many bytes before the saved size are hashed to notice a file rewritten rather than appended to."""
 
 # A From_ line with an asctime date ("From alice@example.com Thu Aug 22 12:36:23 2002"): accepted as a
 # separator even without a blank line before it, which some writers omit.
@@ -171,144 +168,135 @@ def status_flags(msg: Message) -> list[str]:
     return sorted(flags)
 
 
-def _tail_hash(fh: IO[bytes], size: int) -> str:
-    begin = max(0, size - FINGERPRINT_BYTES)
-    fh.seek(begin)
-    return hashlib.sha1(fh.read(size - begin), usedforsecurity=False).hexdigest()
+class MboxState(FolderState):
+    """One mbox file's saved state (``name`` is its path)."""
+
+    file: FileCursor | None
+    """How far the file was read; None before the first read."""
+    offset: int
+    """Where the next message to emit starts (the last one's start while it may still grow)."""
+    tail_id: str | None
+    """The external id of the last message when it ran to the end of the file (not emitted again)."""
+    total: int
+    unseen: int
+    unanswered: int
+    oldest: str | None
+    """ISO time of the oldest message's arrival."""
 
 
-def _empty_state(path: Path) -> dict[str, Any]:
-    return {
-        "path": str(path),
-        "size": 0,
-        "offset": 0,
-        "inode": None,
-        "mtime_ns": None,
-        "tail": None,
-        "tail_id": None,
-        "total": 0,
-        "unseen": 0,
-        "unanswered": 0,
-        "oldest": None,
-    }
+def _empty_state(path: Path) -> MboxState:
+    return MboxState(
+        name=str(path), file=None, offset=0, tail_id=None, total=0, unseen=0, unanswered=0, oldest=None
+    )
 
 
-class MboxSource:
+class MboxSource(FolderSource[MboxState]):
     """Polls one mbox file (and optionally a second one for sent mail), reading only appended bytes.
 
-    Cursor per file: size, inode, mtime, the offset up to which messages were emitted, a hash of the
-    last 4 KB before the saved size and running counts. A file that shrank, changed inode, or whose
-    bytes before the saved size changed was rewritten: it is read again from 0 (``resync=True``);
-    external ids are ``folder/Message-ID`` (or ``folder/sha1:<header hash>``), so a re-read is idempotent.
+    State per file: a :class:`FileCursor` (inode, size, mtime, a hash of the last 4 KB before the
+    size), the offset up to which messages were emitted and running counts. A file that shrank,
+    changed inode, or whose bytes before the saved size changed was rewritten: it is read again from 0
+    (``resync=True``); external ids are ``folder/Message-ID`` (or ``folder/sha1:<header hash>``), so a
+    re-read is idempotent.
     """
 
-    def __init__(self, name: str, config: MboxConfig, *, clock: Callable[[], datetime] | None = None) -> None:
-        self.name = name
-        self.config = config
-        self._clock = clock or (lambda: datetime.now(UTC))
+    cursor_version = 2
+    state_type = MboxState
 
-    def _files(self) -> list[tuple[str, Path]]:
-        files = [(self.config.folder, self.config.path)]
+    def __init__(self, name: str, config: MboxConfig, *, clock: Callable[[], datetime] | None = None) -> None:
+        super().__init__(name, clock=clock)
+        self.config = config
+
+    def folders(self) -> list[Folder]:
+        """The mbox file, and the Sent one when configured."""
+        files = [Folder(self.config.folder, str(self.config.path))]
         if self.config.sent_path is not None:
-            files.append(("sent", self.config.sent_path))
+            files.append(Folder("sent", str(self.config.sent_path)))
         return files
 
     def check(self) -> list[str]:
         """Verify that the mbox files exist and can be read."""
         problems: list[str] = []
-        for field, (_role, path) in zip(("path", "sent_path"), self._files(), strict=False):
+        for field, folder in zip(("path", "sent_path"), self.folders(), strict=False):
+            path = Path(folder.name)
             if not path.is_file():
-                problems.append(f"{field}: mbox file '{path}' not found (source {self.name})")
+                problems.append(f"{field}: mbox file '{path}' not found")
             elif not os.access(path, os.R_OK):
-                problems.append(
-                    f"{field}: mbox file '{path}' is not readable by this user (source {self.name})"
-                )
+                problems.append(f"{field}: mbox file '{path}' is not readable by this user")
         return problems
-
-    def poll(self, cursor: Cursor | None) -> PollResult:
-        """Emit the messages appended since ``cursor`` (all of them after a rewrite), and file counts."""
-        previous = cursor or {}
-        resync = bool(previous) and previous.get("v") != CURSOR_VERSION
-        prev_files: dict[str, Any] = {} if resync else dict(previous.get("files") or {})
-        now = self._clock()
-        result = PollResult()
-        files: dict[str, Any] = {}
-        for role, path in self._files():
-            prev = prev_files.get(role)
-            if prev is not None and prev.get("path") != str(path):
-                prev, resync = None, True
-            state, messages, restarted = self._poll_file(role, path, prev, now)
-            resync = resync or restarted
-            files[role] = state
-            result.messages.extend(messages)
-            oldest = state["oldest"]
-            result.snapshots.append(
-                MailboxSnapshot.from_counts(
-                    self.name, role, now, state, datetime.fromisoformat(oldest) if oldest else None
-                )
-            )
-        result.cursor = {"v": CURSOR_VERSION, "files": files}
-        result.resync = resync
-        return result
 
     def close(self) -> None:
         """Nothing to release: every poll opens and closes the file."""
 
-    def _poll_file(
-        self, role: str, path: Path, prev: dict[str, Any] | None, now: datetime
-    ) -> tuple[dict[str, Any], list[MessageEvent], bool]:
+    def upgrade(self, cursor: Cursor, folders: Sequence[Folder]) -> dict[str, Any] | None:
+        """States from the first cursor layout (``{"v": 1, "files": {role: {path, size, inode, ...}}}``)."""
+        files = cursor.get("files")
+        if cursor.get("v") != 1 or not isinstance(files, dict):
+            return None
+        states: dict[str, Any] = {}
+        for role, old in files.items():
+            if not isinstance(old, dict):
+                return None
+            read = old.get("inode") is not None
+            file = {k: old.get(k) for k in ("inode", "size", "mtime_ns", "tail")} if read else None
+            states[role] = {
+                "name": old.get("path"),
+                "file": file,
+                **{k: old.get(k) for k in ("offset", "tail_id", "total", "unseen", "unanswered", "oldest")},
+            }
+        return states
+
+    def read_folder(self, folder: Folder, state: MboxState | None, now: datetime) -> FolderRead[MboxState]:
+        """Emit the messages appended to one file since ``state`` (all of them after a rewrite)."""
+        path = Path(folder.name)
         try:
             fh = open_without_atime(path)
         except FileNotFoundError as err:
-            raise PermanentSourceError(f"mbox file '{path}' not found (source {self.name})") from err
+            raise PermanentSourceError(f"mbox file '{path}' not found") from err
         except PermissionError as err:
             raise PermanentSourceError(f"mbox file '{path}' is not readable: {err.strerror}") from err
         except OSError as err:
             raise TransientSourceError(f"cannot open mbox file '{path}': {err.strerror}") from err
         with fh:
             stat = os.fstat(fh.fileno())
-            state = dict(prev) if prev is not None else _empty_state(path)
-            if prev is not None and (
-                prev["inode"],
-                prev["size"],
-                prev["mtime_ns"],
-            ) == (stat.st_ino, stat.st_size, stat.st_mtime_ns):
-                return state, [], False
-            restarted = prev is not None and not self._appended_to(fh, prev, stat)
-            if restarted:
-                log.info("mbox source %s: %s was rewritten; reading it again from the start", self.name, path)
-                state = _empty_state(path)
-            try:
-                messages = self._read(fh, role, path, state, now)
-            except OSError as err:
-                raise TransientSourceError(f"cannot read mbox file '{path}': {err.strerror}") from err
-            # Only the bytes seen by this read: anything appended meanwhile is read next poll.
-            size = state["scanned_to"]
-            state.pop("scanned_to")
-            state.update(
-                inode=stat.st_ino,
-                size=size,
-                mtime_ns=stat.st_mtime_ns if size == stat.st_size else None,
-                tail=_tail_hash(fh, size),
-            )
-        return state, messages, restarted
+            read = state["file"] if state is not None else None
+            restarted = False
+            messages: list[MessageEvent] = []
+            if state is None or read is None or not read.unchanged(stat):
+                restarted = state is not None and read is not None and not self._appended_to(fh, stat, state)
+                if restarted:
+                    self.log.info("%s was rewritten; reading it again from the start", path)
+                state = _empty_state(path) if state is None or restarted else MboxState(**state)
+                try:
+                    messages, scanned_to = self._read(fh, folder.role, path, state, now)
+                except OSError as err:
+                    raise TransientSourceError(f"cannot read mbox file '{path}': {err.strerror}") from err
+                # Only the bytes seen by this read: anything appended meanwhile is read next poll.
+                state["file"] = FileCursor.after_reading(fh, scanned_to, stat)
+        oldest = state["oldest"]
+        return FolderRead(
+            state,
+            messages,
+            state["total"],
+            state["unseen"],
+            state["unanswered"],
+            datetime.fromisoformat(oldest) if oldest else None,
+            resync=restarted,
+        )
 
     @staticmethod
-    def _appended_to(fh: IO[bytes], prev: dict[str, Any], stat: os.stat_result) -> bool:
-        """True when the file is the one of ``prev`` with bytes appended (or untouched)."""
-        if stat.st_ino != prev["inode"] or stat.st_size < prev["size"]:
+    def _appended_to(fh: IO[bytes], stat: os.stat_result, state: MboxState) -> bool:
+        """True when the file is the one of ``state`` with whole messages appended (or untouched)."""
+        assert state["file"] is not None
+        if not appended_since(fh, stat, state["file"]):
             return False
-        if stat.st_size == prev["size"] and prev["mtime_ns"] is not None:
-            return False  # same size, new mtime: rewritten in place (a reader changed a Status header)
-        if _tail_hash(fh, prev["size"]) != prev["tail"]:
-            return False
-        fh.seek(prev["offset"])
-        return prev["offset"] >= stat.st_size or fh.read(5) == b"From "
+        fh.seek(state["offset"])
+        return state["offset"] >= stat.st_size or fh.read(5) == b"From "
 
     def _read(
-        self, fh: IO[bytes], role: str, path: Path, state: dict[str, Any], now: datetime
-    ) -> list[MessageEvent]:
-        """Parse messages from ``state['offset']``, updating ``state``; return the new events."""
+        self, fh: IO[bytes], role: str, path: Path, state: MboxState, now: datetime
+    ) -> tuple[list[MessageEvent], int]:
+        """Parse messages from the state's offset, updating it; the new events and where reading stopped."""
         messages: list[MessageEvent] = []
         start = state["offset"]
         scanned_to = start
@@ -316,9 +304,8 @@ class MboxSource:
         for entry in scan_mbox(fh, start, body_cap=body_cap):
             scanned_to = entry.end
             if not entry.from_line:
-                log.warning(
-                    "mbox source %s: %s: %d bytes at offset %d are not a message (no From_ line); skipped",
-                    self.name,
+                self.log.warning(
+                    "%s: %d bytes at offset %d are not a message (no From_ line); skipped",
                     path,
                     entry.end - entry.offset,
                     entry.offset,
@@ -337,17 +324,15 @@ class MboxSource:
                 state["offset"], state["tail_id"] = entry.offset, event.external_id if event else None
             else:
                 state["offset"], state["tail_id"] = entry.end, None
-        state["scanned_to"] = scanned_to
-        return messages
+        return messages, scanned_to
 
     def _event(self, role: str, path: Path, entry: MboxEntry, now: datetime) -> MessageEvent | None:
         """The event for one message, or None (with a warning naming file and offset) when unusable."""
         try:
             msg = parse_header_block(entry.header)
             if len(msg) == 0:
-                log.warning(
-                    "mbox source %s: %s: message at offset %d has no headers; skipped",
-                    self.name,
+                self.log.warning(
+                    "%s: message at offset %d has no headers; skipped",
                     path,
                     entry.offset,
                 )
@@ -366,9 +351,8 @@ class MboxSource:
                 preview=preview(entry.header + b"\n" + entry.body) if self.config.text_preview else "",
             )
         except Exception as err:  # one broken message must never stop the poll
-            log.warning(
-                "mbox source %s: %s: message at offset %d cannot be parsed (%s); skipped",
-                self.name,
+            self.log.warning(
+                "%s: message at offset %d cannot be parsed (%s); skipped",
                 path,
                 entry.offset,
                 type(err).__name__,
@@ -376,7 +360,7 @@ class MboxSource:
             return None
 
     @staticmethod
-    def _count(state: dict[str, Any], event: MessageEvent, entry: MboxEntry) -> None:
+    def _count(state: MboxState, event: MessageEvent, entry: MboxEntry) -> None:
         state["total"] += 1
         state["unseen"] += "seen" not in event.flags
         state["unanswered"] += "answered" not in event.flags
