@@ -32,7 +32,7 @@ from monitor import config as config_mod
 from monitor.cli import main as cli_main
 from monitor.engine import build_awaiting
 from monitor.evaluate import team_context
-from monitor.replay import collect_messages, write_replay
+from monitor.replay import collect_events, write_replay
 from tests.corpus import CORPORA_ROOT
 
 EASY_HAM = CORPORA_ROOT / "email" / "spamassassin" / "easy_ham"
@@ -134,14 +134,14 @@ def bench(work: Path, copies: int, runs: int) -> dict[str, float]:
         end_to_end.append(seconds)
 
         loaded = config_mod.load(cfg)
-        seconds, messages = timed(lambda: collect_messages(loaded, [SOURCE], None, None))  # noqa: B023
+        seconds, events = timed(lambda: collect_events(loaded, [SOURCE], None, None))  # noqa: B023
         collect.append(seconds)
-        assert len(messages[SOURCE]) == count, (len(messages[SOURCE]), count)
+        assert len(events.messages[SOURCE]) == count, (len(events.messages[SOURCE]), count)
         team = team_context(loaded.config, TEAM)
-        seconds, _ = timed(lambda: build_awaiting(messages[SOURCE], team))  # noqa: B023
+        seconds, _ = timed(lambda: build_awaiting(events.messages[SOURCE], team))  # noqa: B023
         engine.append(seconds)
         sink = io.StringIO()
-        seconds, _ = timed(lambda: write_replay(loaded, messages, now, sink, include_all=True))  # noqa: B023
+        seconds, _ = timed(lambda: write_replay(loaded, events, now, sink, include_all=True))  # noqa: B023
         write.append(seconds)
     rows = out.read_text(encoding="utf-8").count("\n") - 1
     return {
@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{n / r['end_to_end_s']:,.0f} messages/s (first run {r['end_to_end_first_s']:.2f} s)"
     )
     pieces = (
-        ("maildir read + parse", "collect_messages", "collect_s"),
+        ("maildir read + parse", "collect_events", "collect_s"),
         ("engine", "build_awaiting", "engine_s"),
     )
     for what, call, key in pieces:

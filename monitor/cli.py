@@ -130,7 +130,7 @@ def _timestamp(value: str) -> datetime:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     """Run the engine and rules over past data and write one CSV row per item."""
-    from monitor.replay import collect_messages, write_replay
+    from monitor.replay import collect_events, write_replay
 
     loaded = _load(args.config)
     names = args.source or [s for team in loaded.config.teams.values() for s in team.sources]
@@ -140,9 +140,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
         return EXIT_FINDINGS
     names = list(dict.fromkeys(names))
     now = args.now or args.until or datetime.now(UTC)
-    messages = collect_messages(loaded, names, args.since, args.until)
+    events = collect_events(loaded, names, args.since, args.until)
     with open(args.out, "w", encoding="utf-8", newline="") as out:
-        counts = write_replay(loaded, messages, now, out, include_all=args.all)
+        counts = write_replay(loaded, events, now, out, include_all=args.all)
     summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "no items"
     print(f"{args.out}: {summary}")
     late = counts.get("breached") or counts.get("answered_late")

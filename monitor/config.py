@@ -22,11 +22,13 @@ from pydantic import (
 
 from monitor import calendar as calendar_mod
 from monitor.calendar import BusinessCalendar
+from monitor.contacts import Contact, ContactDirectory, contact, load_contacts
 from monitor.durations import Duration, Interval
 from monitor.events import Channel
 from monitor.plugins import PluginError, Scope, SecretRef, StrictConfig, config_errors
 from monitor.rules.base import RULES, RuleConfigBase
 from monitor.sources.base import SOURCES, SourceConfigBase
+from monitor.telephony.numbers import check_region
 
 _ALWAYS = {day: [(0, 24 * 60)] for day in range(7)}
 
@@ -49,6 +51,8 @@ class ConfigScope(Scope):
     """Names under ``calendars``."""
     sources: frozenset[str] = frozenset()
     """Names under ``sources``."""
+    contacts: bool = False
+    """Whether the file has a ``contacts`` directory."""
 
 
 class StoreConfig(StrictConfig):
@@ -162,6 +166,56 @@ class MemberConfig(StrictConfig):
         return [_address(v) for v in value]
 
 
+class ContactConfig(StrictConfig):
+    """One customer's addresses and numbers, written in the config."""
+
+    email: list[str] = Field(default_factory=list)
+    """The customer's addresses."""
+    phone: list[str] = Field(default_factory=list)
+    """The customer's numbers, in any spelling ``default_region`` places (``+44 20 7946 0000``)."""
+
+    @field_validator("email")
+    @classmethod
+    def _lower(cls, value: list[str]) -> list[str]:
+        return [_address(v) for v in value]
+
+
+class ContactsConfig(StrictConfig):
+    """The contact directory: which addresses and numbers belong to the same customer."""
+
+    file: Path | None = None
+    """A CSV file with a header row naming an ``email`` and a ``phone`` column (several values in a cell
+    separated by ``;``); read at start and at every reload."""
+    entries: list[ContactConfig] = Field(default_factory=list)
+    """Contacts written here, beside or instead of the file."""
+    default_region: str | None = None
+    """Region of numbers written without a country code (ISO 3166, e.g. ``GB``)."""
+
+    @field_validator("default_region")
+    @classmethod
+    def _region(cls, value: str | None) -> str | None:
+        return check_region(value) if value is not None else None
+
+    @model_validator(mode="after")
+    def _readable(self) -> ContactsConfig:
+        contacts: list[Contact] = []
+        for i, entry in enumerate(self.entries):
+            try:
+                contacts.append(contact(entry.email, entry.phone, self.default_region))
+            except ValueError as err:
+                raise ValueError(f"entries[{i}]: {err}") from err
+        if self.file is not None:
+            load_contacts(self.file, self.default_region)  # ContactsError (a ValueError) names file and line
+        return self
+
+    def directory(self) -> ContactDirectory:
+        """The directory these settings describe (reads the file)."""
+        contacts = [contact(e.email, e.phone, self.default_region) for e in self.entries]
+        if self.file is not None:
+            contacts += load_contacts(self.file, self.default_region)
+        return ContactDirectory.of(contacts)
+
+
 class TeamConfig(StrictConfig):
     """A team: its people, addresses, sources, calendar and rules."""
 
@@ -186,6 +240,20 @@ class TeamConfig(StrictConfig):
     """A customer's short "thanks!" after an answer opens no new item (sources need ``text_preview``)."""
     internal_forward_is_response: bool = False
     """A member forwarding the conversation to colleagues counts as the team's response."""
+    lines: list[str] = Field(default_factory=list)
+    """The phone lines, queues or DIDs whose calls are the team's, as the call log writes them (empty: every
+    line of the team's call-log sources)."""
+    cross_channel: bool = False
+    """A call to a customer answers their email, and an email to them answers their missed call, for
+    customers whose address and number are linked in ``contacts``."""
+
+    @field_validator("cross_channel")
+    @classmethod
+    def _has_directory(cls, value: bool, info: ValidationInfo) -> bool:
+        scope = info.context
+        if value and isinstance(scope, ConfigScope) and not scope.contacts:
+            raise ValueError("cross_channel needs a contact directory: add 'contacts' to the config")
+        return value
 
     @field_validator("calendar")
     @classmethod
@@ -265,6 +333,13 @@ class Config(StrictConfig):
     sources: dict[str, Annotated[SourceConfigBase, SOURCES.field]] = Field(default_factory=dict)
     """Source plugin settings by name; validated against the model of each one's ``kind``."""
     teams: dict[str, TeamConfig] = Field(default_factory=dict)
+    contacts: ContactsConfig | None = None
+    """Which addresses and numbers belong to the same customer (for teams with ``cross_channel``)."""
+
+    @cached_property
+    def contact_directory(self) -> ContactDirectory:
+        """The contact directory (empty without ``contacts``); read once per config."""
+        return self.contacts.directory() if self.contacts is not None else ContactDirectory()
 
     @cached_property
     def calendar_objects(self) -> dict[str, BusinessCalendar]:
@@ -347,6 +422,7 @@ def validate(data: Any, *, env: Mapping[str, str] | None = None, check_secrets: 
         secrets_env=env if check_secrets else None,
         calendars=frozenset(calendars or {}),
         sources=frozenset(sources or {}),
+        contacts=bool(data.get("contacts")),
     )
     errors: list[str] = []
     config: Config | None = None

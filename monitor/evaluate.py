@@ -9,10 +9,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from monitor.awaiting import EngineResult
 from monitor.breaches import BecameBreach, Opened, Transition, history_needed, reconcile
 from monitor.config import Config
 from monitor.engine import TeamContext, build_awaiting
-from monitor.events import Channel
+from monitor.engine.answers import answer_across_channels
+from monitor.engine.phone import PhoneOptions, PhoneTeam, build_phone_awaiting
+from monitor.events import CallEvent, Channel, MessageEvent
 from monitor.rules.base import RULES, EngineOptions, Level, Rule
 from monitor.store.db import Store, Timing, row_item
 from monitor.verdict import TeamVerdict, evaluate_team
@@ -20,13 +23,19 @@ from monitor.verdict import TeamVerdict, evaluate_team
 log = logging.getLogger(__name__)
 
 
-def team_context(config: Config, team: str) -> TeamContext:
-    """The engine's view of a configured team, with the options its rules ask of the engine."""
-    cfg = config.teams[team]
-    members = {address: member.name for member in cfg.members for address in member.email}
+def engine_options(config: Config, team: str) -> EngineOptions:
+    """What the team's rules ask of the engine, merged."""
     options = EngineOptions()
     for rule in config.team_rules(team):
         options = options.merge(rule.engine_options())
+    return options
+
+
+def team_context(config: Config, team: str) -> TeamContext:
+    """The email engine's view of a configured team, with the options its rules ask of the engine."""
+    cfg = config.teams[team]
+    members = {address: member.name for member in cfg.members for address in member.email}
+    options = engine_options(config, team)
     return TeamContext(
         name=team,
         addresses=frozenset(cfg.addresses),
@@ -37,6 +46,35 @@ def team_context(config: Config, team: str) -> TeamContext:
         closing_thanks=cfg.closing_thanks,
         internal_forward_is_response=cfg.internal_forward_is_response,
     )
+
+
+def phone_team(config: Config, team: str) -> PhoneTeam:
+    """The phone engine's view of a configured team: its lines, its members' extensions, its hours."""
+    cfg = config.teams[team]
+    return PhoneTeam(
+        name=team,
+        lines=frozenset(cfg.lines),
+        extensions={extension: member.name for member in cfg.members for extension in member.phone},
+        calendar=config.team_calendar(team),
+        options=PhoneOptions.from_rules(engine_options(config, team)),
+    )
+
+
+def team_awaiting(
+    config: Config, team: str, messages: Sequence[MessageEvent], calls: Sequence[CallEvent]
+) -> EngineResult:
+    """A team's awaiting items on every channel, answered across channels where the team says so, and
+    why every other message or call opened none (used alike by the daemon and ``replay``)."""
+    context = team_context(config, team)
+    email = build_awaiting(messages, context)
+    phone = build_phone_awaiting(calls, phone_team(config, team)) if calls else EngineResult([], [])
+    items = [*email.items, *phone.items]
+    if config.teams[team].cross_channel:
+        items = answer_across_channels(
+            items, messages, calls, context, phone_team(config, team), config.contact_directory
+        )
+    items.sort(key=lambda item: (item.received_at, item.key))
+    return EngineResult(items, [*email.unopened, *phone.unopened])
 
 
 def build_rules(config: Config, team: str) -> list[Rule]:
@@ -82,8 +120,15 @@ class Evaluator:
         oldest = self.store.oldest_open(team)
         if oldest is not None and oldest < since:
             since = oldest  # a customer waiting longer than the lookback can still be answered
-        result = build_awaiting(self.store.messages(sources, since), team_context(self.config, team))
-        changed = self.store.replace_awaiting(team, Channel.EMAIL, result.items, since, now)
+        phone = [name for name in sources if self.config.sources[name].channel is Channel.PHONE]
+        mail = [name for name in sources if name not in phone]
+        messages = self.store.messages(mail, since) if mail else []
+        calls = self.store.calls(phone, since) if phone else []
+        result = team_awaiting(self.config, team, messages, calls)
+        changed = 0
+        for channel in Channel:
+            items = [item for item in result.items if item.channel is channel]
+            changed += self.store.replace_awaiting(team, channel, items, since, now)
         self._engine_stamps[team] = stamp
         if changed:
             log.debug("rebuilt awaiting items", extra={"team": team, "changed": changed})

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TextIO
 
 from monitor.awaiting import Unopened
 from monitor.config import LoadedConfig
-from monitor.engine import build_awaiting
-from monitor.evaluate import build_rules, team_context
+from monitor.evaluate import build_rules, team_awaiting
 from monitor.events import CallEvent, MessageEvent
 from monitor.rules.base import Level
 from monitor.verdict import evaluate_team
@@ -27,29 +27,60 @@ def _iso(value: datetime | None) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def collect_messages(
+@dataclass(slots=True)
+class ReplayEvents:
+    """Every message and call read from the sources, by source."""
+
+    messages: dict[str, list[MessageEvent]] = field(default_factory=dict)
+    calls: dict[str, list[CallEvent]] = field(default_factory=dict)
+
+    def has(self, source: str) -> bool:
+        """Whether ``source`` was read."""
+        return source in self.messages or source in self.calls
+
+
+MAX_POLLS = 10_000
+"""How many polls replay makes of one source at most (a source that hands out its data in batches)."""
+
+
+def collect_events(
     loaded: LoadedConfig, sources: Sequence[str], since: datetime | None, until: datetime | None
-) -> dict[str, list[MessageEvent]]:
-    """Read every message of ``sources`` from the beginning (nothing is stored), by source."""
+) -> ReplayEvents:
+    """Read every message and call of ``sources`` from the beginning (nothing is stored), by source.
+
+    A source is polled again with the cursor it returned until a poll brings nothing new, so a source
+    that reads in batches is read whole.
+    """
     from monitor.daemon import build_source
 
-    out: dict[str, list[MessageEvent]] = {}
+    def inside(at: datetime) -> bool:
+        return (since is None or at >= since) and (until is None or at < until)
+
+    out = ReplayEvents()
     for name in sources:
         source = build_source(name, loaded.sources[name])
+        messages: dict[str, MessageEvent] = {}
+        calls: dict[str, CallEvent] = {}
         try:
-            result = source.poll(None)
+            cursor = None
+            for _ in range(MAX_POLLS):
+                result = source.poll(cursor)
+                before = len(messages) + len(calls)
+                messages.update((m.external_id, m) for m in result.messages)
+                calls.update((c.external_id, c) for c in result.calls)
+                cursor = result.cursor
+                if len(messages) + len(calls) == before:
+                    break
         finally:
             source.close()
-        out[name] = [
-            m for m in result.messages
-            if (since is None or m.date >= since) and (until is None or m.date < until)
-        ]  # fmt: skip
+        out.messages[name] = [m for m in messages.values() if inside(m.date)]
+        out.calls[name] = [c for c in calls.values() if inside(c.started_at)]
     return out
 
 
 def write_replay(
     loaded: LoadedConfig,
-    messages: dict[str, list[MessageEvent]],
+    events: ReplayEvents,
     now: datetime,
     out: TextIO,
     *,
@@ -61,10 +92,11 @@ def write_replay(
     writer.writerow(HEADER)
     counts: dict[str, int] = {}
     for team, team_cfg in loaded.config.teams.items():
-        team_messages = [m for name in team_cfg.sources if name in messages for m in messages[name]]
-        if not any(name in messages for name in team_cfg.sources):
+        if not any(events.has(name) for name in team_cfg.sources):
             continue
-        result = build_awaiting(team_messages, team_context(loaded.config, team))
+        messages = [m for name in team_cfg.sources for m in events.messages.get(name, ())]
+        calls = [c for name in team_cfg.sources for c in events.calls.get(name, ())]
+        result = team_awaiting(loaded.config, team, messages, calls)
         calendar = loaded.config.team_calendar(team)
         verdict = evaluate_team(result.items, build_rules(loaded.config, team), calendar, now, team)
         for judged in verdict.items:
