@@ -368,6 +368,22 @@ def test_a_call_answered_by_an_application_reached_nobody(app: str) -> None:
     assert (call.answered, call.answered_by, call.wait_seconds) == (False, None, 60.0)
 
 
+def test_a_queue_member_who_picks_up_answers_the_call() -> None:
+    rows = [
+        row(
+            "2026-01-05 10:00:00",
+            "2026-01-05 10:00:12",
+            "2026-01-05 10:03:00",
+            "1767607200.1",
+            lastapp="Queue",
+            dstchannel="Local/201@from-queue-00000001;1",
+            billsec="168",
+        )
+    ]
+    (call,) = calls_from_legs("pbx", legs(*rows), GB)
+    assert (call.answered, call.answered_by, call.wait_seconds) == (True, "201", 12.0)
+
+
 def test_the_application_list_is_configurable() -> None:
     rows = [
         row(

@@ -91,7 +91,9 @@ def build_call(source: str, key: str, legs: Sequence[CdrLeg], options: CallOptio
         if peer and options.party(peer).kind is NumberKind.EXTENSION and peer not in rang:
             rang.append(peer)
         person = (
-            leg.disposition == "ANSWERED" and bool(leg.dstchannel) and leg.lastapp.lower() not in machines
+            leg.disposition == "ANSWERED"
+            and bool(leg.dstchannel)
+            and (leg.lastapp.lower() not in machines or _queue_member(leg, peer))
         )
         if person and leg.billsec > 0 and answering is None:
             answering = leg
@@ -118,6 +120,12 @@ def build_call(source: str, key: str, legs: Sequence[CdrLeg], options: CallOptio
         legs=len(ordered),
         rang=tuple(rang),
     )
+
+
+def _queue_member(leg: CdrLeg, peer: str) -> bool:
+    """A queue row whose destination is a member's phone: the member picked up (the queue itself answering
+    leaves no destination, and a voicemail box is a named Local channel, not an extension number)."""
+    return leg.lastapp.lower() == "queue" and peer.isdigit()
 
 
 def _direction(caller: Party, callee: Party, legs: Sequence[CdrLeg], options: CallOptions) -> CallDirection:
