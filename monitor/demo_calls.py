@@ -1,9 +1,9 @@
 """A realistic sample call log for ``replywatch demo``: an Asterisk ``Master.csv`` dated relative to now.
 
-The support line (the dialplan context and queue ``support``) rings Alice (201) and Bob (202). The log holds missed calls
-returned in time and late, callers still waiting and past their deadline, a caller who tried twice, an
-answered call, an internal call, a short abandon and a call the IVR answered that reached nobody. Times
-are written in UTC (the demo's call-log source has ``timezone: UTC``).
+The support line (the dialplan context and queue ``support``) rings Alice (201) and Bob (202). The log
+holds missed calls returned in time and late, callers still waiting and past their deadline, a caller who
+tried twice, an answered call, an internal call, a short abandon and a call the IVR answered that reached
+nobody. Times are written in UTC (the demo's call-log source has ``timezone: UTC``).
 """
 
 from __future__ import annotations
@@ -114,7 +114,9 @@ def write_demo_call_log(path: Path, *, now: datetime) -> CallLogSummary:
 
     def call_back(at: datetime, ext: str, number: str, talk: float = 180.0) -> str:
         linked = log.call_id(at)
-        log.leg(linked, at, ext, number, dstchannel="SIP/trunk-out", ring=8, talk=talk, context="from-internal")
+        log.leg(
+            linked, at, ext, number, dstchannel="SIP/trunk-out", ring=8, talk=talk, context="from-internal"
+        )
         return linked
 
     # Called back within half an hour by Alice.
@@ -136,7 +138,9 @@ def write_demo_call_log(path: Path, *, now: datetime) -> CallLogSummary:
     reasons[again] = "follow_up"
     # The IVR answered and played a message, nobody spoke to the caller: a missed call, returned by Bob.
     ivr = log.call_id(now - timedelta(hours=5))
-    log.leg(ivr, now - timedelta(hours=5), "+442079460105", LINE, app="Playback", data="closed", ring=1, talk=30)
+    log.leg(
+        ivr, now - timedelta(hours=5), "+442079460105", LINE, app="Playback", data="closed", ring=1, talk=30
+    )
     call_back(now - timedelta(hours=4), "202", "+442079460105")
     statuses[ivr] = "answered_on_time"
     # Answered by Alice at once: nobody waits.
