@@ -21,7 +21,7 @@ class CallsCsvConfig(CdrFileConfig):
     ``disposition``; also ``uniqueid``, ``linkedid``, ``answer``, ``end``, ``duration``, ``billsec``,
     ``dstchannel`` (who answered), ``did`` (the line), ``lastapp``."""
     date_format: str
-    """How times are written (never guessed): a strptime pattern (``%Y-%m-%d %H:%M:%S``), ``iso``, ``epoch``."""
+    """How times are written (never guessed): a strptime pattern, ``iso`` or ``epoch``."""
     answered_values: list[str] = Field(default_factory=lambda: ["answered", "completed"])
     """Values of the ``disposition`` column that mean a person answered (compared in lower case)."""
 
