@@ -67,8 +67,10 @@ def insert(url: str, rows: list[dict[str, Any]]) -> None:
     with engine.begin() as conn:
         for values in rows:
             names = list(values)
-            quoted = ['"end"' if n == "end" and url.startswith("postgresql") else f"`{n}`" if n == "end" else n
-                      for n in names]  # fmt: skip
+            quoted = [
+                '"end"' if n == "end" and url.startswith("postgresql") else f"`{n}`" if n == "end" else n
+                for n in names
+            ]
             conn.execute(
                 text(f"INSERT INTO cdr ({', '.join(quoted)}) VALUES ({', '.join(':' + n for n in names)})"),
                 values,
@@ -76,17 +78,39 @@ def insert(url: str, rows: list[dict[str, Any]]) -> None:
     engine.dispose()
 
 
-def asterisk_row(uid: str, src: str, dst: str, start: str, disposition: str, *, linkedid: str = "",
-                 billsec: int = 0, dstchannel: str = "", seconds: int = 20) -> dict[str, Any]:  # fmt: skip
+def asterisk_row(
+    uid: str,
+    src: str,
+    dst: str,
+    start: str,
+    disposition: str,
+    *,
+    linkedid: str = "",
+    billsec: int = 0,
+    dstchannel: str = "",
+    seconds: int = 20,
+) -> dict[str, Any]:
     begin = datetime.fromisoformat(start)
     return {
-        "src": src, "dst": dst, "dcontext": "from-pstn", "clid": f'"" <{src}>', "channel": "SIP/trunk-1",
-        "dstchannel": dstchannel, "lastapp": "Dial", "lastdata": "", "start": begin,
+        "src": src,
+        "dst": dst,
+        "dcontext": "from-pstn",
+        "clid": f'"" <{src}>',
+        "channel": "SIP/trunk-1",
+        "dstchannel": dstchannel,
+        "lastapp": "Dial",
+        "lastdata": "",
+        "start": begin,
         "answer": begin.replace(second=begin.second + seconds - billsec) if billsec else None,
-        "end": begin.replace(second=begin.second + seconds), "duration": seconds, "billsec": billsec,
-        "disposition": disposition, "amaflags": "DOCUMENTATION", "uniqueid": uid, "linkedid": linkedid or uid,
+        "end": begin.replace(second=begin.second + seconds),
+        "duration": seconds,
+        "billsec": billsec,
+        "disposition": disposition,
+        "amaflags": "DOCUMENTATION",
+        "uniqueid": uid,
+        "linkedid": linkedid or uid,
         "sequence": 1,
-    }  # fmt: skip
+    }
 
 
 def source(url: str, clock: datetime = NOW, **extra: Any) -> CdrSqlSource:
@@ -98,11 +122,21 @@ def test_asterisk_table_read_incrementally_with_late_rows_and_late_legs(
     database: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     create(database, ASTERISK)
-    insert(database, [
-        asterisk_row("100.1", "01632960123", "200", "2026-03-02 09:00:00", "NO ANSWER"),
-        asterisk_row("100.3", "01632960124", "600", "2026-03-02 09:05:00", "NO ANSWER", linkedid="100.2",
-                     dstchannel="SIP/201-1"),
-    ])  # fmt: skip
+    insert(
+        database,
+        [
+            asterisk_row("100.1", "01632960123", "200", "2026-03-02 09:00:00", "NO ANSWER"),
+            asterisk_row(
+                "100.3",
+                "01632960124",
+                "600",
+                "2026-03-02 09:05:00",
+                "NO ANSWER",
+                linkedid="100.2",
+                dstchannel="SIP/201-1",
+            ),
+        ],
+    )
     pbx = source(database)
     first = pbx.poll(None)
     assert [(c.external_id, c.legs, c.answered) for c in first.calls] == [
@@ -113,8 +147,16 @@ def test_asterisk_table_read_incrementally_with_late_rows_and_late_legs(
     again = pbx.poll(first.cursor)
     assert again.calls == []
     late = asterisk_row("100.0", "01632960125", "200", "2026-03-02 08:59:00", "NO ANSWER")  # began earlier
-    joiner = asterisk_row("100.4", "01632960124", "600", "2026-03-02 09:05:00", "ANSWERED", linkedid="100.2",
-                          billsec=9, dstchannel="SIP/202-2")  # fmt: skip
+    joiner = asterisk_row(
+        "100.4",
+        "01632960124",
+        "600",
+        "2026-03-02 09:05:00",
+        "ANSWERED",
+        linkedid="100.2",
+        billsec=9,
+        dstchannel="SIP/202-2",
+    )
     bad = asterisk_row("100.5", "01632960126", "200", "2026-03-02 09:06:00", "")
     insert(database, [late, joiner, bad])
     with caplog.at_level(logging.WARNING):
@@ -135,9 +177,21 @@ def test_freepbx_table_with_calldate_in_local_time_across_the_autumn_fold(databa
     a row of the second 01:10 is read although the cursor's newest call is at the first 01:30."""
     create(database, FREEPBX)
     first = int(datetime(2026, 10, 25, 0, 30, tzinfo=UTC).timestamp())  # 01:30 BST
-    insert(database, [{"calldate": datetime(2026, 10, 25, 1, 30), "src": "01632960123", "dst": "200",
-                       "disposition": "NO ANSWER", "duration": 20, "uniqueid": f"{first}.1",
-                       "linkedid": f"{first}.1", "did": "01632960500"}])  # fmt: skip
+    insert(
+        database,
+        [
+            {
+                "calldate": datetime(2026, 10, 25, 1, 30),
+                "src": "01632960123",
+                "dst": "200",
+                "disposition": "NO ANSWER",
+                "duration": 20,
+                "uniqueid": f"{first}.1",
+                "linkedid": f"{first}.1",
+                "did": "01632960500",
+            }
+        ],
+    )
     after_fold = datetime(2026, 10, 25, 1, 40, tzinfo=UTC)  # 01:40 GMT
     pbx = source(database, after_fold, timezone="Europe/London", overlap="10m")
     one = pbx.poll(None)
@@ -145,9 +199,21 @@ def test_freepbx_table_with_calldate_in_local_time_across_the_autumn_fold(databa
         (datetime(2026, 10, 25, 0, 30, tzinfo=UTC), "01632960500")
     ]
     second = int(datetime(2026, 10, 25, 1, 10, tzinfo=UTC).timestamp())  # 01:10 GMT
-    insert(database, [{"calldate": datetime(2026, 10, 25, 1, 10), "src": "01632960124", "dst": "200",
-                       "disposition": "NO ANSWER", "duration": 20, "uniqueid": f"{second}.2",
-                       "linkedid": f"{second}.2", "did": "01632960500"}])  # fmt: skip
+    insert(
+        database,
+        [
+            {
+                "calldate": datetime(2026, 10, 25, 1, 10),
+                "src": "01632960124",
+                "dst": "200",
+                "disposition": "NO ANSWER",
+                "duration": 20,
+                "uniqueid": f"{second}.2",
+                "linkedid": f"{second}.2",
+                "did": "01632960500",
+            }
+        ],
+    )
     two = pbx.poll(one.cursor)
     assert [c.started_at for c in two.calls] == [datetime(2026, 10, 25, 1, 10, tzinfo=UTC)]
     assert pbx.poll(two.cursor).calls == []
