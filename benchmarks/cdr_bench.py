@@ -22,6 +22,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
+from zoneinfo import ZoneInfo
 
 from monitor.calendar import BusinessCalendar
 from monitor.engine.phone import PhoneTeam, build_phone_awaiting
@@ -31,13 +32,15 @@ from monitor.sources.asterisk_csv import AsteriskCsvConfig, AsteriskCsvSource
 from monitor.store.db import Store
 from monitor.verdict import evaluate_team
 
-START = datetime(2026, 1, 1, 8, 0)
+START = datetime(2026, 1, 1, 8, 0, tzinfo=UTC)
 NOW = datetime(2027, 1, 1, tzinfo=UTC)
+LONDON = ZoneInfo("Europe/London")
 T = TypeVar("T")
 
 
 def _fmt(at: datetime) -> str:
-    return at.strftime("%Y-%m-%d %H:%M:%S")
+    """A time as the PBX writes it: London local time (the autumn hour twice, the spring hour never)."""
+    return at.astimezone(LONDON).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _row(
@@ -67,13 +70,12 @@ def generate(path: Path, rows: int) -> int:
     rng = random.Random(11)
     at = START
     written = calls = 0
-    epoch = 1767254400
     owed: list[str] = []
     with path.open("w") as fh:
         while written < rows:
-            at += timedelta(seconds=rng.randrange(5, 60))
+            at += timedelta(seconds=rng.randrange(10, 130))  # 1,000,000 rows make about a year
             calls += 1
-            uid = f"{epoch + int((at - START).total_seconds())}.{calls}"
+            uid = f"{int(at.timestamp())}.{calls}"  # Asterisk's unique ids start with the UTC epoch
             kind = rng.random()
             if kind < 0.6:  # inbound through the ring group: one row per phone it rang
                 caller = f"01632{rng.randrange(100000, 150000)}"  # 50,000 customers
