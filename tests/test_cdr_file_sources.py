@@ -431,3 +431,33 @@ def test_corpus_file_through_its_source_in_two_halves(name: str, tmp_path: Path)
     second = source.poll(first.cursor)
     joined = {c.external_id: c for c in first.calls} | {c.external_id: c for c in second.calls}
     assert joined == whole
+
+
+def test_threecx_v20_segments_with_a_header_across_polls(tmp_path: Path) -> None:
+    """V20 writes a header row, then one row per call segment; a queue's segment is no person's answer."""
+    cdr = tmp_path / "cdr.log"
+    header = (
+        "cdr_id,call_history_id,source_participant_phone_number,source_dn_number,"
+        "destination_participant_phone_number,destination_dn_number,destination_dn_type,"
+        "cdr_started_at,cdr_answered_at,cdr_ended_at\n"
+    )
+    queue = (
+        "1,h1,+441632960123,10000,,800,queue,2026-03-02T09:00:00Z,2026-03-02T09:00:01Z,2026-03-02T09:00:40Z\n"
+    )
+    cdr.write_text(header + queue)
+    age(cdr)
+    config = ThreeCxCsvConfig.model_validate(
+        {"kind": "threecx_csv", "path": cdr, "format": "v20", "timezone": "Europe/London"}
+    )
+    source = ThreeCxCsvSource("3cx", config, clock=lambda: NOW)
+    first = source.poll(None)
+    assert [(c.external_id, c.answered) for c in first.calls] == [("h1", False)]
+    assert first.cursor["header"][1] == "call_history_id"
+    with cdr.open("a") as fh:
+        fh.write(
+            "2,h1,+441632960123,10000,,201,extension,2026-03-02T09:00:40Z,2026-03-02T09:00:45Z,"
+            "2026-03-02T09:03:00Z\n"
+        )
+    age(cdr)
+    [call] = source.poll(first.cursor).calls
+    assert (call.external_id, call.legs, call.answered, call.answered_by) == ("h1", 2, True, "201")
