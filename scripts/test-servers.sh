@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Install the real servers and tools the test suite runs from Debian, if missing: Dovecot for the IMAP
-# tests, and promtool, which lints /metrics and checks and unit-tests the Prometheus rules.
+# tests, MariaDB for the cdr_sql tests (the one system service this script starts: the tests need it on
+# 127.0.0.1:3306 with root and no password, like PostgreSQL on 5432), and promtool, which lints /metrics and checks and unit-tests the Prometheus rules.
 # Idempotent. Starts no system service: the test fixtures start their own server processes on loopback
 # ports with their own configs (tests/servers/). Meant for root on Debian 12; uses sudo otherwise.
 set -euo pipefail
 
-packages=(dovecot-imapd)
+packages=(dovecot-imapd mariadb-server)
 
 say() { printf 'test-servers: %s\n' "$*"; }
 
@@ -120,3 +121,23 @@ if [ ! -x "$promtool_bin" ]; then
   exit 1
 fi
 say "ready: $("$promtool_bin" --version 2>&1 | head -n 1) at $promtool_bin"
+
+# MariaDB: the cdr_sql tests create a database per test as root on 127.0.0.1:3306 without a password.
+mariadb_tcp() { mariadb --protocol=tcp -h 127.0.0.1 -P 3306 -u root -e 'SELECT 1' >/dev/null 2>&1; }
+if ! mariadb_tcp; then
+  if ! as_root mariadb -u root -e 'SELECT 1' >/dev/null 2>&1; then
+    say "starting the mariadb service"
+    as_root service mariadb start >/dev/null || as_root service mysql start >/dev/null
+  fi
+  if ! mariadb_tcp; then
+    # Debian's root logs in through the unix socket only: allow an empty password too (a test machine).
+    say "letting root log in over TCP without a password (unix_socket OR an empty password)"
+    as_root mariadb -u root -e \
+      "ALTER USER 'root'@'localhost' IDENTIFIED VIA unix_socket OR mysql_native_password USING PASSWORD('')"
+  fi
+fi
+if ! mariadb_tcp; then
+  say "MariaDB does not accept root without a password on 127.0.0.1:3306" >&2
+  exit 1
+fi
+say "ready: $(mariadb --version) on 127.0.0.1:3306"
