@@ -11,6 +11,7 @@ from pathlib import Path
 from types import FrameType
 
 from monitor import config as config_mod
+from monitor.demo_calls import LINE, write_demo_call_log
 from monitor.demo_mail import write_demo_maildir
 
 DEMO_CONFIG = """\
@@ -22,18 +23,22 @@ calendars:
   demo-hours: {{timezone: UTC, hours: {{mon-sun: "00:00-24:00"}}}}
 sources:
   demo-mailbox: {{kind: maildir, path: "{mail}", poll_every: 30s}}
+  # The phone system's call log (Asterisk's Master.csv), followed as it grows.
+  demo-pbx: {{kind: asterisk_csv, path: "{calls}", timezone: UTC, default_region: GB, poll_every: 30s}}
 teams:
   support:
     calendar: demo-hours
     addresses: [support@demo.example]
     internal_domains: [demo.example]
     members:
-      - {{name: Alice Example, email: [alice@demo.example], role: lead}}
-      - {{name: Bob Example, email: [bob@demo.example]}}
-    sources: [demo-mailbox]
+      - {{name: Alice Example, email: [alice@demo.example], phone: ["201"], role: lead}}
+      - {{name: Bob Example, email: [bob@demo.example], phone: ["202"]}}
+    sources: [demo-mailbox, demo-pbx]
+    lines: [{line}]             # the support queue's calls are this team's
     member_metrics: true
     rules:
       - {{kind: reply_within, within: 24h, business_hours: true, warn_before: 4h}}
+      - {{kind: callback_within, within: 24h, business_hours: true}}
 """
 
 
@@ -55,8 +60,13 @@ def run_demo(directory: str | None, listen: str, duration: timedelta | None) -> 
     root.mkdir(parents=True, exist_ok=True)
     now = datetime.now(UTC)
     summary = write_demo_maildir(root / "mail", now=now)
+    calls = write_demo_call_log(root / "cdr-csv" / "Master.csv", now=now)
     config_path = root / "replywatch.yaml"
-    config_path.write_text(DEMO_CONFIG.format(db=root / "replywatch.db", listen=listen, mail=root / "mail"))
+    config_path.write_text(
+        DEMO_CONFIG.format(
+            db=root / "replywatch.db", listen=listen, mail=root / "mail", calls=calls.path, line=LINE
+        )
+    )
     loaded = config_mod.load(config_path)
     setup_logging("WARNING", "text")
 
@@ -70,6 +80,7 @@ def run_demo(directory: str | None, listen: str, duration: timedelta | None) -> 
     url = f"http://{listen}/metrics"
     total = summary.inbox_messages + summary.sent_messages
     print(f"replywatch demo: {total} sample messages in {root / 'mail'}")
+    print(f"  and a call log of {calls.calls} calls in {calls.path}")
     print(f"  config:  {config_path}")
     print(f"  metrics: {url}")
     print(f"  status:  replywatch status -c {config_path}\n")
