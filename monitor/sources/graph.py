@@ -23,6 +23,7 @@ import httpx
 import msal  # type: ignore[import-untyped]
 import requests
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -173,6 +174,8 @@ def certificate_credential(path: Path) -> dict[str, str]:
         cert = x509.load_pem_x509_certificate(pem)
     except (OSError, ValueError) as err:
         raise PermanentSourceError(f"certificate_file {str(path)!r} cannot be used: {err}") from err
+    if not isinstance(cert.public_key(), rsa.RSAPublicKey):
+        raise PermanentSourceError(f"certificate_file {str(path)!r}: Entra ID accepts only RSA certificates")
     thumbprint = hashlib.sha1(cert.public_bytes(Encoding.DER)).hexdigest()  # what Entra ID names it by
     return {"private_key": pem.decode("ascii"), "thumbprint": thumbprint}
 
@@ -204,7 +207,7 @@ class Tokens:
                     client_credential=credential,
                     authority=f"{cfg.authority}/{cfg.tenant_id}",
                     http_client=self._http,
-                    instance_discovery=cfg.authority != GraphConfig.model_fields["authority"].default,
+                    instance_discovery=False,  # the metadata comes from the authority itself
                 )
             except ValueError as err:  # the authority's metadata is missing or wrong
                 self.close()
@@ -223,12 +226,11 @@ class Tokens:
             raise TransientSourceError(f"token from {self.config.authority}: {err}") from err
         token = result.get("access_token") if isinstance(result, dict) else None
         if not isinstance(token, str):
-            error = result.get("error", "no token") if isinstance(result, dict) else "no token"
-            text = (
-                str(result.get("error_description", "")).splitlines()[0] if isinstance(result, dict) else ""
-            )
+            answer = result if isinstance(result, dict) else {}
+            error = answer.get("error", "no token")
+            text = (str(answer.get("error_description") or "").splitlines() or [""])[0]
             raise AuthSourceError(
-                f"{self.config.authority} refused a token for {self.config.scope}: {error} {text}"
+                f"{self.config.authority} refused a token for {self.config.scope}: {error} {text}".strip()
             )
         return token
 
@@ -306,7 +308,7 @@ class GraphSource(FolderSource[GraphState]):
         problems: list[str] = []
         for folder in self.folders():
             mailbox, role = self._where(folder)
-            url = f"{self._mailbox_url(mailbox)}/mailFolders/{quote(self._folder_id(role), safe='')}"
+            url = self._folder_url(mailbox, role)
             try:
                 self._get(url, {"$select": "id,totalItemCount"})
             except SourceError as err:
@@ -325,7 +327,7 @@ class GraphSource(FolderSource[GraphState]):
     # -- the template --------------------------------------------------------------------------------
 
     def folders(self) -> list[Folder]:
-        """Inbox and sent items of every mailbox; roles are ``inbox``/``sent``, mailbox-prefixed when several."""
+        """Inbox and sent items of every mailbox: roles ``inbox``/``sent``, ``mailbox/role`` when several."""
         several = len(self.config.mailboxes) > 1
         out: list[Folder] = []
         for mailbox in self.config.mailboxes:
@@ -346,9 +348,7 @@ class GraphSource(FolderSource[GraphState]):
                     "folder %s: delta link expired (410 Gone); reading the folder again", folder.role
                 )
                 resync = True
-        start = (
-            f"{self._mailbox_url(mailbox)}/mailFolders/{quote(self._folder_id(role), safe='')}/messages/delta"
-        )
+        start = f"{self._folder_url(mailbox, role)}/messages/delta"
         empty = GraphState(name=folder.name, delta_link="", items={})
         try:
             read = self._round(folder, mailbox, role, empty, start, now, first=True)
@@ -497,8 +497,9 @@ class GraphSource(FolderSource[GraphState]):
     def _folder_id(self, role: str) -> str:
         return self.config.folders.inbox if role == "inbox" else self.config.folders.sent
 
-    def _mailbox_url(self, mailbox: str) -> str:
-        return f"{self.config.graph_url}/v1.0/users/{quote(mailbox, safe='@')}"
+    def _folder_url(self, mailbox: str, role: str) -> str:
+        folder = quote(self._folder_id(role), safe="")
+        return f"{self.config.graph_url}/v1.0/users/{quote(mailbox, safe='@')}/mailFolders/{folder}"
 
     def _where(self, folder: Folder) -> tuple[str, str]:
         """The mailbox and role (``inbox``/``sent``) of one of :meth:`folders`."""
@@ -510,7 +511,8 @@ def _error(response: httpx.Response) -> str:
     """Graph's error code and the first line of its message (never the request's query)."""
     with suppress(ValueError, AttributeError, TypeError):
         error = response.json()["error"]
-        return f"{error.get('code', '')} {str(error.get('message', '')).splitlines()[0]}".strip()[:300]
+        first_line = (str(error.get("message") or "").splitlines() or [""])[0]
+        return f"{error.get('code', '')} {first_line}".strip()[:300] or str(response.status_code)
     return response.reason_phrase or str(response.status_code)
 
 

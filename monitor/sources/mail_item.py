@@ -1,4 +1,4 @@
-"""A message read from a mail API (Graph, EWS) as a header block, so it is built and classified like IMAP mail."""
+"""A message read from a mail API (Graph, EWS) as a header block: built and classified as IMAP mail is."""
 
 from __future__ import annotations
 
