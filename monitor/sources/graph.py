@@ -251,6 +251,10 @@ class GraphState(FolderState):
     """The ``@odata.deltaLink`` of the last complete round."""
     items: dict[str, tuple[str, bool]]
     """Immutable id -> (received time, read) of every message in the folder: its counts."""
+    unseen: int
+    """Messages not read, counted from ``items`` when they changed."""
+    oldest: str | None
+    """When the oldest message arrived (ISO 8601), from ``items`` when they changed."""
 
 
 def _retry_after(response: httpx.Response) -> timedelta | None:
@@ -349,7 +353,7 @@ class GraphSource(FolderSource[GraphState]):
                 )
                 resync = True
         start = f"{self._folder_url(mailbox, role)}/messages/delta"
-        empty = GraphState(name=folder.name, delta_link="", items={})
+        empty = GraphState(name=folder.name, delta_link="", items={}, unseen=0, oldest=None)
         try:
             read = self._round(folder, mailbox, role, empty, start, now, first=True)
         except _Gone as err:
@@ -371,7 +375,7 @@ class GraphSource(FolderSource[GraphState]):
         first: bool = False,
     ) -> FolderRead[GraphState]:
         """Every page from ``url`` to the next delta link, applied to ``state``'s items."""
-        items = dict(state["items"])
+        items = state["items"]
         messages = []
         removed: list[str] = []
         params: dict[str, str] | None = {"$select": self._select()} if first else None
@@ -382,7 +386,8 @@ class GraphSource(FolderSource[GraphState]):
             for entry in page.get("value") or ():
                 if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
                     continue
-                changed = True
+                if not changed:
+                    items, changed = dict(items), True  # the saved state stays as it was
                 item_id = entry["id"]
                 if "@removed" in entry:
                     if items.pop(item_id, None) is not None or not first:
@@ -408,15 +413,22 @@ class GraphSource(FolderSource[GraphState]):
         if not changed and not first and delta == state["delta_link"]:
             new_state = state  # unchanged: the template keeps the saved JSON as it was
         else:
-            new_state = GraphState(name=folder.name, delta_link=delta, items=items)
-        dates = [received for received, _ in items.values()]
+            dates = [received for received, _ in items.values()]
+            new_state = GraphState(
+                name=folder.name,
+                delta_link=delta,
+                items=items,
+                unseen=sum(1 for _, read in items.values() if not read),
+                oldest=min(dates) if dates else None,
+            )
+        oldest = new_state["oldest"]
         return FolderRead(
             new_state,
             messages,
             len(items),
-            sum(1 for _, read in items.values() if not read),
+            new_state["unseen"],
             0,  # Graph has no "answered" flag without extended properties: not counted
-            datetime.fromisoformat(min(dates)) if dates else None,
+            datetime.fromisoformat(oldest) if oldest else None,
             removed=removed,
         )
 

@@ -217,6 +217,7 @@ def _assertion_for(assertion: str, audience: str) -> bool:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body are two writes: no delayed-ACK stall between them
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
