@@ -20,7 +20,7 @@ from typing import Any, Literal
 from urllib.parse import quote
 
 import httpx
-import msal  # type: ignore[import-untyped]
+import msal
 import requests
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -44,7 +44,7 @@ from monitor.sources.base import (
     TransientSourceError,
 )
 from monitor.sources.imap import shared_ssl_context
-from monitor.sources.mail_item import Mailbox, MailItem
+from monitor.sources.mail_item import Mailbox, MailItem, folder_counts
 
 SELECT = (
     "id,internetMessageId,conversationId,subject,from,sender,toRecipients,ccRecipients,replyTo,"
@@ -413,13 +413,9 @@ class GraphSource(FolderSource[GraphState]):
         if not changed and not first and delta == state["delta_link"]:
             new_state = state  # unchanged: the template keeps the saved JSON as it was
         else:
-            dates = [received for received, _ in items.values()]
+            unseen, oldest = folder_counts(items)
             new_state = GraphState(
-                name=folder.name,
-                delta_link=delta,
-                items=items,
-                unseen=sum(1 for _, read in items.values() if not read),
-                oldest=min(dates) if dates else None,
+                name=folder.name, delta_link=delta, items=items, unseen=unseen, oldest=oldest
             )
         oldest = new_state["oldest"]
         return FolderRead(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import format_datetime, formataddr
@@ -55,3 +55,13 @@ class MailItem:
 def _mailboxes(boxes: Iterable[Mailbox]) -> str | None:
     text = ", ".join(formataddr((name, addr)) if name else addr for name, addr in boxes if addr)
     return text or None
+
+
+FolderItems = Mapping[str, tuple[str, bool]]
+"""A folder's messages as an API source keeps them: id -> (arrival as ISO 8601, read)."""
+
+
+def folder_counts(items: FolderItems) -> tuple[int, str | None]:
+    """How many of a folder's ``items`` are unread, and when the oldest arrived (None when empty)."""
+    unseen = sum(1 for _, read in items.values() if not read)
+    return unseen, min((received for received, _ in items.values()), default=None)

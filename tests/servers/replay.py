@@ -97,6 +97,18 @@ class ReplayServer:
         """A recorded Graph body with the recorded host replaced by this server's."""
         return path.read_bytes().replace(RECORDED_GRAPH.encode(), self.base.encode())
 
+    @staticmethod
+    def recorded_ews(path: Path) -> bytes:
+        """A recorded EWS answer; the documentation's samples misspell the SOAP namespace as ``https://``
+        (servers send ``http://``), which is put right here and nothing else."""
+        return path.read_bytes().replace(
+            b"https://schemas.xmlsoap.org/soap/envelope/", b"http://schemas.xmlsoap.org/soap/envelope/"
+        )
+
+    def ews_requests(self) -> list[Seen]:
+        """Requests sent to EWS."""
+        return [s for s in self.seen if s.path == "/EWS/Exchange.asmx"]
+
     def graph_requests(self) -> list[Seen]:
         """Requests sent to Graph (not to the authority)."""
         return [s for s in self.seen if s.path.startswith("/v1.0/")]
