@@ -26,7 +26,6 @@ from exchangelib.protocol import BaseProtocol
 from exchangelib.version import Build, Version
 from pydantic import Field, field_validator, model_validator
 
-from monitor.durations import Duration
 from monitor.mail.event import to_event
 from monitor.plugins import SecretError, SecretRef
 from monitor.sources.base import (
@@ -89,8 +88,6 @@ class ExchangeConfig(SourceConfigBase):
     """PEM file of CA certificates to trust instead of the system's (wins over the environment's)."""
     page_size: int = Field(default=100, ge=1, le=512)
     """Changes per SyncFolderItems request (``MaxChangesReturned``)."""
-    timeout: Duration = Field(default_factory=lambda: timedelta(seconds=30))
-    """How long to wait for one request."""
 
     @field_validator("version")
     @classmethod
