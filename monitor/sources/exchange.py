@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -301,7 +301,7 @@ class ExchangeSource(FolderSource[ExchangeState]):
             in_reply_to=item.in_reply_to,
             references=item.references,
             subject=item.subject,
-            date=item.datetime_sent,
+            date=_plain(item.datetime_sent),
             from_=_mailbox(item.author),
             sender=_mailbox(item.sender),
             to=[m for m in map(_mailbox, item.to_recipients or ()) if m],
@@ -315,9 +315,10 @@ class ExchangeSource(FolderSource[ExchangeState]):
             source=self.name,
             folder=role,
             external_id=f"{mailbox}/{item.id}",
-            internal_date=item.datetime_received,
+            internal_date=_plain(item.datetime_received),
             flags=["\\Seen"] if item.is_read else [],
-            gmail_thread_id=None if block.get("Thread-Index") else conversation,
+            # Without its header fields (a draft), the conversation id is the only link between messages.
+            gmail_thread_id=None if headers else conversation,
             now=now,
         )
 
@@ -397,6 +398,11 @@ class ExchangeSource(FolderSource[ExchangeState]):
     def _where(self, folder: Folder) -> tuple[str, str]:
         mailbox, _, role = folder.name.rpartition("/")
         return mailbox, role
+
+
+def _plain(value: datetime | None) -> datetime | None:
+    """exchangelib's EWSDateTime as a plain aware datetime (it refuses other time zones' arithmetic)."""
+    return datetime.fromisoformat(value.isoformat()).astimezone(UTC) if value is not None else None
 
 
 def _mailbox(value: Any) -> tuple[str, str] | None:

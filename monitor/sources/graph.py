@@ -29,7 +29,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from monitor.durations import Duration
 from monitor.mail.event import to_event
-from monitor.mail.headers import thread_index_root
 from monitor.plugins import SecretError, SecretRef
 from monitor.sources.base import (
     AuthSourceError,
@@ -455,7 +454,8 @@ class GraphSource(FolderSource[GraphState]):
             external_id=f"{mailbox}/{entry['id']}",
             internal_date=_when(entry.get("receivedDateTime")),
             flags=["\\Seen"] if read is True or read == "true" else [],
-            gmail_thread_id=None if thread_index_root(block.get("Thread-Index")) else conversation,
+            # Without its header fields, Graph's conversation id is the only link between the messages.
+            gmail_thread_id=None if headers else conversation,
             now=now,
         )
 
