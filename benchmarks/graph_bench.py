@@ -19,7 +19,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from monitor.sources.graph import GraphConfig, GraphSource
+from monitor.sources.graph import GraphConfig
+from monitor.sources.graph_source import GraphSource
 from tests.servers.replay import CLIENT_ID, CLIENT_SECRET, TENANT, Answer, ReplayServer
 
 MAILBOX = "support@contoso.com"

@@ -20,8 +20,10 @@ import pytest
 from monitor.engine.email import build_awaiting
 from monitor.engine.team import TeamContext
 from monitor.events import MessageEvent
-from monitor.sources.exchange import ExchangeConfig, ExchangeSource
-from monitor.sources.graph import GraphConfig, GraphSource
+from monitor.sources.exchange import ExchangeConfig
+from monitor.sources.exchange_source import ExchangeSource
+from monitor.sources.graph import GraphConfig
+from monitor.sources.graph_source import GraphSource
 from monitor.sources.imap import ImapConfig, ImapSource
 from tests.mailfactory import make_message
 from tests.servers.dovecot import Mailbox
@@ -35,7 +37,8 @@ def conversations() -> list[tuple[str, bytes]]:
     """(folder, message): waiting, answered, answered then followed up, automated, and a colleague."""
     at = lambda hours: T0 + timedelta(hours=hours)  # noqa: E731
     return [
-        ("inbox", make_message(msgid="w1@cust.example", sender="Carol <carol@cust.example>", to=TEAM, date=at(0))),
+        ("inbox", make_message(msgid="w1@cust.example", sender="Carol <carol@cust.example>", to=TEAM,
+                               date=at(0))),
         ("inbox", make_message(msgid="a1@cust.example", sender="dave@cust.example", to=TEAM, date=at(1),
                                subject="Invoice")),
         ("sent", make_message(msgid="r1@example.com", sender=TEAM, to="dave@cust.example", date=at(2),
@@ -142,7 +145,10 @@ ENVELOPE = """<?xml version="1.0" encoding="utf-8"?>
 
 def ews_mailbox(value: str) -> str:
     name, address = getaddresses([value])[0]
-    return f"<t:Mailbox><t:Name>{escape(name)}</t:Name><t:EmailAddress>{escape(address)}</t:EmailAddress></t:Mailbox>"
+    return (
+        f"<t:Mailbox><t:Name>{escape(name)}</t:Name>"
+        f"<t:EmailAddress>{escape(address)}</t:EmailAddress></t:Mailbox>"
+    )
 
 
 def ews_message(n: int, raw: bytes) -> str:
@@ -175,11 +181,13 @@ def through_ews(server: ReplayServer, monkeypatch: pytest.MonkeyPatch) -> list[M
     for role in ("inbox", "sent"):
         mine = [(n, raw) for n, (f, raw) in enumerate(conversations()) if f == role]
         creates = "".join(
-            f'<t:Create><t:Message><t:ItemId Id="AAMkEWSgolden{n}=" ChangeKey="CQAAAB{n}"/></t:Message></t:Create>'
+            f'<t:Create><t:Message><t:ItemId Id="AAMkEWSgolden{n}=" ChangeKey="CQAAAB{n}"/>'
+            "</t:Message></t:Create>"
             for n, _ in mine
         )
         sync = (
-            '<m:SyncFolderItemsResponseMessage ResponseClass="Success"><m:ResponseCode>NoError</m:ResponseCode>'
+            '<m:SyncFolderItemsResponseMessage ResponseClass="Success">'
+            "<m:ResponseCode>NoError</m:ResponseCode>"
             f"<m:SyncState>H4sI{role}</m:SyncState><m:IncludesLastItemInRange>true</m:IncludesLastItemInRange>"
             f"<m:Changes>{creates}</m:Changes></m:SyncFolderItemsResponseMessage>"
         )

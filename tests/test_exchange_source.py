@@ -16,7 +16,8 @@ import yaml
 
 from monitor.cli import main
 from monitor.sources.base import AuthSourceError, TransientSourceError
-from monitor.sources.exchange import ExchangeConfig, ExchangeSource
+from monitor.sources.exchange import ExchangeConfig
+from monitor.sources.exchange_source import ExchangeSource
 from tests.corpus import corpora_root
 from tests.servers.replay import Answer, ReplayServer, Seen
 

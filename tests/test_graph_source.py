@@ -16,7 +16,8 @@ import yaml
 
 from monitor.cli import main
 from monitor.sources.base import AuthSourceError, PermanentSourceError, SourceError, TransientSourceError
-from monitor.sources.graph import SELECT, GraphConfig, GraphSource
+from monitor.sources.graph import SELECT, GraphConfig
+from monitor.sources.graph_source import GraphSource
 from tests.corpus import corpora_root
 from tests.servers.replay import CLIENT_ID, CLIENT_SECRET, TENANT, Answer, ReplayServer, Seen
 

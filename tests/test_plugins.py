@@ -30,7 +30,7 @@ from monitor.sources.maildir import MaildirConfig, MaildirSource
 @pytest.mark.parametrize(
     ("group", "kinds"),
     [
-        (SOURCES_GROUP, {"imap", "maildir", "mbox"}),
+        (SOURCES_GROUP, {"imap", "maildir", "mbox", "graph", "exchange"}),
         (RULES_GROUP, {"reply_within", "holding_reply", "callback_within"}),
     ],
 )
