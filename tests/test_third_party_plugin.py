@@ -148,7 +148,7 @@ def test_a_mistake_in_a_third_party_section_gets_the_plugins_own_error_with_its_
     assert errors == [
         "sources.news.url: required",
         "sources.news.urll: unknown key",
-        "sources.old.kind: unknown kind 'fed' (known: feed, imap, maildir, mbox)",
+        "sources.old.kind: unknown kind 'fed' (known: exchange, feed, graph, imap, maildir, mbox)",
         "teams.sales.rules[0].source: 'old' is not one of the team's sources",
         "teams.support.rules[0].max_quiet_days: must be at least 1 day, not 0",
     ]
