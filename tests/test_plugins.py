@@ -30,7 +30,20 @@ from monitor.sources.maildir import MaildirConfig, MaildirSource
 @pytest.mark.parametrize(
     ("group", "kinds"),
     [
-        (SOURCES_GROUP, {"imap", "maildir", "mbox", "asterisk_csv", "cdr_sql", "threecx_csv", "calls_csv"}),
+        (
+            SOURCES_GROUP,
+            {
+                "imap",
+                "maildir",
+                "mbox",
+                "asterisk_csv",
+                "cdr_sql",
+                "threecx_csv",
+                "calls_csv",
+                "graph",
+                "exchange",
+            },
+        ),
         (RULES_GROUP, {"reply_within", "holding_reply", "callback_within"}),
     ],
 )

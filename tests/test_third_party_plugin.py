@@ -149,7 +149,7 @@ def test_a_mistake_in_a_third_party_section_gets_the_plugins_own_error_with_its_
         "sources.news.url: required",
         "sources.news.urll: unknown key",
         "sources.old.kind: unknown kind 'fed' "
-        "(known: asterisk_csv, calls_csv, cdr_sql, feed, imap, maildir, mbox, threecx_csv)",
+        "(known: asterisk_csv, calls_csv, cdr_sql, exchange, feed, graph, imap, maildir, mbox, threecx_csv)",
         "teams.sales.rules[0].source: 'old' is not one of the team's sources",
         "teams.support.rules[0].max_quiet_days: must be at least 1 day, not 0",
     ]

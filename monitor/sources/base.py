@@ -65,6 +65,8 @@ class PollResult:
     cursor: Cursor = field(default_factory=dict)
     resync: bool = False
     """True when the source discarded its old position (e.g. UIDVALIDITY changed)."""
+    removed: list[str] = field(default_factory=list)
+    """External ids of messages the server reported deleted or moved out of their folder (not stored yet)."""
 
 
 class SourceConfigBase(PluginConfig):
@@ -148,6 +150,8 @@ class FolderRead(Generic[StateT]):
     """When its oldest message arrived (None when empty or unknown)."""
     resync: bool = False
     """True when the folder's old position no longer held (e.g. UIDVALIDITY changed, a file rewritten)."""
+    removed: list[str] = field(default_factory=list)
+    """External ids of messages the server reported gone from the folder since ``state``."""
 
 
 def _utc_now() -> datetime:
@@ -221,6 +225,7 @@ class FolderSource(ABC, Generic[StateT]):
             unchanged = state is not None and read.state is state
             states[folder.role] = raw if unchanged else self._states.dump_python(read.state, mode="json")
             result.messages.extend(read.messages)
+            result.removed.extend(read.removed)
             result.snapshots.append(
                 MailboxSnapshot(
                     self.name, folder.role, now, read.total, read.unseen, read.unanswered, read.oldest
