@@ -266,6 +266,29 @@ class Config(StrictConfig):
     """Source plugin settings by name; validated against the model of each one's ``kind``."""
     teams: dict[str, TeamConfig] = Field(default_factory=dict)
 
+    @model_validator(mode="after")
+    def _rule_counts_available(self) -> Config:
+        problems: list[tuple[tuple[str | int, ...], str]] = []
+        for team, cfg in self.teams.items():
+            for i, rule in enumerate(cfg.rules):
+                needed = rule.source_counts()
+                rule_source = getattr(rule, "source", None)
+                names = [rule_source] if rule_source is not None else cfg.sources
+                watched = [(n, self.sources[n]) for n in names if n in self.sources]
+                for option, count in needed.items():
+                    for name, source in watched:
+                        if source.channel == rule.channel and count not in source.mailbox_counts:
+                            problems.append(
+                                (
+                                    ("teams", team, "rules", i, option),
+                                    f"source {name!r} (kind {source.kind}) cannot count {count!r}; "
+                                    f"remove {option} or name a source that can",
+                                )
+                            )
+        if problems:
+            raise config_errors(type(self).__name__, problems)
+        return self
+
     @cached_property
     def calendar_objects(self) -> dict[str, BusinessCalendar]:
         """Built calendars by name."""

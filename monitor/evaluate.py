@@ -12,7 +12,7 @@ from typing import Any
 from monitor.breaches import BecameBreach, Opened, Transition, history_needed, reconcile
 from monitor.config import Config
 from monitor.engine import TeamContext, build_awaiting
-from monitor.events import Channel
+from monitor.events import Channel, MailboxSnapshot
 from monitor.rules.base import RULES, EngineOptions, Level, Rule
 from monitor.store.db import Store, Timing, row_item
 from monitor.verdict import TeamVerdict, evaluate_team
@@ -37,6 +37,27 @@ def team_context(config: Config, team: str) -> TeamContext:
         closing_thanks=cfg.closing_thanks,
         internal_forward_is_response=cfg.internal_forward_is_response,
     )
+
+
+def team_mailboxes(store: Store, config: Config, team: str) -> list[MailboxSnapshot]:
+    """The latest counts of every folder of the team's sources, ``unanswered`` being replywatch's own
+    judgement (the team's open items per folder), not what the server's flags say."""
+    sources = config.teams[team].sources
+    if not sources:
+        return []
+    unanswered = store.unanswered_by_folder(team, sources)
+    return [
+        MailboxSnapshot(
+            row.source,
+            row.folder,
+            row.at,
+            row.total,
+            row.unseen,
+            unanswered.get((row.source, row.folder), 0),
+            row.oldest,
+        )
+        for row in store.mailbox_counts(sources)
+    ]
 
 
 def build_rules(config: Config, team: str) -> list[Rule]:
@@ -95,7 +116,12 @@ class Evaluator:
         window = now - self.config.engine.lookback
         rows = self.store.awaiting_to_evaluate(team, window, self._evaluated.get(team))
         verdict = evaluate_team(
-            [row_item(row) for row in rows], self.rules(team), self.config.team_calendar(team), now, team
+            [row_item(row) for row in rows],
+            self.rules(team),
+            self.config.team_calendar(team),
+            now,
+            team,
+            team_mailboxes(self.store, self.config, team),
         )
         self._record_timings(rows, verdict)
         open_breaches = self.store.open_breaches(team)
