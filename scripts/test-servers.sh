@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Install the real servers and tools the test suite runs from Debian, if missing: Dovecot for the IMAP
-# tests, and promtool, which lints /metrics and checks and unit-tests the Prometheus rules.
+# tests; promtool, which lints /metrics and checks and unit-tests the Prometheus rules; Prometheus and
+# Alertmanager for the end-to-end alerting test; podman and debootstrap, which build the container image.
 # Idempotent. Starts no system service: the test fixtures start their own server processes on loopback
 # ports with their own configs (tests/servers/). Meant for root on Debian 12; uses sudo otherwise.
 set -euo pipefail
 
-packages=(dovecot-imapd)
+packages=(dovecot-imapd podman debootstrap)
 
 say() { printf 'test-servers: %s\n' "$*"; }
 
@@ -73,16 +74,18 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
-# promtool: Debian 12 ships it only inside the prometheus package, whose install is about 316 MB
-# (prometheus and promtool 96 MB, web UI JavaScript dependencies 220 MB, libjs-moment-timezone alone
-# 213 MB), creates a system user and enables a prometheus service. promtool is one Go binary that needs
-# only libc, so take just that file out of the package (19 MB download, 48 MB installed): no
-# dependencies, no user, no service to keep from starting.
-promtool_dest=/usr/local/bin/promtool
-if command -v promtool >/dev/null 2>&1; then
-  say "promtool is installed"
-else
-  say "installing promtool from Debian's prometheus package into $promtool_dest"
+# promtool, prometheus and alertmanager: Debian 12 ships them in the prometheus and
+# prometheus-alertmanager packages, whose install is about 316 MB (the web UI's JavaScript dependencies
+# 220 MB, libjs-moment-timezone alone 213 MB), creates system users and enables services. Each is one
+# Go binary that needs only libc, so take just those files out of the packages (30 MB download): no
+# dependencies, no user, no service to keep from starting. Prometheus's API works without its web UI.
+extract_binary() {  # extract_binary PACKAGE PATH-IN-PACKAGE DESTINATION
+  local package=$1 inside=$2 dest=$3
+  if [ -x "$dest" ]; then
+    say "$(basename "$dest") is installed"
+    return
+  fi
+  say "installing $(basename "$dest") from Debian's $package package into $dest"
   (
     work=$(mktemp -d)
     trap 'as_root rm -rf "$work"' EXIT
@@ -91,15 +94,23 @@ else
     chmod 755 "$work"
     if id _apt >/dev/null 2>&1; then as_root chown _apt "$work/deb"; fi
     cd "$work/deb"
-    if ! as_root apt-get download -q prometheus; then
+    if ! as_root apt-get download -q "$package"; then
       say "download failed; refreshing the package lists (apt-get update) and trying again"
       as_root apt-get update -q
-      as_root apt-get download -q prometheus
+      as_root apt-get download -q "$package"
     fi
-    dpkg-deb --fsys-tarfile prometheus_*.deb | tar -x -C "$work" ./usr/bin/promtool
-    as_root install -m 755 "$work/usr/bin/promtool" "$promtool_dest"
+    dpkg-deb --fsys-tarfile "${package}"_*.deb | tar -x -C "$work" ".$inside"
+    as_root install -m 755 "$work$inside" "$dest"
   )
+}
+promtool_dest=/usr/local/bin/promtool
+if command -v promtool >/dev/null 2>&1; then
+  say "promtool is installed"
+else
+  extract_binary prometheus /usr/bin/promtool "$promtool_dest"
 fi
+extract_binary prometheus /usr/bin/prometheus /usr/local/bin/prometheus
+extract_binary prometheus-alertmanager /usr/bin/prometheus-alertmanager /usr/local/bin/prometheus-alertmanager
 
 # What the fixtures rely on.
 dovecot_bin=$(command -v dovecot || echo /usr/sbin/dovecot)
@@ -120,3 +131,12 @@ if [ ! -x "$promtool_bin" ]; then
   exit 1
 fi
 say "ready: $("$promtool_bin" --version 2>&1 | head -n 1) at $promtool_bin"
+for tool in prometheus prometheus-alertmanager podman debootstrap; do
+  if ! command -v "$tool" >/dev/null 2>&1 && [ ! -x "/usr/local/bin/$tool" ] && [ ! -x "/usr/sbin/$tool" ]; then
+    say "$tool is still missing after the install" >&2
+    exit 1
+  fi
+done
+say "ready: $(/usr/local/bin/prometheus --version 2>&1 | head -n 1)"
+say "ready: $(/usr/local/bin/prometheus-alertmanager --version 2>&1 | head -n 1)"
+say "ready: $(podman --version) and debootstrap $(dpkg-query -W -f='${Version}' debootstrap)"
