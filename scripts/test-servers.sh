@@ -79,9 +79,9 @@ fi
 # 220 MB, libjs-moment-timezone alone 213 MB), creates system users and enables services. Each is one
 # Go binary that needs only libc, so take just those files out of the packages (30 MB download): no
 # dependencies, no user, no service to keep from starting. Prometheus's API works without its web UI.
-extract_binary() {  # extract_binary PACKAGE PATH-IN-PACKAGE DESTINATION
-  local package=$1 inside=$2 dest=$3
-  if [ -x "$dest" ]; then
+extract_file() {  # extract_file PACKAGE PATH-IN-PACKAGE DESTINATION [MODE]
+  local package=$1 inside=$2 dest=$3 mode=${4:-755}
+  if [ -e "$dest" ]; then
     say "$(basename "$dest") is installed"
     return
   fi
@@ -100,17 +100,22 @@ extract_binary() {  # extract_binary PACKAGE PATH-IN-PACKAGE DESTINATION
       as_root apt-get download -q "$package"
     fi
     dpkg-deb --fsys-tarfile "${package}"_*.deb | tar -x -C "$work" ".$inside"
-    as_root install -m 755 "$work$inside" "$dest"
+    as_root install -D -m "$mode" "$work$inside" "$dest"
   )
 }
 promtool_dest=/usr/local/bin/promtool
 if command -v promtool >/dev/null 2>&1; then
   say "promtool is installed"
 else
-  extract_binary prometheus /usr/bin/promtool "$promtool_dest"
+  extract_file prometheus /usr/bin/promtool "$promtool_dest"
 fi
-extract_binary prometheus /usr/bin/prometheus /usr/local/bin/prometheus
-extract_binary prometheus-alertmanager /usr/bin/prometheus-alertmanager /usr/local/bin/prometheus-alertmanager
+extract_file prometheus /usr/bin/prometheus /usr/local/bin/prometheus
+extract_file prometheus-alertmanager /usr/bin/prometheus-alertmanager /usr/local/bin/prometheus-alertmanager
+# Debian's Alertmanager reads its notification templates from this directory at start.
+for template in default.tmpl email.tmpl; do
+  extract_file prometheus-alertmanager "/usr/share/prometheus/alertmanager/$template" \
+    "/usr/share/prometheus/alertmanager/$template" 644
+done
 
 # What the fixtures rely on.
 dovecot_bin=$(command -v dovecot || echo /usr/sbin/dovecot)
