@@ -8,6 +8,11 @@ FROM debian:bookworm-slim AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 python3-venv ca-certificates \
  && rm -rf /var/lib/apt/lists/*
+# Behind a TLS-intercepting proxy, mount its CA bundle and name it (build-time only, not in the image):
+#   --volume /etc/ssl/certs/ca-certificates.crt:/run/host-ca.crt:ro \
+#   --build-arg SSL_CERT_FILE=/run/host-ca.crt --build-arg PIP_CERT=/run/host-ca.crt
+ARG SSL_CERT_FILE
+ARG PIP_CERT
 RUN python3 -m venv /opt/uv && /opt/uv/bin/pip install --no-cache-dir uv
 ENV UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy UV_PROJECT_ENVIRONMENT=/opt/replywatch \
     UV_PYTHON=/usr/bin/python3 UV_PYTHON_DOWNLOADS=never
