@@ -341,6 +341,29 @@ class Config(StrictConfig):
         """The contact directory (empty without ``contacts``); read once per config."""
         return self.contacts.directory() if self.contacts is not None else ContactDirectory()
 
+    @model_validator(mode="after")
+    def _rule_counts_available(self) -> Config:
+        problems: list[tuple[tuple[str | int, ...], str]] = []
+        for team, cfg in self.teams.items():
+            for i, rule in enumerate(cfg.rules):
+                needed = rule.source_counts()
+                rule_source = getattr(rule, "source", None)
+                names = [rule_source] if rule_source is not None else cfg.sources
+                watched = [(n, self.sources[n]) for n in names if n in self.sources]
+                for option, count in needed.items():
+                    for name, source in watched:
+                        if source.channel == rule.channel and count not in source.mailbox_counts:
+                            problems.append(
+                                (
+                                    ("teams", team, "rules", i, option),
+                                    f"source {name!r} (kind {source.kind}) cannot count {count!r}; "
+                                    f"remove {option} or name a source that can",
+                                )
+                            )
+        if problems:
+            raise config_errors(type(self).__name__, problems)
+        return self
+
     @cached_property
     def calendar_objects(self) -> dict[str, BusinessCalendar]:
         """Built calendars by name."""

@@ -15,7 +15,7 @@ from monitor.config import Config
 from monitor.engine import TeamContext, build_awaiting
 from monitor.engine.answers import answer_across_channels
 from monitor.engine.phone import PhoneOptions, PhoneTeam, build_phone_awaiting
-from monitor.events import CallEvent, Channel, MessageEvent
+from monitor.events import CallEvent, Channel, MailboxSnapshot, MessageEvent
 from monitor.rules.base import RULES, EngineOptions, Level, Rule
 from monitor.store.db import Store, Timing, row_item
 from monitor.verdict import TeamVerdict, evaluate_team
@@ -75,6 +75,27 @@ def team_awaiting(
         )
     items.sort(key=lambda item: (item.received_at, item.key))
     return EngineResult(items, [*email.unopened, *phone.unopened])
+
+
+def team_mailboxes(store: Store, config: Config, team: str) -> list[MailboxSnapshot]:
+    """The latest counts of every folder of the team's sources, ``unanswered`` being replywatch's own
+    judgement (the team's open items per folder), not what the server's flags say."""
+    sources = config.teams[team].sources
+    if not sources:
+        return []
+    unanswered = store.unanswered_by_folder(team, sources)
+    return [
+        MailboxSnapshot(
+            row.source,
+            row.folder,
+            row.at,
+            row.total,
+            row.unseen,
+            unanswered.get((row.source, row.folder), 0),
+            row.oldest,
+        )
+        for row in store.mailbox_counts(sources)
+    ]
 
 
 def build_rules(config: Config, team: str) -> list[Rule]:
@@ -140,7 +161,12 @@ class Evaluator:
         window = now - self.config.engine.lookback
         rows = self.store.awaiting_to_evaluate(team, window, self._evaluated.get(team))
         verdict = evaluate_team(
-            [row_item(row) for row in rows], self.rules(team), self.config.team_calendar(team), now, team
+            [row_item(row) for row in rows],
+            self.rules(team),
+            self.config.team_calendar(team),
+            now,
+            team,
+            team_mailboxes(self.store, self.config, team),
         )
         self._record_timings(rows, verdict)
         open_breaches = self.store.open_breaches(team)

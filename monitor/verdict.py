@@ -16,7 +16,7 @@ from enum import StrEnum
 
 from monitor.awaiting import AwaitingItem
 from monitor.calendar import BusinessCalendar
-from monitor.events import Channel
+from monitor.events import Channel, MailboxSnapshot
 from monitor.rules.base import Finding, Level, Rule, TeamView
 
 
@@ -90,9 +90,10 @@ def evaluate_team(
     calendar: BusinessCalendar,
     now: datetime,
     team: str = "",
+    mailboxes: Sequence[MailboxSnapshot] = (),
 ) -> TeamVerdict:
-    """Run every rule over ``items`` and judge each item at ``now``."""
-    view = TeamView(team=team, calendar=calendar, awaiting=items)
+    """Run every rule over ``items`` (and the team's folder counts) and judge each item at ``now``."""
+    view = TeamView(team=team, calendar=calendar, awaiting=items, mailboxes=mailboxes)
     findings = [finding for rule in rules for finding in rule.evaluate(view, now)]
     owners = deadline_owners(rules)
     owner_names = {owner.name for owner in owners.values()}

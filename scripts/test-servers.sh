@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Install the real servers and tools the test suite runs from Debian, if missing: Dovecot for the IMAP
 # tests, MariaDB for the cdr_sql tests (the one system service this script starts: the tests need it on
-# 127.0.0.1:3306 with root and no password, like PostgreSQL on 5432), and promtool, which lints /metrics and checks and unit-tests the Prometheus rules.
+# 127.0.0.1:3306 with root and no password, like PostgreSQL on 5432); promtool, which lints /metrics and
+# checks and unit-tests the Prometheus rules; Prometheus and Alertmanager for the end-to-end alerting test;
+# podman and debootstrap, which build the container image.
 # Idempotent. Starts no system service: the test fixtures start their own server processes on loopback
 # ports with their own configs (tests/servers/). Meant for root on Debian 12; uses sudo otherwise.
 set -euo pipefail
 
-packages=(dovecot-imapd mariadb-server)
+packages=(dovecot-imapd mariadb-server podman debootstrap)
 
 say() { printf 'test-servers: %s\n' "$*"; }
 
@@ -74,16 +76,18 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 
-# promtool: Debian 12 ships it only inside the prometheus package, whose install is about 316 MB
-# (prometheus and promtool 96 MB, web UI JavaScript dependencies 220 MB, libjs-moment-timezone alone
-# 213 MB), creates a system user and enables a prometheus service. promtool is one Go binary that needs
-# only libc, so take just that file out of the package (19 MB download, 48 MB installed): no
-# dependencies, no user, no service to keep from starting.
-promtool_dest=/usr/local/bin/promtool
-if command -v promtool >/dev/null 2>&1; then
-  say "promtool is installed"
-else
-  say "installing promtool from Debian's prometheus package into $promtool_dest"
+# promtool, prometheus and alertmanager: Debian 12 ships them in the prometheus and
+# prometheus-alertmanager packages, whose install is about 316 MB (the web UI's JavaScript dependencies
+# 220 MB, libjs-moment-timezone alone 213 MB), creates system users and enables services. Each is one
+# Go binary that needs only libc, so take just those files out of the packages (30 MB download): no
+# dependencies, no user, no service to keep from starting. Prometheus's API works without its web UI.
+extract_file() {  # extract_file PACKAGE PATH-IN-PACKAGE DESTINATION [MODE]
+  local package=$1 inside=$2 dest=$3 mode=${4:-755}
+  if [ -e "$dest" ]; then
+    say "$(basename "$dest") is installed"
+    return
+  fi
+  say "installing $(basename "$dest") from Debian's $package package into $dest"
   (
     work=$(mktemp -d)
     trap 'as_root rm -rf "$work"' EXIT
@@ -92,15 +96,28 @@ else
     chmod 755 "$work"
     if id _apt >/dev/null 2>&1; then as_root chown _apt "$work/deb"; fi
     cd "$work/deb"
-    if ! as_root apt-get download -q prometheus; then
+    if ! as_root apt-get download -q "$package"; then
       say "download failed; refreshing the package lists (apt-get update) and trying again"
       as_root apt-get update -q
-      as_root apt-get download -q prometheus
+      as_root apt-get download -q "$package"
     fi
-    dpkg-deb --fsys-tarfile prometheus_*.deb | tar -x -C "$work" ./usr/bin/promtool
-    as_root install -m 755 "$work/usr/bin/promtool" "$promtool_dest"
+    dpkg-deb --fsys-tarfile "${package}"_*.deb | tar -x -C "$work" ".$inside"
+    as_root install -D -m "$mode" "$work$inside" "$dest"
   )
+}
+promtool_dest=/usr/local/bin/promtool
+if command -v promtool >/dev/null 2>&1; then
+  say "promtool is installed"
+else
+  extract_file prometheus /usr/bin/promtool "$promtool_dest"
 fi
+extract_file prometheus /usr/bin/prometheus /usr/local/bin/prometheus
+extract_file prometheus-alertmanager /usr/bin/prometheus-alertmanager /usr/local/bin/prometheus-alertmanager
+# Debian's Alertmanager reads its notification templates from this directory at start.
+for template in default.tmpl email.tmpl; do
+  extract_file prometheus-alertmanager "/usr/share/prometheus/alertmanager/$template" \
+    "/usr/share/prometheus/alertmanager/$template" 644
+done
 
 # What the fixtures rely on.
 dovecot_bin=$(command -v dovecot || echo /usr/sbin/dovecot)
@@ -141,3 +158,13 @@ if ! mariadb_tcp; then
   exit 1
 fi
 say "ready: $(mariadb --version) on 127.0.0.1:3306"
+
+for tool in prometheus prometheus-alertmanager podman debootstrap; do
+  if ! command -v "$tool" >/dev/null 2>&1 && [ ! -x "/usr/local/bin/$tool" ] && [ ! -x "/usr/sbin/$tool" ]; then
+    say "$tool is still missing after the install" >&2
+    exit 1
+  fi
+done
+say "ready: $(/usr/local/bin/prometheus --version 2>&1 | head -n 1)"
+say "ready: $(/usr/local/bin/prometheus-alertmanager --version 2>&1 | head -n 1)"
+say "ready: $(podman --version) and debootstrap $(dpkg-query -W -f='${Version}' debootstrap)"

@@ -44,7 +44,7 @@ from monitor.sources.maildir import MaildirConfig, MaildirSource
                 "exchange",
             },
         ),
-        (RULES_GROUP, {"reply_within", "holding_reply", "callback_within"}),
+        (RULES_GROUP, {"reply_within", "holding_reply", "callback_within", "inbox_nearly_empty"}),
     ],
 )
 def test_built_in_plugins_are_entry_points_of_the_distribution(group: str, kinds: set[str]) -> None:
@@ -124,7 +124,7 @@ def test_unknown_kind_lists_the_known_ones() -> None:
         validate({"teams": {"t": {"rules": [{"kind": "reply_withn"}, "reply_within"]}}})
     assert sorted(err.value.errors) == [
         "teams.t.rules[0].kind: unknown kind 'reply_withn' "
-        "(known: callback_within, holding_reply, reply_within)",
+        "(known: callback_within, holding_reply, inbox_nearly_empty, reply_within)",
         "teams.t.rules[1]: expected a mapping with a 'kind'",
     ]
 

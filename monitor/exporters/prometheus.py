@@ -19,10 +19,9 @@ from prometheus_client.registry import Collector
 
 from monitor import __version__
 from monitor.config import Config
-from monitor.evaluate import build_rules
+from monitor.evaluate import build_rules, team_mailboxes
 from monitor.events import Channel
 from monitor.store.db import Store
-from monitor.store.models import MailboxCount
 from monitor.supervisor import DURATION_BUCKETS, POLL, Supervisor
 from monitor.verdict import counts_business_time
 
@@ -191,24 +190,16 @@ class ReplywatchCollector(Collector):
 
         mailbox = GaugeMetricFamily(
             "replywatch_mailbox_messages",
-            "Messages in a mailbox folder by state.",
+            "Messages in a mailbox folder by state; unanswered counts replywatch's open customer items "
+            "in the folder, not the IMAP Answered flag.",
             labels=["team", "mailbox", "folder", "state"],
         )
-        counts_by_source: dict[str, list[MailboxCount]] = {}
-        for row in self.store.mailbox_counts():
-            counts_by_source.setdefault(row.source, []).append(row)
-        for team, team_cfg in config.teams.items():
-            for source in team_cfg.sources:
-                for row in counts_by_source.get(source, []):
-                    # Sent mail is never "answered": that state means something only for received mail.
-                    states = (
-                        ("total", "unseen") if row.folder == "sent" else ("total", "unseen", "unanswered")
-                    )
-                    for state in states:
-                        mailbox.add_metric(
-                            [team, source, row.folder, state],
-                            float(getattr(row, state)),
-                        )
+        for team in config.teams:
+            for snap in team_mailboxes(self.store, config, team):
+                # Sent mail is never "answered": that state means something only for received mail.
+                states = ("total", "unseen") if snap.folder == "sent" else ("total", "unseen", "unanswered")
+                for state in states:
+                    mailbox.add_metric([team, snap.source, snap.folder, state], float(getattr(snap, state)))
         yield mailbox
 
 

@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 from monitor.awaiting import AwaitingItem
 from monitor.calendar import BusinessCalendar
-from monitor.events import Channel
+from monitor.events import Channel, MailboxSnapshot
 from monitor.plugins import RULES_GROUP, Plugin, PluginConfig, Registry
 
 
@@ -44,11 +44,14 @@ class Finding:
 
 @dataclass(frozen=True, slots=True)
 class TeamView:
-    """What a rule may read: the team's awaiting items and its calendar. No I/O."""
+    """What a rule may read: the team's awaiting items, its calendar and its folders' counts. No I/O."""
 
     team: str
     calendar: BusinessCalendar
     awaiting: Sequence[AwaitingItem]
+    mailboxes: Sequence[MailboxSnapshot] = ()
+    """The latest counts of every folder of the team's sources; ``unanswered`` is replywatch's own
+    judgement (open awaiting items whose opening message is in the folder), not IMAP ``\\Answered``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +87,11 @@ class RuleConfigBase(PluginConfig):
     def engine_options(self) -> EngineOptions:
         """What this rule needs from the engine (the one hook through which rule options reach it)."""
         return EngineOptions()
+
+    def source_counts(self) -> dict[str, str]:
+        """Each set option that needs a folder count from the rule's sources (option -> count name, as in
+        a source config's ``mailbox_counts``): check-config refuses it for a source that lacks the count."""
+        return {}
 
 
 class Rule(Protocol):

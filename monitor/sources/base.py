@@ -55,6 +55,10 @@ class PermanentSourceError(SourceError):
     reason = "config"
 
 
+FOLDER_COUNTS: frozenset[str] = frozenset({"messages", "unseen", "oldest"})
+"""Every count a folder source reads (STATUS MESSAGES and UNSEEN, maildir and mbox flags, arrival times)."""
+
+
 @dataclass(slots=True)
 class PollResult:
     """What one poll found: new or changed messages or calls, folder counts and the cursor after them."""
@@ -74,6 +78,10 @@ class SourceConfigBase(PluginConfig):
 
     channel: ClassVar[Channel] = Channel.EMAIL
     """The channel the source's events are on (a call log sets :attr:`Channel.PHONE`)."""
+
+    mailbox_counts: ClassVar[frozenset[str]] = frozenset()
+    """Which folder counts the source reports (``messages``, ``unseen``, ``oldest``): a limit of
+    ``inbox_nearly_empty`` on a count the source cannot give is refused by check-config."""
 
     poll_every: Interval = Field(default=timedelta(minutes=1))
     """How often to poll, as a duration (``90s``, ``1m``); at least one second."""

@@ -24,7 +24,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Literal, NotRequired
+from typing import Any, ClassVar, Literal, NotRequired
 
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
@@ -39,6 +39,7 @@ from monitor.mail.headers import WANTED_HEADERS, parse_header_block
 from monitor.mail.preview import preview
 from monitor.plugins import SecretError, SecretRef
 from monitor.sources.base import (
+    FOLDER_COUNTS,
     AuthSourceError,
     Cursor,
     Folder,
@@ -152,6 +153,8 @@ _CREDENTIALS = (
 
 class ImapConfig(SourceConfigBase):
     """An IMAP mailbox watched read-only."""
+
+    mailbox_counts: ClassVar[frozenset[str]] = FOLDER_COUNTS
 
     kind: Literal["imap"] = "imap"
     """Selects this plugin."""

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
@@ -19,6 +19,7 @@ from monitor.mail.event import to_event
 from monitor.mail.headers import parse_header_block
 from monitor.mail.preview import preview
 from monitor.sources.base import (
+    FOLDER_COUNTS,
     Cursor,
     Folder,
     FolderRead,
@@ -81,6 +82,8 @@ class MaildirFolders(BaseModel):
 
 class MaildirConfig(SourceConfigBase):
     """A local Maildir (Maildir++ subfolders), read without changing a file."""
+
+    mailbox_counts: ClassVar[frozenset[str]] = FOLDER_COUNTS
 
     kind: Literal["maildir"] = "maildir"
     """Selects this source plugin."""

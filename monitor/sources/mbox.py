@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from email.message import Message
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import IO, Any, Literal
+from typing import IO, Any, ClassVar, Literal
 
 from pydantic import field_validator
 
@@ -20,6 +20,7 @@ from monitor.mail.event import to_event
 from monitor.mail.headers import message_ids, parse_header_block
 from monitor.mail.preview import MAX_READ, preview
 from monitor.sources.base import (
+    FOLDER_COUNTS,
     Cursor,
     Folder,
     FolderRead,
@@ -47,6 +48,8 @@ _X_STATUS_FLAGS = {"A": "answered", "F": "flagged", "D": "deleted", "T": "draft"
 
 class MboxConfig(SourceConfigBase):
     """A Unix mbox file (an export or a local spool), read as a stream without changing it."""
+
+    mailbox_counts: ClassVar[frozenset[str]] = FOLDER_COUNTS
 
     kind: Literal["mbox"] = "mbox"
     """Selects this source plugin."""

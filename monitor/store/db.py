@@ -23,6 +23,7 @@ from sqlalchemy import (
     event,
     func,
     literal,
+    or_,
     select,
     text,
     update,
@@ -335,10 +336,35 @@ class Store:
         with self.engine.connect() as conn:
             return [row_call(row) for row in conn.execute(query)]
 
-    def mailbox_counts(self) -> list[MailboxCount]:
-        """The latest counts of every folder."""
+    def mailbox_counts(self, sources: Sequence[str] | None = None) -> list[MailboxCount]:
+        """The latest counts of every folder (of ``sources`` only, when given)."""
+        query = select(COUNT)
+        if sources is not None:
+            query = query.where(COUNT.c.source.in_(sources))
         with self.engine.connect() as conn:
-            return [MailboxCount(**row._mapping) for row in conn.execute(select(COUNT))]
+            return [MailboxCount(**row._mapping) for row in conn.execute(query)]
+
+    def unanswered_by_folder(self, team: str, sources: Sequence[str]) -> dict[tuple[str, str], int]:
+        """(source, folder) -> the team's open email items whose opening message is in that folder of
+        ``sources``: replywatch's own judgement of unanswered mail, not the IMAP ``\\Answered`` flag."""
+        own_key = MESSAGE.c.source.concat(":").concat(MESSAGE.c.external_id)
+        opening = or_(
+            MESSAGE.c.message_id == AWAITING.c.item_key,
+            and_(MESSAGE.c.message_id.is_(None), own_key == AWAITING.c.item_key),
+        )
+        query = (
+            select(MESSAGE.c.source, MESSAGE.c.folder, func.count(AWAITING.c.id.distinct()))
+            .select_from(AWAITING.join(MESSAGE, opening))
+            .where(
+                AWAITING.c.team == team,
+                AWAITING.c.channel == Channel.EMAIL.value,
+                AWAITING.c.responded_at.is_(None),
+                MESSAGE.c.source.in_(sources),
+            )
+            .group_by(MESSAGE.c.source, MESSAGE.c.folder)
+        )
+        with self.engine.connect() as conn:
+            return {(source, folder): int(count) for source, folder, count in conn.execute(query)}
 
     # -- awaiting items -------------------------------------------------------------------------
 

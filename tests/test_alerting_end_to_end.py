@@ -1,0 +1,166 @@
+"""replywatch against Dovecot, scraped every second by a real Prometheus with the shipped rules, alerting a
+real Alertmanager configured with the shipped route: every dashboard query returns data, and an open breach
+fires in Prometheus and arrives in Alertmanager with its team label."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from monitor.config import validate
+from monitor.daemon import Daemon
+from tests.mailfactory import make_message
+from tests.servers.dovecot import DovecotServer, Mailbox
+from tests.servers.prometheus import Alertmanager, Prometheus, running, wait_for
+from tests.test_grafana_dashboards import all_expressions, substitute
+
+ROOT = Path(__file__).resolve().parent.parent
+RULE_FILES = [
+    ROOT / "config/prometheus/replywatch-alerts.yml",
+    ROOT / "config/prometheus/replywatch-rules.yml",
+]
+ALERTMANAGER_CONFIG = ROOT / "config/prometheus/alertmanager.yml"
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+def fill(mailbox: Mailbox) -> None:
+    """A customer waiting three days (a breach), one answered by a member, one unread (inbox over limit)."""
+    mailbox.create_folder("Sent")
+    customers = [
+        ("late", NOW - timedelta(days=3), ["\\Seen"]),
+        ("answered", NOW - timedelta(days=2), ["\\Seen"]),
+    ]
+    customers.append(("fresh", NOW - timedelta(minutes=30), []))
+    for name, date, flags in customers:
+        mailbox.append(
+            "INBOX",
+            make_message(
+                msgid=f"{name}@cust.example",
+                sender=f"{name}@cust.example",
+                to="support@example.com",
+                date=date,
+            ),
+            flags,
+        )
+    reply = make_message(
+        msgid="r1@example.com",
+        sender="alice@example.com",
+        to="answered@cust.example",
+        in_reply_to="answered@cust.example",
+        date=NOW - timedelta(days=2) + timedelta(hours=1),
+    )
+    mailbox.append("Sent", reply, ["\\Seen"])
+
+
+@pytest.fixture
+def daemon(dovecot: DovecotServer, imap_mailbox: Mailbox, tmp_path: Path) -> Iterator[Daemon]:
+    fill(imap_mailbox)
+    config: dict[str, Any] = {
+        "store": {"url": f"sqlite:///{tmp_path / 'rw.db'}"},
+        "sources": {
+            "support-inbox": imap_mailbox.imap_settings("implicit"),
+            # A source that cannot be read: its error series feed the source-health dashboard.
+            "billing-archive": {"kind": "maildir", "path": str(tmp_path / "missing")},
+        },
+        "teams": {
+            "support": {
+                "addresses": ["support@example.com"],
+                "internal_domains": ["example.com"],
+                "members": [{"name": "Alice", "email": ["alice@example.com"]}],
+                "member_metrics": True,
+                "sources": ["support-inbox"],
+                "rules": [
+                    {"kind": "reply_within", "within": "24h", "business_hours": False},
+                    {"kind": "inbox_nearly_empty", "max_unread": 0},
+                ],
+            },
+            "billing": {"sources": ["billing-archive"], "rules": [{"kind": "reply_within", "within": "8h"}]},
+        },
+    }
+    d = Daemon(validate(config), listen=("127.0.0.1", 0))
+    d.store.upgrade()
+    d.http.start()
+    d._apply_sources()
+    d.poll_source("support-inbox")
+    d.poll_source("billing-archive")
+    d.evaluate()
+    yield d
+    d.stop()
+
+
+def firing(alerts: list[dict[str, Any]], name: str, team: str) -> dict[str, Any] | None:
+    """The firing alert ``name`` of ``team`` among Prometheus's alerts, if any."""
+    for alert in alerts:
+        labels = alert["labels"]
+        if labels.get("alertname") == name and labels.get("team") == team and alert["state"] == "firing":
+            return alert
+    return None
+
+
+def test_dashboards_and_alerts_against_real_prometheus_and_alertmanager(
+    daemon: Daemon, tmp_path: Path
+) -> None:
+    manager = Alertmanager(tmp_path, ALERTMANAGER_CONFIG)
+    with running(manager):
+        prometheus = Prometheus(
+            tmp_path, f"127.0.0.1:{daemon.http.port}", RULE_FILES, f"127.0.0.1:{manager.port}"
+        )
+        with running(prometheus):
+
+            def logs() -> str:
+                return prometheus.log() + "\n" + manager.log()
+
+            # The open reply_within breach fires at Prometheus's first evaluations, with its team label ...
+            alert = wait_for(
+                "ReplywatchCustomersPastDeadline to fire in /api/v1/alerts",
+                lambda: firing(prometheus.alerts(), "ReplywatchCustomersPastDeadline", "support"),
+                30.0,
+                logs,
+            )
+            assert alert["labels"]["rule"] == "reply_within"
+            assert float(alert["value"]) == 1.0
+            # ... and so does the unread inbox.
+            wait_for(
+                "ReplywatchInboxOverLimit to fire",
+                lambda: firing(prometheus.alerts(), "ReplywatchInboxOverLimit", "support"),
+                30.0,
+                logs,
+            )
+
+            # Both arrive in Alertmanager, with the team label it groups by.
+            def delivered() -> list[dict[str, Any]] | None:
+                names = {
+                    (a["labels"]["alertname"], a["labels"].get("team"))
+                    for a in manager.alerts()
+                    if a["status"]["state"] == "active"
+                }
+                wanted = {
+                    ("ReplywatchCustomersPastDeadline", "support"),
+                    ("ReplywatchInboxOverLimit", "support"),
+                }
+                return manager.alerts() if wanted <= names else None
+
+            received = wait_for(
+                "the alerts to arrive in Alertmanager's /api/v2/alerts", delivered, 30.0, logs
+            )
+            assert all(a["labels"].get("team") != "billing" for a in received if "team" in a["labels"])
+
+            # Several scrapes exist by now, so rates and increases have two samples: every query of every
+            # dashboard parses and returns data, with the dashboard's variables substituted.
+            def scrapes() -> float:
+                result = prometheus.query('count_over_time(up{job="replywatch"}[1m])')["result"]
+                return float(result[0]["value"][1]) if result else 0.0
+
+            wait_for("five scrapes of replywatch", lambda: True if scrapes() >= 5 else None, 30.0, logs)
+            empty: dict[str, str] = {}
+            for where, expr in all_expressions().items():
+                data = prometheus.query(substitute(expr))
+                if not data["result"]:
+                    empty[where] = substitute(expr)
+            assert empty == {}, "dashboard queries without data:\n" + "\n".join(
+                f"{k}: {v}" for k, v in empty.items()
+            )
