@@ -2,4 +2,5 @@
 
 from tests.servers.dovecot import dovecot, imap_mailbox  # noqa: F401 - fixtures
 from tests.servers.postgres import postgres_url  # noqa: F401 - fixture
+from tests.servers.smtp import smtp_server  # noqa: F401 - fixture
 from tests.store_fixtures import store  # noqa: F401 - fixture
