@@ -5,7 +5,7 @@
 # ports with their own configs (tests/servers/). Meant for root on Debian 12; uses sudo otherwise.
 set -euo pipefail
 
-packages=(dovecot-imapd)
+packages=(dovecot-imapd prometheus-alertmanager)
 
 say() { printf 'test-servers: %s\n' "$*"; }
 

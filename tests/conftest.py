@@ -1,5 +1,6 @@
 """Fixtures shared by every test: real servers started on loopback."""
 
+from tests.servers.alertmanager import alertmanager  # noqa: F401 - fixture
 from tests.servers.dovecot import dovecot, imap_mailbox  # noqa: F401 - fixtures
 from tests.servers.postgres import postgres_url  # noqa: F401 - fixture
 from tests.servers.smtp import smtp_server  # noqa: F401 - fixture

@@ -1,4 +1,4 @@
-"""The smtp notifier against a real SMTP server on loopback (STARTTLS and AUTH): what arrives, and failures."""
+"""The smtp notifier against a real SMTP server on loopback (STARTTLS, AUTH): what arrives, and failures."""
 
 from __future__ import annotations
 
