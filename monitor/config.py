@@ -253,15 +253,6 @@ class TeamConfig(StrictConfig):
     notify: NotifyConfig | None = None
     """Who is told what and when about the team's warnings and breaches (none: nobody)."""
 
-    @field_validator("notify")
-    @classmethod
-    def _known_notifier(cls, value: NotifyConfig | None, info: ValidationInfo) -> NotifyConfig | None:
-        scope = info.context
-        if value is not None and isinstance(scope, ConfigScope) and value.via not in scope.notifiers:
-            known = ", ".join(sorted(scope.notifiers)) or "none"
-            raise ValueError(f"notify.via: unknown notifier {value.via!r} (known: {known})")
-        return value
-
     def escalation_members(self) -> list[Member]:
         """The members as escalation sees them: name, first address, whether they lead."""
         return [Member(m.name, m.email[0] if m.email else None, m.role == "lead") for m in self.members]

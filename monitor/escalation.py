@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from monitor.breaches import BecameBreach, Opened, Resolved, Transition
 from monitor.calendar import BusinessCalendar
@@ -37,7 +37,10 @@ def parse_at(text: str) -> tuple[str, timedelta]:
     point, delay = match.group(1), match.group(2)
     if delay is not None and point != BREACH:
         raise ValueError(f"invalid step {text!r}: only breach takes a delay (breach+4h)")
-    return point, parse_duration(delay) if delay else timedelta(0)
+    try:
+        return point, parse_duration(delay) if delay else timedelta(0)
+    except ValueError as err:
+        raise ValueError(f"invalid step {text!r}: {err}") from None
 
 
 class EscalationStep(StrictConfig):
@@ -78,6 +81,14 @@ class NotifyConfig(StrictConfig):
     """An alert not delivered this long after it was due is dropped with one logged error."""
     dashboard_url: str | None = None
     """Link to the team's Grafana dashboard, shown in every alert."""
+
+    @field_validator("via")
+    @classmethod
+    def _known_notifier(cls, value: str, info: ValidationInfo) -> str:
+        known = getattr(info.context, "notifiers", None)  # the names under ``notifiers`` (config.ConfigScope)
+        if known is not None and value not in known:
+            raise ValueError(f"unknown notifier {value!r} (known: {', '.join(sorted(known)) or 'none'})")
+        return value
 
 
 @dataclass(frozen=True, slots=True)
