@@ -158,7 +158,10 @@ class Breach(SQLModel, table=True):
     """A rule's non-ok verdict on a subject, from when it opened to when it resolved."""
 
     __tablename__ = "breach"
-    __table_args__ = (Index("ix_breach_open", "team", "rule", "resolved_at"),)
+    __table_args__ = (
+        Index("ix_breach_open", "team", "rule", "resolved_at"),
+        Index("ix_breach_subject", "team", "rule", "subject"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     team: str = Field(max_length=200)

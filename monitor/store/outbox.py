@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection
 from monitor.breaches import Opened, Transition
 from monitor.calendar import BusinessCalendar
 from monitor.escalation import DueStep, Member, NotifyConfig, due_steps
-from monitor.store.db import AWAITING, BREACH, MESSAGE, Store
+from monitor.store.db import _BATCH, AWAITING, BREACH, MESSAGE, Store
 from monitor.store.models import Notification
 
 NOTIFICATION = Notification.__table__  # type: ignore[attr-defined]
@@ -63,21 +63,23 @@ class Outbox:
         conn: Connection, team: str, transitions: Sequence[Transition]
     ) -> list[tuple[int, Transition]]:
         """Each transition with its breach's id (an opened breach's row was just inserted in ``conn``)."""
+        subjects = sorted({t.subject for t in transitions if isinstance(t, Opened)})
+        ids: dict[tuple[str, str, datetime], int] = {}
+        for start in range(0, len(subjects), _BATCH):
+            rows = conn.execute(
+                select(BREACH.c.id, BREACH.c.rule, BREACH.c.subject, BREACH.c.opened_at).where(
+                    BREACH.c.team == team, BREACH.c.subject.in_(subjects[start : start + _BATCH])
+                )
+            )
+            for row in rows:
+                key = (row.rule, row.subject, row.opened_at)
+                ids[key] = max(ids.get(key, 0), row.id)
         out: list[tuple[int, Transition]] = []
         for t in transitions:
-            if isinstance(t, Opened):
-                found = conn.execute(
-                    select(func.max(BREACH.c.id)).where(
-                        BREACH.c.team == team,
-                        BREACH.c.rule == t.rule,
-                        BREACH.c.subject == t.subject,
-                        BREACH.c.opened_at == t.at,
-                    )
-                ).scalar()
-                if found is not None:
-                    out.append((int(found), t))
-            else:
+            if not isinstance(t, Opened):
                 out.append((t.breach_id, t))
+            elif (found := ids.get((t.rule, t.subject, t.at))) is not None:
+                out.append((found, t))
         return out
 
     @staticmethod
@@ -141,10 +143,10 @@ class Outbox:
 
     def due(self, now: datetime) -> list[PendingNotification]:
         """Pending notifications whose time has come and whose retry wait is over, oldest first."""
-        first_mail = (
-            select(MESSAGE.c.message_id, func.min(MESSAGE.c.subject).label("title"))
-            .group_by(MESSAGE.c.message_id)
-            .subquery()
+        title = (  # the customer's subject line, found through the message_id index
+            select(func.min(MESSAGE.c.subject))
+            .where(MESSAGE.c.message_id == BREACH.c.subject)
+            .scalar_subquery()
         )
         query = (
             select(
@@ -160,13 +162,12 @@ class Outbox:
                 AWAITING.c.received_at,
                 AWAITING.c.owner,
                 AWAITING.c.channel,
-                first_mail.c.title,
+                title.label("title"),
             )
             .join(BREACH, BREACH.c.id == NOTIFICATION.c.breach_id)
             .outerjoin(
                 AWAITING, and_(AWAITING.c.team == BREACH.c.team, AWAITING.c.item_key == BREACH.c.subject)
             )
-            .outerjoin(first_mail, first_mail.c.message_id == BREACH.c.subject)
             .where(
                 NOTIFICATION.c.outcome == PENDING,
                 NOTIFICATION.c.due_at <= now,

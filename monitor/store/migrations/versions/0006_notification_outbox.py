@@ -6,6 +6,8 @@ Create Date: 2026-12-01 03:20:00
 
 - ``notification``: one row per breach, escalation step and recipient, written with the breach transition
   that caused it and sent by the dispatcher.
+- ``ix_breach_subject``: finds a team's breach by rule and subject (the outbox looks up the breach it just
+  opened; breach history and evaluation look breaches up by subject).
 """
 
 from collections.abc import Sequence
@@ -38,8 +40,10 @@ def upgrade() -> None:
         sa.UniqueConstraint("breach_id", "step", "recipient", name="uq_notification_breach_step_recipient"),
     )
     op.create_index("ix_notification_pending", "notification", ["outcome", "due_at"])
+    op.create_index("ix_breach_subject", "breach", ["team", "rule", "subject"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_breach_subject", "breach")
     op.drop_index("ix_notification_pending", "notification")
     op.drop_table("notification")
