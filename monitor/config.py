@@ -24,7 +24,9 @@ from monitor import calendar as calendar_mod
 from monitor.calendar import BusinessCalendar
 from monitor.contacts import Contact, ContactDirectory, contact, load_contacts
 from monitor.durations import Duration, Interval
+from monitor.escalation import Member, NotifyConfig
 from monitor.events import Channel
+from monitor.exporters.notifiers.base import NOTIFIERS, NotifierConfigBase
 from monitor.plugins import PluginError, Scope, SecretRef, StrictConfig, config_errors
 from monitor.rules.base import RULES, RuleConfigBase
 from monitor.sources.base import SOURCES, SourceConfigBase
@@ -53,6 +55,8 @@ class ConfigScope(Scope):
     """Names under ``sources``."""
     contacts: bool = False
     """Whether the file has a ``contacts`` directory."""
+    notifiers: frozenset[str] = frozenset()
+    """Names under ``notifiers``."""
 
 
 class StoreConfig(StrictConfig):
@@ -246,6 +250,12 @@ class TeamConfig(StrictConfig):
     cross_channel: bool = False
     """A call to a customer answers their email, and an email to them answers their missed call, for
     customers whose address and number are linked in ``contacts``."""
+    notify: NotifyConfig | None = None
+    """Who is told what and when about the team's warnings and breaches (none: nobody)."""
+
+    def escalation_members(self) -> list[Member]:
+        """The members as escalation sees them: name, first address, whether they lead."""
+        return [Member(m.name, m.email[0] if m.email else None, m.role == "lead") for m in self.members]
 
     @field_validator("cross_channel")
     @classmethod
@@ -332,6 +342,8 @@ class Config(StrictConfig):
     calendars: dict[str, CalendarConfig] = Field(default_factory=dict)
     sources: dict[str, Annotated[SourceConfigBase, SOURCES.field]] = Field(default_factory=dict)
     """Source plugin settings by name; validated against the model of each one's ``kind``."""
+    notifiers: dict[str, Annotated[NotifierConfigBase, NOTIFIERS.field]] = Field(default_factory=dict)
+    """Notifier plugin settings by name; validated against the model of each one's ``kind``."""
     teams: dict[str, TeamConfig] = Field(default_factory=dict)
     contacts: ContactsConfig | None = None
     """Which addresses and numbers belong to the same customer (for teams with ``cross_channel``)."""
@@ -441,11 +453,13 @@ def validate(data: Any, *, env: Mapping[str, str] | None = None, check_secrets: 
         raise ConfigError(["the config must be a mapping at the top level"])
     calendars = data.get("calendars") if isinstance(data.get("calendars"), dict) else {}
     sources = data.get("sources") if isinstance(data.get("sources"), dict) else {}
+    notifiers = data.get("notifiers") if isinstance(data.get("notifiers"), dict) else {}
     scope = ConfigScope(
         secrets_env=env if check_secrets else None,
         calendars=frozenset(calendars or {}),
         sources=frozenset(sources or {}),
         contacts=bool(data.get("contacts")),
+        notifiers=frozenset(notifiers or {}),
     )
     errors: list[str] = []
     config: Config | None = None

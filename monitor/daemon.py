@@ -22,11 +22,13 @@ from monitor import config as config_mod
 from monitor.config import ConfigError, LoadedConfig
 from monitor.evaluate import Evaluator
 from monitor.exporters.http import MetricsServer
+from monitor.exporters.outbox import Dispatcher, build_notifiers
 from monitor.exporters.prometheus import DaemonState, ReplywatchCollector
 from monitor.plugins import SecretError
 from monitor.sources.base import SOURCES, Source, SourceConfigBase
 from monitor.store.db import Store
-from monitor.supervisor import EVALUATE, POLL, Job, Supervisor
+from monitor.store.outbox import Outbox
+from monitor.supervisor import DISPATCH, EVALUATE, POLL, Job, Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -69,9 +71,12 @@ class Daemon:
         self.clock = clock
         self.source_factory = source_factory
         self.supervisor = Supervisor(clock, reschedule=self._run_job_at)
-        self.state = DaemonState(self.supervisor)
         self.store = store or Store.open(loaded.config.store.url, store_password(loaded))
         self.evaluator = Evaluator(self.store, loaded.config)
+        self.dispatcher = Dispatcher(
+            Outbox(self.store), lambda: self.loaded.config, build_notifiers(loaded.config)
+        )
+        self.state = DaemonState(self.supervisor, notifications=self.dispatcher.snapshot)
         self.sources: dict[str, Source] = {}
         self._source_cfgs: dict[str, SourceConfigBase] = {}
         self._evaluate_lock = threading.Lock()
@@ -101,6 +106,7 @@ class Daemon:
         self.http.start()
         self._apply_sources()
         self._schedule_evaluation()
+        self._schedule_dispatch()
         self.scheduler.start()
         log.info(
             "replywatch started",
@@ -179,14 +185,18 @@ class Daemon:
             try:
                 self.loaded = fresh
                 self.evaluator.reconfigure(fresh.config)
+                self.dispatcher.notifiers = build_notifiers(fresh.config)
                 self._apply_sources()
                 self._schedule_evaluation()
+                self._schedule_dispatch()
             except Exception:
                 log.exception("config reload failed while applying it, going back to the running config")
                 self.loaded = old
                 self.evaluator.reconfigure(old.config)
+                self.dispatcher.notifiers = build_notifiers(old.config)
                 self._apply_sources()
                 self._schedule_evaluation()
+                self._schedule_dispatch()
                 self.state.config_reload_ok = False
                 return False
             if fresh.config.log != old.config.log:
@@ -232,6 +242,17 @@ class Daemon:
             seconds=every,
             id="evaluate",
             next_run_time=datetime.now(UTC) + timedelta(seconds=1),
+            replace_existing=True,
+        )
+
+    def _schedule_dispatch(self) -> None:
+        every = self.loaded.config.engine.evaluate_every.total_seconds()
+        self.scheduler.add_job(
+            self._guarded(self.dispatch),
+            "interval",
+            seconds=every,
+            id="dispatch",
+            next_run_time=datetime.now(UTC) + timedelta(seconds=2),
             replace_existing=True,
         )
 
@@ -301,6 +322,12 @@ class Daemon:
             for team in teams:
                 job = Job(EVALUATE, team, every, subject="evaluation", field="team")
                 self.supervisor.run(job, functools.partial(evaluator.run_team, team, now))
+
+    def dispatch(self) -> None:
+        """Send the alerts the outbox owes (supervised: a store failure backs off and is logged once)."""
+        every = self.loaded.config.engine.evaluate_every
+        job = Job(DISPATCH, "outbox", every, subject="alert dispatch", field="job")
+        self.supervisor.run(job, functools.partial(self.dispatcher.run, self.clock()))
 
 
 def _poll_job(name: str, cfg: SourceConfigBase) -> Job:

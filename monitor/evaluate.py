@@ -3,11 +3,14 @@ transitions."""
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+from sqlalchemy.engine import Connection
 
 from monitor.awaiting import EngineResult
 from monitor.breaches import BecameBreach, Opened, Transition, history_needed, reconcile
@@ -18,6 +21,7 @@ from monitor.engine.phone import PhoneOptions, PhoneTeam, build_phone_awaiting
 from monitor.events import CallEvent, Channel, MailboxSnapshot, MessageEvent
 from monitor.rules.base import RULES, EngineOptions, Level, Rule
 from monitor.store.db import Store, Timing, row_item
+from monitor.store.outbox import Outbox
 from monitor.verdict import TeamVerdict, evaluate_team
 
 log = logging.getLogger(__name__)
@@ -172,10 +176,25 @@ class Evaluator:
         open_breaches = self.store.open_breaches(team)
         history = self.store.breach_history(team, history_needed(open_breaches, verdict.findings))
         transitions = reconcile(team, open_breaches, verdict.findings, history, now)
-        self.store.apply_transitions(transitions)
+        self.store.apply_transitions(transitions, then=self._owed(team, now))
         self._evaluated[team] = now
         _log_breaches(transitions)
         return len(transitions)
+
+    def _owed(self, team: str, now: datetime) -> Callable[[Connection, Sequence[Transition]], None] | None:
+        """What writes the team's notifications with its transitions (None: the team notifies nobody)."""
+        cfg = self.config.teams[team]
+        if cfg.notify is None:
+            return None
+        return functools.partial(
+            Outbox(self.store).owe,
+            team=team,
+            notify=cfg.notify,
+            members=cfg.escalation_members(),
+            calendar=self.config.team_calendar(team),
+            addressed=self.config.notifiers[cfg.notify.via].addressed,
+            now=now,
+        )
 
     def _record_timings(self, rows: Sequence[Any], verdict: TeamVerdict) -> None:
         """Store each item's deadline and, once answered, its response times (changed rows only)."""

@@ -24,6 +24,8 @@ POLL = "poll"
 """The kind of a source's poll job (named after the source)."""
 EVALUATE = "evaluate"
 """The kind of a team's evaluation (named after the team)."""
+DISPATCH = "dispatch"
+"""The kind of the outbox dispatcher's job (named ``outbox``)."""
 INTERNAL = "internal"
 """The reason of an unexpected exception (a bug or an unreachable store), not a :class:`SourceError`."""
 SLOW_REASONS = frozenset({"auth", "config"})

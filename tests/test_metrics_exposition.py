@@ -61,6 +61,10 @@ def scenario_config(root: Path, sources: dict[str, Path]) -> dict[str, Any]:
         "store": {"url": f"sqlite:///{root / 'replywatch.db'}"},
         "calendars": {"london": {"timezone": "Europe/London", "hours": {"mon-fri": "09:00-17:00"}}},
         "sources": {name: {"kind": "maildir", "path": str(path)} for name, path in sources.items()},
+        # Nothing listens on port 9 of loopback: the alerts the outbox owes stay pending, counted failed.
+        "notifiers": {
+            "mail": {"kind": "smtp", "host": "127.0.0.1", "port": 9, "tls": "none", "from": "rw@example.com"}
+        },
         "teams": {
             "support": {
                 "calendar": "london",
@@ -73,6 +77,7 @@ def scenario_config(root: Path, sources: dict[str, Path]) -> dict[str, Any]:
                 "sources": ["support-mail", "support-archive"],
                 "member_metrics": True,
                 "rules": [{"kind": "reply_within", "within": "8h", "warn_before": "2h"}],
+                "notify": {"via": "mail", "escalation": [{"at": "breach", "to": ["owner", "team"]}]},
             },
             "billing": {
                 "calendar": "london",
@@ -168,6 +173,7 @@ def running_scenario(root: Path) -> Iterator[Scenario]:
             daemon.poll_source(name)
         polled_before = time.time()
         daemon.evaluate()
+        daemon.dispatch()
         yield Scenario(daemon, polled_after, polled_before)
     finally:
         daemon.stop()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -22,6 +22,7 @@ from monitor.config import Config
 from monitor.evaluate import build_rules, team_mailboxes
 from monitor.events import Channel
 from monitor.store.db import Store
+from monitor.store.outbox import Outbox
 from monitor.supervisor import DURATION_BUCKETS, POLL, Supervisor
 from monitor.verdict import counts_business_time
 
@@ -38,6 +39,8 @@ class DaemonState:
     jobs: Supervisor
     """Health of every job; the source families come from its ``poll`` jobs."""
     config_reload_ok: bool = True
+    notifications: Callable[[], Mapping[tuple[str, str], int]] = dict
+    """Notifications by (notifier, outcome) since start, as the outbox dispatcher counted them."""
 
 
 class ReplywatchCollector(Collector):
@@ -201,6 +204,25 @@ class ReplywatchCollector(Collector):
                 for state in states:
                     mailbox.add_metric([team, snap.source, snap.folder, state], float(getattr(snap, state)))
         yield mailbox
+        yield from self._notifications(config)
+
+    def _notifications(self, config: Config) -> Iterator[Metric]:
+        """The outbox: notifications handled by outcome, and those still waiting, per notifier."""
+        total = CounterMetricFamily(
+            "replywatch_notifications",
+            "Notifications handled by the outbox dispatcher, by outcome (sent, failed, expired, cancelled).",
+            labels=["notifier", "outcome"],
+        )
+        for (notifier, outcome), count in sorted(self.state.notifications().items()):
+            total.add_metric([notifier, outcome], float(count))
+        pending = GaugeMetricFamily(
+            "replywatch_outbox_pending", "Notifications waiting to be delivered.", labels=["notifier"]
+        )
+        waiting = Outbox(self.store).pending_counts()
+        for notifier in sorted(set(config.notifiers) | set(waiting)):
+            pending.add_metric([notifier], float(waiting.get(notifier, 0)))
+        yield total
+        yield pending
 
 
 def _le(bound: float) -> str:

@@ -158,7 +158,10 @@ class Breach(SQLModel, table=True):
     """A rule's non-ok verdict on a subject, from when it opened to when it resolved."""
 
     __tablename__ = "breach"
-    __table_args__ = (Index("ix_breach_open", "team", "rule", "resolved_at"),)
+    __table_args__ = (
+        Index("ix_breach_open", "team", "rule", "resolved_at"),
+        Index("ix_breach_subject", "team", "rule", "subject"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     team: str = Field(max_length=200)
@@ -171,3 +174,33 @@ class Breach(SQLModel, table=True):
     """When it became a breach (its opening time for a breach opened as one; None for a warning)."""
     resolved_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
     due_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+
+
+class Notification(SQLModel, table=True):
+    """A message owed to a recipient for one step of a breach (the outbox): written with the transition
+    that caused it, sent by the dispatcher, retried until delivered or expired, never sent twice."""
+
+    __tablename__ = "notification"
+    __table_args__ = (
+        UniqueConstraint("breach_id", "step", "recipient", name="uq_notification_breach_step_recipient"),
+        Index("ix_notification_pending", "outcome", "due_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    breach_id: int = Field(foreign_key="breach.id")
+    team: str = Field(max_length=200)
+    notifier: str = Field(max_length=200)
+    step: str = Field(max_length=50)
+    """The escalation step as configured: ``warning``, ``breach``, ``breach+4h``, ``resolved``."""
+    recipient: str = Field(max_length=320)
+    """An address, or for a notifier without addresses (a webhook) the step's recipients as written."""
+    due_at: datetime = Field(sa_column=_ts())
+    """When it may go out (moved to the team's next opening unless urgent)."""
+    created_at: datetime = Field(sa_column=_ts())
+    outcome: str = Field(default="pending", max_length=20)
+    """``pending``, ``sent``, ``expired`` or ``cancelled`` (its breach was over before it went out)."""
+    attempts: int = 0
+    next_attempt_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    done_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    last_error: str | None = Field(default=None, max_length=500)
+    """Why the last attempt failed (the server's reply; no customer data)."""

@@ -1,0 +1,176 @@
+"""The outbox dispatcher: sends due notifications, one message per recipient, retries, expires, counts."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from monitor.config import Config
+from monitor.escalation import BREACH, RESOLVED, WARNING, parse_at
+from monitor.exporters.notifiers.base import NOTIFIERS, AlertItem, Delivery, Notifier, NotifierError
+from monitor.store.outbox import CANCELLED, EXPIRED, SENT, Outbox, PendingNotification
+
+log = logging.getLogger(__name__)
+
+FAILED = "failed"
+"""The outcome counted for an attempt that did not deliver (the notification stays pending)."""
+FIRST_RETRY = timedelta(seconds=30)
+MAX_RETRY = timedelta(hours=1)
+DEFAULT_EXPIRY = timedelta(days=2)
+
+
+def build_notifiers(config: Config) -> dict[str, Notifier]:
+    """Every configured notifier, built from its config (no I/O)."""
+    return {name: NOTIFIERS.get(cfg.kind).factory(name, cfg) for name, cfg in config.notifiers.items()}
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """Wait after the ``attempts``-th failure: 30 s, doubling, at most an hour."""
+    delay: timedelta = FIRST_RETRY * (2 ** max(attempts - 1, 0))
+    return min(delay, MAX_RETRY)
+
+
+def delivery_key(ids: Sequence[int], recipient: str) -> str:
+    """Stable over retries of the same rows: the same message keeps the same Message-ID."""
+    digest = hashlib.sha256(f"{','.join(map(str, sorted(ids)))}|{recipient}".encode()).hexdigest()
+    return f"replywatch.{digest[:32]}"
+
+
+def alert_item(row: PendingNotification) -> AlertItem:
+    """How a notification's breach shows in a message."""
+    point, _ = parse_at(row.step)
+    level = {WARNING: "warning", RESOLVED: "resolved"}.get(point, BREACH)
+    at = {
+        "warning": row.opened_at,
+        "resolved": row.resolved_at or row.opened_at,
+        BREACH: row.breached_at or row.opened_at,
+    }[level]
+    if row.channel == "phone":
+        subject = "Missed call"
+    else:
+        subject = row.title if row.title is not None else f"{row.rule}: {row.breach_subject}"
+    return AlertItem(
+        breach_id=row.breach_id,
+        step=row.step,
+        rule=row.rule,
+        level=level,
+        at=at,
+        subject=subject or "(no subject)",
+        customer=row.customer,
+        waiting_since=row.received_at or row.opened_at,
+        due_at=row.deadline,
+        owner=row.owner,
+    )
+
+
+def stale(row: PendingNotification, now: datetime) -> bool:
+    """An alert that no longer says anything true: its breach is over, or its warning became a breach."""
+    point, _ = parse_at(row.step)
+    if point == RESOLVED:
+        return False
+    if row.resolved_at is not None and row.resolved_at <= now:
+        return True
+    return point == WARNING and row.breached_at is not None
+
+
+@dataclass
+class Dispatcher:
+    """Sends what the outbox owes; the daemon runs it as a supervised job."""
+
+    outbox: Outbox
+    config: Callable[[], Config]
+    notifiers: Mapping[str, Notifier]
+    counts: Counter[tuple[str, str]] = field(default_factory=Counter)
+    """Notifications by (notifier, outcome) since start: ``replywatch_notifications_total``."""
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def run(self, now: datetime) -> int:
+        """Send every due notification grouped per recipient; returns how many were delivered."""
+        config = self.config()
+        groups: dict[tuple[str, str, str], list[PendingNotification]] = {}
+        cancelled: list[PendingNotification] = []
+        expired: dict[tuple[str, str, str], list[PendingNotification]] = {}
+        for row in self.outbox.due(now):
+            key = (row.notifier, row.team, row.recipient)
+            if stale(row, now):
+                cancelled.append(row)
+            elif now - row.due_at > _expiry(config, row.team):
+                expired.setdefault(key, []).append(row)
+            else:
+                groups.setdefault(key, []).append(row)
+        self._finish(cancelled, CANCELLED, now)
+        for (notifier, team, _), rows in expired.items():
+            log.error(
+                "alerts expired undelivered",
+                extra={"notifier": notifier, "team": team, "alerts": len(rows), "error": rows[0].last_error},
+            )
+            self._finish(rows, EXPIRED, now, rows[0].last_error)
+        delivered = 0
+        for (notifier, team, recipient), rows in groups.items():
+            delivered += self._send(config, notifier, team, recipient, rows, now)
+        return delivered
+
+    def _send(
+        self,
+        config: Config,
+        notifier: str,
+        team: str,
+        recipient: str,
+        rows: list[PendingNotification],
+        now: datetime,
+    ) -> int:
+        """Deliver one group as one message; on failure every row waits for its retry."""
+        ids = [row.id for row in rows]
+        sender = self.notifiers.get(notifier)
+        team_cfg = config.teams.get(team)
+        delivery = Delivery(
+            team=team,
+            recipient=recipient,
+            items=tuple(alert_item(row) for row in rows),
+            key=delivery_key(ids, recipient),
+            dashboard_url=team_cfg.notify.dashboard_url if team_cfg and team_cfg.notify else None,
+            timezone=config.team_calendar(team).timezone if team_cfg else "UTC",
+        )
+        try:
+            if sender is None:
+                raise NotifierError("config", f"notifier {notifier!r} is not configured")
+            sender.send(delivery)
+        except NotifierError as err:
+            attempts = max(row.attempts for row in rows) + 1
+            if attempts == 1:
+                log.warning(
+                    "alert not delivered, will retry",
+                    extra={"notifier": notifier, "team": team, "reason": err.reason, "error": str(err)},
+                )
+            self.outbox.retry(ids, now + retry_delay(attempts), str(err))
+            self._count(notifier, FAILED, len(ids))
+            return 0
+        self.outbox.finish(ids, SENT, now)
+        self._count(notifier, SENT, len(ids))
+        return len(ids)
+
+    def _finish(
+        self, rows: Sequence[PendingNotification], outcome: str, now: datetime, error: str | None = None
+    ) -> None:
+        self.outbox.finish([row.id for row in rows], outcome, now, error)
+        for row in rows:
+            self._count(row.notifier, outcome, 1)
+
+    def _count(self, notifier: str, outcome: str, n: int) -> None:
+        with self._lock:
+            self.counts[(notifier, outcome)] += n
+
+    def snapshot(self) -> dict[tuple[str, str], int]:
+        """The counts, one consistent copy."""
+        with self._lock:
+            return dict(self.counts)
+
+
+def _expiry(config: Config, team: str) -> timedelta:
+    team_cfg = config.teams.get(team)
+    return team_cfg.notify.expire_after if team_cfg and team_cfg.notify else DEFAULT_EXPIRY

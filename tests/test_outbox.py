@@ -1,0 +1,140 @@
+"""The outbox on SQLite and PostgreSQL: rows written with their transitions, once each; the dispatcher
+cancels what is no longer true, expires what cannot be delivered (one error line), and sends the rest."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from monitor.breaches import BecameBreach, Opened, Resolved
+from monitor.calendar import BusinessCalendar
+from monitor.config import Config, validate
+from monitor.escalation import Member, NotifyConfig
+from monitor.exporters.outbox import Dispatcher, build_notifiers
+from monitor.rules.base import Level
+from monitor.store.db import Store
+from monitor.store.outbox import Outbox
+from tests.servers.smtp import PASSWORD, USER, SmtpServer
+
+T = datetime(2026, 11, 16, 10, 0, tzinfo=UTC)
+ALWAYS = BusinessCalendar.always_open()
+MEMBERS = [Member("Alice", "alice@example.com", lead=True), Member("Bob", "bob@example.com")]
+NOTIFY = NotifyConfig.model_validate(
+    {
+        "via": "mail",
+        "escalation": [
+            {"at": "warning", "to": ["owner"]},
+            {"at": "breach", "to": ["owner", "team"]},
+            {"at": "breach+1h", "to": ["lead"]},
+        ],
+        "expire_after": "1h",
+    }
+)
+
+
+def config(smtp: SmtpServer) -> Config:
+    raw: dict[str, Any] = {
+        "notifiers": {
+            "mail": {
+                "kind": "smtp",
+                "host": "127.0.0.1",
+                "port": smtp.port,
+                "ca_file": str(smtp.ca_file),
+                "username": USER,
+                "password_env": "OUTBOX_SMTP_PASSWORD",
+                "from": "rw@example.com",
+            }
+        },
+        "teams": {
+            "support": {
+                "members": [
+                    {"name": "Alice", "email": ["alice@example.com"], "role": "lead"},
+                    {"name": "Bob", "email": ["bob@example.com"]},
+                ],
+                "notify": NOTIFY.model_dump(),
+            }
+        },
+    }
+    return validate(raw, check_secrets=False).config
+
+
+def apply(outbox: Outbox, store: Store, transitions: list[Any], now: datetime) -> None:
+    def owe(conn: Any, ts: Any) -> None:
+        outbox.owe(
+            conn, ts, team="support", notify=NOTIFY, members=MEMBERS, calendar=ALWAYS, addressed=True, now=now
+        )
+
+    store.apply_transitions(transitions, then=owe)
+
+
+def test_rows_are_written_once_per_breach_step_and_recipient(store: Store) -> None:
+    outbox = Outbox(store)
+    apply(
+        outbox, store, [Opened("support", "reply_within", "m1", Level.WARNING, T, T + timedelta(hours=2))], T
+    )
+    [breach] = store.open_breaches("support")
+    apply(
+        outbox, store, [BecameBreach(breach.id, "support", "reply_within", "m1", T + timedelta(hours=2))], T
+    )
+    # The same transition again (a re-run after a crash) owes nothing new.
+    with store.engine.begin() as conn:
+        outbox.owe(
+            conn,
+            [BecameBreach(breach.id, "support", "reply_within", "m1", T + timedelta(hours=2))],
+            team="support",
+            notify=NOTIFY,
+            members=MEMBERS,
+            calendar=ALWAYS,
+            addressed=True,
+            now=T,
+        )
+    assert outbox.all() == [
+        (breach.id, "warning", "alice@example.com", "mail", "pending"),  # no owner on record: the team
+        (breach.id, "warning", "bob@example.com", "mail", "pending"),
+        (breach.id, "breach", "alice@example.com", "mail", "pending"),
+        (breach.id, "breach", "bob@example.com", "mail", "pending"),
+        (breach.id, "breach+1h", "alice@example.com", "mail", "pending"),
+    ]
+    assert outbox.pending_counts() == {"mail": 5}
+    assert [n.step for n in outbox.due(T + timedelta(hours=2))] == ["warning", "warning", "breach", "breach"]
+
+
+def test_dispatcher_cancels_stale_expires_undeliverable_and_sends_the_rest(
+    store: Store, smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("OUTBOX_SMTP_PASSWORD", PASSWORD)
+    outbox = Outbox(store)
+    cfg = config(smtp_server)
+    dispatcher = Dispatcher(outbox, lambda: cfg, build_notifiers(cfg))
+    apply(
+        outbox, store, [Opened("support", "reply_within", "m1", Level.WARNING, T, T + timedelta(hours=2))], T
+    )
+    [breach] = store.open_breaches("support")
+    at = T + timedelta(hours=2)
+    apply(outbox, store, [BecameBreach(breach.id, "support", "reply_within", "m1", at)], at)
+
+    # The warning never went out and is no longer true: cancelled, not sent.
+    smtp_server.stop()
+    assert dispatcher.run(at) == 0
+    assert [o for *_, o in outbox.all()] == ["cancelled"] * 2 + ["pending"] * 3
+    assert dispatcher.snapshot() == {("mail", "cancelled"): 2, ("mail", "failed"): 2}
+
+    # An hour later the relay is still down: the breach rows expire with one error line.
+    caplog.clear()
+    later = at + timedelta(hours=1, minutes=1)
+    assert dispatcher.run(later) == 0
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == ["alerts expired undelivered"] * 2  # one per recipient
+    assert dispatcher.snapshot()[("mail", "expired")] == 2
+
+    # The lead's step (due at breach+1h) goes out once the relay is back; the resolution cancels nothing sent.
+    smtp_server.start()
+    assert dispatcher.run(later + timedelta(minutes=1)) == 1
+    assert [r.rcpt_tos for r in smtp_server.received] == [["alice@example.com"]]
+    apply(outbox, store, [Resolved(breach.id, "support", "reply_within", "m1", Level.BREACH, later)], later)
+    assert dispatcher.run(later + timedelta(minutes=2)) == 0
+    assert [o for *_, o in outbox.all()] == ["cancelled"] * 2 + ["expired"] * 2 + ["sent"]
+    assert outbox.pending_counts() == {}
