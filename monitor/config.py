@@ -182,7 +182,7 @@ class TeamConfig(StrictConfig):
     mailer-daemon...): a local part (``alerts``) or an address pattern (``*@notifications.example.net``)."""
     member_metrics: bool = False
     """Export ``replywatch_member_response_seconds{team,member}``."""
-    closing_thanks: bool = False
+    closing_thanks: bool = True
     """A customer's short "thanks!" after an answer opens no new item (sources need ``text_preview``)."""
     internal_forward_is_response: bool = False
     """A member forwarding the conversation to colleagues counts as the team's response."""
