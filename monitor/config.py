@@ -252,6 +252,9 @@ class EngineConfig(StrictConfig):
     """Messages older than this are not re-examined (their items are kept as they were)."""
     evaluate_every: Interval = Field(default_factory=lambda: timedelta(seconds=30))
     """How often rules are evaluated (also right after new mail is stored); at least one second."""
+    judge_incomplete_after: Duration = Field(default_factory=lambda: timedelta(hours=1))
+    """A team with a source that cannot be read is not judged (no breach from half its mail) until the
+    source has been missing this long; then breaches open again, marked as judged on incomplete data."""
 
 
 class Config(StrictConfig):
@@ -285,6 +288,10 @@ class Config(StrictConfig):
         return sorted(
             {self.sources[name].channel for name in self.teams[team].sources if name in self.sources}
         )
+
+    def staleness_limits(self) -> dict[str, timedelta]:
+        """Each source's staleness limit by name."""
+        return {name: cfg.staleness_limit for name, cfg in self.sources.items()}
 
 
 @dataclass(frozen=True, slots=True)

@@ -55,9 +55,7 @@ def test_previews_without_touching_flags(
 
 
 def test_the_preview_is_on_by_default() -> None:
-    config = ImapConfig.model_validate(
-        {"kind": "imap", "host": "h", "username": "u", "password_env": "P"}
-    )
+    config = ImapConfig.model_validate({"kind": "imap", "host": "h", "username": "u", "password_env": "P"})
     assert config.text_preview is True  # closing_thanks (on by default) needs the text
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from prometheus_client.core import (
@@ -21,6 +21,7 @@ from monitor import __version__
 from monitor.config import Config
 from monitor.evaluate import build_rules
 from monitor.events import Channel
+from monitor.freshness import TeamFreshness
 from monitor.store.db import Store
 from monitor.store.models import MailboxCount
 from monitor.supervisor import DURATION_BUCKETS, POLL, Supervisor
@@ -39,6 +40,10 @@ class DaemonState:
     jobs: Supervisor
     """Health of every job; the source families come from its ``poll`` jobs."""
     config_reload_ok: bool = True
+    freshness: dict[str, TeamFreshness] = field(default_factory=dict)
+    """Each team's freshness at its last evaluation."""
+    completed_once: set[str] = field(default_factory=set)
+    """Teams judged at least once on complete data since the start."""
 
 
 class ReplywatchCollector(Collector):
@@ -62,6 +67,15 @@ class ReplywatchCollector(Collector):
         )
         reload_ok.add_metric([], 1.0 if self.state.config_reload_ok else 0.0)
         yield reload_ok
+        complete = GaugeMetricFamily(
+            "replywatch_team_complete",
+            "Whether every source of the team has been read recently enough to judge it.",
+            labels=["team"],
+        )
+        for team in config.teams:
+            freshness = self.state.freshness.get(team)
+            complete.add_metric([team], 1.0 if freshness is not None and freshness.complete else 0.0)
+        yield complete
         yield from self._sources(config)
         try:
             families = list(self._from_store(config))

@@ -459,7 +459,15 @@ class Store:
         with self.engine.connect() as conn:
             return [
                 OpenBreach(
-                    r.id, r.team, r.rule, r.subject, Level(r.level), r.opened_at, r.due_at, r.breached_at
+                    r.id,
+                    r.team,
+                    r.rule,
+                    r.subject,
+                    Level(r.level),
+                    r.opened_at,
+                    r.due_at,
+                    r.breached_at,
+                    _split(r.unreadable),
                 )
                 for r in conn.execute(query)
             ]
@@ -503,11 +511,16 @@ class Store:
                 "due_at": t.due_at,
                 "resolved_at": t.resolved_at,
                 "breached_at": t.breached_at,
+                "unreadable": _join(t.unreadable),
             }
             for t in transitions
             if isinstance(t, Opened)
         ]
-        became = [{"b_id": t.breach_id, "b_at": t.at} for t in transitions if isinstance(t, BecameBreach)]
+        became = [
+            {"b_id": t.breach_id, "b_at": t.at, "b_unreadable": _join(t.unreadable)}
+            for t in transitions
+            if isinstance(t, BecameBreach)
+        ]
         resolved = [{"b_id": t.breach_id, "b_at": t.at} for t in transitions if isinstance(t, Resolved)]
         with self.engine.begin() as conn:
             if opened:
@@ -516,7 +529,11 @@ class Store:
                 conn.execute(
                     update(BREACH)
                     .where(BREACH.c.id == bindparam("b_id"))
-                    .values(level=Level.BREACH.value, breached_at=bindparam("b_at")),
+                    .values(
+                        level=Level.BREACH.value,
+                        breached_at=bindparam("b_at"),
+                        unreadable=bindparam("b_unreadable"),
+                    ),
                     became,
                 )
             if resolved:
