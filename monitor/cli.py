@@ -83,13 +83,16 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     """Print who waits, how long, due when, and open breaches."""
-    from monitor.status import render_status
+    from monitor.status import NeverPolled, render_status
     from monitor.store.db import Store
 
     loaded = _load(args.config, check_secrets=False)
     store = Store.open(loaded.config.store.url, _password(loaded))
     try:
         overdue = render_status(loaded.config, store, datetime.now(UTC), sys.stdout)
+    except NeverPolled as err:
+        print(f"replywatch status: {err}", file=sys.stderr)
+        return EXIT_CONFIG
     finally:
         store.close()
     return EXIT_FINDINGS if overdue else EXIT_OK

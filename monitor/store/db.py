@@ -311,6 +311,12 @@ class Store:
             value = conn.execute(select(CURSOR.c.value).where(CURSOR.c.source == source)).scalar()
         return json.loads(value) if value else None
 
+    def last_polls(self) -> dict[str, datetime]:
+        """When each source last completed a poll (saved its cursor), by name; empty before any poll."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(CURSOR.c.source, CURSOR.c.updated_at))
+            return {row.source: when for row in rows if (when := _aware(row.updated_at)) is not None}
+
     def engine_stamp(self, sources: Sequence[str]) -> datetime | None:
         """When any of ``sources`` last added an event or changed a field the engine reads."""
         with self.engine.connect() as conn:
