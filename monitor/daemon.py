@@ -70,7 +70,7 @@ class Daemon:
         self.clock = clock
         self.source_factory = source_factory
         self.supervisor = Supervisor(clock, reschedule=self._run_job_at)
-        self.state = DaemonState(self.supervisor)
+        self.state = DaemonState(self.supervisor, clock=clock)
         self.watching_since = clock()
         """When this process began to watch: a source never read is missing since then."""
         self.store = store or Store.open(loaded.config.store.url, store_password(loaded))

@@ -6,6 +6,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from prometheus_client.core import (
@@ -44,6 +45,12 @@ class DaemonState:
     """Each team's freshness at its last evaluation."""
     completed_once: set[str] = field(default_factory=set)
     """Teams judged at least once on complete data since the start."""
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    """The time business durations are measured to."""
+
+
+ON_TIME_WINDOWS: tuple[tuple[str, timedelta], ...] = (("7d", timedelta(days=7)), ("30d", timedelta(days=30)))
+"""The windows of ``replywatch_answered_on_time_ratio``."""
 
 
 class ReplywatchCollector(Collector):
@@ -132,6 +139,7 @@ class ReplywatchCollector(Collector):
         yield from (up, last, errors, durations)
 
     def _from_store(self, config: Config) -> Iterator[Metric]:
+        now = self.state.clock()
         awaiting = GaugeMetricFamily(
             "replywatch_awaiting",
             "Customer contacts waiting for the team's answer.",
@@ -142,17 +150,41 @@ class ReplywatchCollector(Collector):
             "Arrival time of the longest-waiting customer contact.",
             labels=["team", "channel"],
         )
+        oldest_business = GaugeMetricFamily(
+            "replywatch_awaiting_oldest_business_seconds",
+            "How long the longest-waiting customer contact has waited, in the team's business hours.",
+            labels=["team", "channel"],
+        )
         summary = {
             (team, channel): (count, first) for team, channel, count, first in self.store.awaiting_summary()
         }
         for team in config.teams:
+            calendar = config.team_calendar(team)
             for team_channel in config.team_channels(team):
                 count, first = summary.get((team, team_channel), (0, None))
                 awaiting.add_metric([team, team_channel], float(count))
                 if first is not None:
                     oldest.add_metric([team, team_channel], first.timestamp())
+                    waited = calendar.business_seconds_between(first, max(first, now))
+                    oldest_business.add_metric([team, team_channel], waited)
         yield awaiting
         yield oldest
+        yield oldest_business
+
+        ratio = GaugeMetricFamily(
+            "replywatch_answered_on_time_ratio",
+            "Share of the customer contacts received in the window and decided (answered or overdue) that "
+            "were answered within the team's own target.",
+            labels=["team", "channel", "window"],
+        )
+        for window, span in ON_TIME_WINDOWS:
+            decided = {(t, c): (n, ok) for t, c, n, ok in self.store.on_time_counts(now - span, now)}
+            for team in config.teams:
+                for team_channel in config.team_channels(team):
+                    n, ok = decided.get((team, team_channel), (0, 0))
+                    if n:  # no decided contact: no ratio, rather than a made-up 0 or 1
+                        ratio.add_metric([team, team_channel, window], ok / n)
+        yield ratio
 
         open_ = GaugeMetricFamily(
             "replywatch_breaches_open", "Breaches not resolved yet.", labels=["team", "rule"]
@@ -164,6 +196,16 @@ class ReplywatchCollector(Collector):
                 o, t = counts.get((team, rule), (0, 0))
                 open_.add_metric([team, rule], float(o))
                 total.add_metric([team, rule], float(t))
+        warnings = GaugeMetricFamily(
+            "replywatch_warnings_open",
+            "Warnings not resolved yet: customers close to their deadline.",
+            labels=["team", "rule"],
+        )
+        warning_counts = {(team, rule): n for team, rule, n in self.store.warning_counts()}
+        for team in config.teams:
+            for rule in sorted({r.kind for r in config.team_rules(team)}):
+                warnings.add_metric([team, rule], float(warning_counts.get((team, rule), 0)))
+        yield warnings
         yield open_
         yield total
 

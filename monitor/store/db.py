@@ -23,6 +23,7 @@ from sqlalchemy import (
     event,
     func,
     literal,
+    or_,
     select,
     text,
     update,
@@ -601,6 +602,35 @@ class Store:
             for team, channel, count, oldest in conn.execute(query):
                 out.append((team, channel, int(count), _aware(oldest)))
             return out
+
+    def warning_counts(self) -> list[tuple[str, str, int]]:
+        """(team, rule, open warnings) for every team and rule with an open warning."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(BREACH.c.team, BREACH.c.rule, func.count())
+                .where(BREACH.c.resolved_at.is_(None), BREACH.c.level == Level.WARNING.value)
+                .group_by(BREACH.c.team, BREACH.c.rule)
+            )
+            return [(r[0], r[1], int(r[2])) for r in rows]
+
+    def on_time_counts(self, since: datetime, now: datetime) -> list[tuple[str, str, int, int]]:
+        """(team, channel, decided, on time) of the items with a deadline received since ``since`` whose
+        outcome is known at ``now``: answered, or past their deadline; on time = answered by the deadline."""
+        answered = AWAITING.c.responded_at.is_not(None)
+        on_time = and_(answered, AWAITING.c.responded_at <= AWAITING.c.due_at)
+        decided = and_(AWAITING.c.due_at.is_not(None), or_(answered, AWAITING.c.due_at < now))
+        query = (
+            select(
+                AWAITING.c.team,
+                AWAITING.c.channel,
+                func.count(),
+                func.sum(case((on_time, 1), else_=0)),
+            )
+            .where(AWAITING.c.received_at >= since, AWAITING.c.received_at <= now, decided)
+            .group_by(AWAITING.c.team, AWAITING.c.channel)
+        )
+        with self.engine.connect() as conn:
+            return [(r[0], r[1], int(r[2]), int(r[3] or 0)) for r in conn.execute(query)]
 
     def breach_counts(self) -> list[tuple[str, str, int, int]]:
         """(team, rule, open breaches, breaches ever opened) for every team and rule with any."""
