@@ -23,6 +23,7 @@ from monitor.config import Config
 from monitor.evaluate import build_rules
 from monitor.events import Channel
 from monitor.freshness import TeamFreshness
+from monitor.rules.deadline import DeadlineConfig
 from monitor.store.db import Store
 from monitor.store.models import MailboxCount
 from monitor.supervisor import DURATION_BUCKETS, POLL, Supervisor
@@ -138,6 +139,20 @@ class ReplywatchCollector(Collector):
                     errors.add_metric([source, reason], float(count))
         yield from (up, last, errors, durations)
 
+    def _targets(self, config: Config) -> Metric:
+        """Each team's promise per channel in business hours, so that alerts compare waits with it."""
+        target = GaugeMetricFamily(
+            "replywatch_answer_target_seconds",
+            "The team's deadline for answering a contact on the channel, in business seconds (teams whose "
+            "rule counts wall-clock time have none).",
+            labels=["team", "channel"],
+        )
+        for team in config.teams:
+            for rule in config.team_rules(team):
+                if isinstance(rule, DeadlineConfig) and rule.business_hours:
+                    target.add_metric([team, rule.channel], rule.within.total_seconds())
+        return target
+
     def _from_store(self, config: Config) -> Iterator[Metric]:
         now = self.state.clock()
         awaiting = GaugeMetricFamily(
@@ -170,6 +185,7 @@ class ReplywatchCollector(Collector):
         yield awaiting
         yield oldest
         yield oldest_business
+        yield self._targets(config)
 
         ratio = GaugeMetricFamily(
             "replywatch_answered_on_time_ratio",
