@@ -45,6 +45,10 @@ def _password(loaded: LoadedConfig) -> str | None:
 def cmd_check_config(args: argparse.Namespace) -> int:
     """Validate a config (and with --probe, log in to every source)."""
     loaded = _load(args.config)
+    from monitor.config_warnings import config_warnings
+
+    for warning in config_warnings(loaded.config):
+        print(f"warning: {warning}")
     if not args.probe:
         print(f"{args.config}: ok ({len(loaded.sources)} sources, {len(loaded.config.teams)} teams)")
         return EXIT_OK
