@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import signal
 import sys
 import tempfile
@@ -35,6 +36,12 @@ teams:
     rules:
       - {{kind: reply_within, within: 24h, business_hours: true, warn_before: 4h}}
 """
+
+
+def command_prefix() -> str:
+    """How to run replywatch from here, as printed: the installed command, else this interpreter."""
+    found = shutil.which("replywatch")
+    return "replywatch" if found else f"{sys.executable} -m monitor"
 
 
 def run_demo(directory: str | None, listen: str, duration: timedelta | None) -> int:
@@ -72,7 +79,7 @@ def run_demo(directory: str | None, listen: str, duration: timedelta | None) -> 
     print(f"replywatch demo: {total} sample messages in {root / 'mail'}")
     print(f"  config:  {config_path}")
     print(f"  metrics: {url}")
-    print(f"  status:  replywatch status -c {config_path}\n")
+    print(f"  status:  {command_prefix()} status -c {config_path}\n")
     render_status(loaded.config, daemon.store, datetime.now(UTC), sys.stdout)
     sys.stdout.flush()
 
