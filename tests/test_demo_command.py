@@ -20,12 +20,12 @@ def test_demo_serves_waiting_customers_and_a_breach(tmp_path: Path) -> None:
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "monitor", "demo", "--dir", str(tmp_path / "demo"),
-         "--listen", f"127.0.0.1:{port}", "--for", "20s"],
+         "--listen", f"127.0.0.1:{port}", "--for", "50s"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     try:
         samples: dict[str, float] = {}
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 45  # a loaded CI machine starts Python and the first poll slowly
         while time.monotonic() < deadline and samples.get("replywatch_breaches_open", 0) < 1:
             try:
                 body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
