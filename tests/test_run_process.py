@@ -142,7 +142,8 @@ def test_sigterm_exits_in_time_while_a_poll_hangs(tmp_path: Path) -> None:
     try:
         # Never ready (its one source never answers, so its team is never judged): wait until it is up.
         wait_for(
-            lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/-/healthy", timeout=2).status == 200
+            lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/-/healthy", timeout=2).status == 200,
+            timeout=45.0,  # a loaded CI machine starts Python slowly
         )
         conn, _ = silent.accept()  # the poll has connected and now waits for a greeting that never comes
         started = time.monotonic()
