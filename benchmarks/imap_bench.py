@@ -2,7 +2,8 @@
 
 Run: ``uv run python benchmarks/imap_bench.py`` (``--help`` for sizes). Targets: initial sync <= 1.5x a raw
 fetch of the same header fields, with and without saving the result into a fresh SQLite store; a no-change
-poll <= 1.3x raw STATUS of the same folders.
+poll <= 1.3x raw STATUS of the same folders. The initial sync runs twice, with ``text_preview`` (the default)
+and without it, and prints what the preview costs.
 """
 
 from __future__ import annotations
@@ -116,8 +117,10 @@ def _server(server: DovecotServer | None) -> Iterator[DovecotServer]:
             yield started
 
 
-def _source(mailbox: Mailbox, folders: dict[str, Any]) -> ImapSource:
-    config = ImapConfig.model_validate({**mailbox.imap_settings("implicit"), "folders": folders})
+def _source(mailbox: Mailbox, folders: dict[str, Any], text_preview: bool = True) -> ImapSource:
+    config = ImapConfig.model_validate(
+        {**mailbox.imap_settings("implicit"), "folders": folders, "text_preview": text_preview}
+    )
     return ImapSource("bench", config)
 
 
@@ -131,8 +134,10 @@ def bench_initial_sync(
     messages: int = 10_000,
     runs: int = 3,
     server: DovecotServer | None = None,
+    text_preview: bool = True,
 ) -> dict[str, float]:
-    """Time a first poll of ``messages`` messages (INBOX 80 %, Sent 20 %) against a raw imapclient fetch.
+    """Time a first poll of ``messages`` messages (INBOX 80 %, Sent 20 %) against a raw imapclient fetch
+    of the same items (headers, and the first 4 KB of text with ``text_preview``).
 
     ``store_callback`` (optional) receives the PollResult; its time is reported as ``store_s`` and
     included in ``poll_store_s``. Connections are opened before the clock starts, for both sides.
@@ -155,7 +160,7 @@ def bench_initial_sync(
                 ),
             )
         folders = {"inbox": "INBOX", "sent": "Sent"}
-        header_item = _source(mailbox, folders)._fetch_items()
+        header_item = _source(mailbox, folders, text_preview)._fetch_items()
 
         raw_client = mailbox.client("implicit")
 
@@ -176,7 +181,7 @@ def bench_initial_sync(
         stored: list[float] = []
 
         def source_poll() -> float:
-            source = _source(mailbox, folders)
+            source = _source(mailbox, folders, text_preview)
             assert source.check() == []  # connect and log in before the clock starts
             began = time.perf_counter()
             result = source.poll(None)
@@ -211,6 +216,7 @@ def sqlite_store_callback(directory: Path, count: int) -> tuple[Callable[[PollRe
     The ``count`` stores are created and migrated up front, so that only ``save_poll`` is timed.
     """
     stores = []
+    directory.mkdir(parents=True, exist_ok=True)
     for n in range(count):
         store = Store.open(f"sqlite:///{directory}/b{n}.db")
         store.upgrade()
@@ -283,12 +289,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3, help="timed runs per side (median reported)")
     args = parser.parse_args(argv)
     with running_dovecot() as server, tempfile.TemporaryDirectory(prefix="replywatch-bench-") as tmp:
-        save, stores = sqlite_store_callback(Path(tmp), args.runs)
+        save, stores = sqlite_store_callback(Path(tmp) / "preview", args.runs)
+        bare_save, bare_stores = sqlite_store_callback(Path(tmp) / "headers", args.runs)
         try:
             sync = bench_initial_sync(save, messages=args.messages, runs=args.runs, server=server)
+            bare = bench_initial_sync(
+                bare_save, messages=args.messages, runs=args.runs, server=server, text_preview=False
+            )
         finally:
-            for store in stores:
+            for store in [*stores, *bare_stores]:
                 store.close()
+        print(
+            f"text_preview cost on the initial sync of {sync['messages']:,} messages: fetch + parse + store "
+            f"{sync['poll_store_s']:.3f} s with it, {bare['poll_store_s']:.3f} s headers only "
+            f"(+{(sync['poll_store_s'] / bare['poll_store_s'] - 1) * 100:.0f} %)"
+        )
         print(
             f"initial sync, {sync['messages']:,} messages: raw imapclient fetch {sync['raw_fetch_s']:.3f} s, "
             f"ImapSource.poll {sync['poll_s']:.3f} s (fetch + parse + events), "

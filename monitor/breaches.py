@@ -4,6 +4,10 @@ A finding at warning or breach level opens a row; a warning whose deadline passe
 found ok again, or no longer judged, is resolved. A subject that can breach only once (an awaiting item) is
 never opened again once it had a breach (a re-read of old mail must not count history twice); a subject that
 can recover and breach again (a mailbox folder) gets a new breach each time.
+
+A team is reconciled only on complete data, or once a source has been missing past the outage limit
+(:mod:`monitor.freshness`); then every breach that opens or becomes a breach names the ``unreadable``
+sources, so that nobody is blamed for mail replywatch could not see.
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ class OpenBreach:
     due_at: datetime | None = None
     breached_at: datetime | None = None
     """When it became a breach (None while a warning)."""
+    unreadable: tuple[str, ...] = ()
+    """Sources that could not be read when it was judged (empty: judged on complete data)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +47,8 @@ class Opened:
     at: datetime
     due_at: datetime | None = None
     resolved_at: datetime | None = None
+    unreadable: tuple[str, ...] = ()
+    """Sources that could not be read when it was judged (judged on incomplete data)."""
 
     @property
     def breached_at(self) -> datetime | None:
@@ -57,6 +65,8 @@ class BecameBreach:
     rule: str
     subject: str
     at: datetime
+    unreadable: tuple[str, ...] = ()
+    """Sources that could not be read when it was judged (judged on incomplete data)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,12 +102,16 @@ def reconcile(
     findings: Sequence[Finding],
     history: Collection[tuple[str, str]],
     now: datetime,
+    unreadable: Sequence[str] = (),
 ) -> list[Transition]:
     """The transitions that bring ``open_breaches`` in line with ``findings`` at ``now``.
 
     ``history`` holds the (rule, subject) pairs that ever had a breach, at least those that
     :func:`history_needed` names. Open rows of a rule or subject no longer judged are resolved at ``now``.
+    ``unreadable`` names the team's sources that could not be read: what opens or becomes a breach
+    carries them.
     """
+    gaps = tuple(unreadable)
     open_by = {(b.rule, b.subject): b for b in open_breaches}
     seen: set[tuple[str, str]] = set()
     out: list[Transition] = []
@@ -110,15 +124,17 @@ def reconcile(
             if row is None:
                 if f.once and key in history:
                     continue  # recorded before (answered late, then re-read)
-                out.append(Opened(team, f.rule, f.subject, Level.BREACH, since, f.due_at, f.resolved_at))
+                out.append(
+                    Opened(team, f.rule, f.subject, Level.BREACH, since, f.due_at, f.resolved_at, gaps)
+                )
                 continue
             if row.level is not Level.BREACH:
-                out.append(BecameBreach(row.id, team, f.rule, f.subject, since))
+                out.append(BecameBreach(row.id, team, f.rule, f.subject, since, gaps))
             if f.resolved_at is not None:
                 out.append(Resolved(row.id, team, f.rule, f.subject, Level.BREACH, f.resolved_at))
         elif f.level is Level.WARNING:
             if row is None:
-                out.append(Opened(team, f.rule, f.subject, Level.WARNING, since, f.due_at))
+                out.append(Opened(team, f.rule, f.subject, Level.WARNING, since, f.due_at, None, gaps))
         elif row is not None:
             out.append(Resolved(row.id, team, f.rule, f.subject, row.level, now))
     for key, row in open_by.items():

@@ -45,6 +45,10 @@ def _password(loaded: LoadedConfig) -> str | None:
 def cmd_check_config(args: argparse.Namespace) -> int:
     """Validate a config (and with --probe, log in to every source)."""
     loaded = _load(args.config)
+    from monitor.config_warnings import config_warnings
+
+    for warning in config_warnings(loaded.config):
+        print(f"warning: {warning}")
     if not args.probe:
         print(f"{args.config}: ok ({len(loaded.sources)} sources, {len(loaded.config.teams)} teams)")
         return EXIT_OK
@@ -83,13 +87,16 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     """Print who waits, how long, due when, and open breaches."""
-    from monitor.status import render_status
+    from monitor.status import NeverPolled, render_status
     from monitor.store.db import Store
 
     loaded = _load(args.config, check_secrets=False)
     store = Store.open(loaded.config.store.url, _password(loaded))
     try:
         overdue = render_status(loaded.config, store, datetime.now(UTC), sys.stdout)
+    except NeverPolled as err:
+        print(f"replywatch status: {err}", file=sys.stderr)
+        return EXIT_CONFIG
     finally:
         store.close()
     return EXIT_FINDINGS if overdue else EXIT_OK

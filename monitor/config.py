@@ -240,7 +240,7 @@ class TeamConfig(StrictConfig):
     mailer-daemon...): a local part (``alerts``) or an address pattern (``*@notifications.example.net``)."""
     member_metrics: bool = False
     """Export ``replywatch_member_response_seconds{team,member}``."""
-    closing_thanks: bool = False
+    closing_thanks: bool = True
     """A customer's short "thanks!" after an answer opens no new item (sources need ``text_preview``)."""
     internal_forward_is_response: bool = False
     """A member forwarding the conversation to colleagues counts as the team's response."""
@@ -330,6 +330,9 @@ class EngineConfig(StrictConfig):
     """Messages older than this are not re-examined (their items are kept as they were)."""
     evaluate_every: Interval = Field(default_factory=lambda: timedelta(seconds=30))
     """How often rules are evaluated (also right after new mail is stored); at least one second."""
+    judge_incomplete_after: Duration = Field(default_factory=lambda: timedelta(hours=1))
+    """A team with a source that cannot be read is not judged (no breach from half its mail) until the
+    source has been missing this long; then breaches open again, marked as judged on incomplete data."""
 
 
 class Config(StrictConfig):
@@ -395,6 +398,10 @@ class Config(StrictConfig):
         return sorted(
             {self.sources[name].channel for name in self.teams[team].sources if name in self.sources}
         )
+
+    def staleness_limits(self) -> dict[str, timedelta]:
+        """Each source's staleness limit by name."""
+        return {name: cfg.staleness_limit for name, cfg in self.sources.items()}
 
 
 @dataclass(frozen=True, slots=True)

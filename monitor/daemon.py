@@ -24,6 +24,7 @@ from monitor.evaluate import Evaluator
 from monitor.exporters.http import MetricsServer
 from monitor.exporters.outbox import Dispatcher, build_notifiers
 from monitor.exporters.prometheus import DaemonState, ReplywatchCollector
+from monitor.freshness import TeamFreshness, team_freshness
 from monitor.plugins import SecretError
 from monitor.sources.base import SOURCES, Source, SourceConfigBase
 from monitor.store.db import Store
@@ -71,12 +72,14 @@ class Daemon:
         self.clock = clock
         self.source_factory = source_factory
         self.supervisor = Supervisor(clock, reschedule=self._run_job_at)
+        self.watching_since = clock()
+        """When this process began to watch: a source never read is missing since then."""
         self.store = store or Store.open(loaded.config.store.url, store_password(loaded))
         self.evaluator = Evaluator(self.store, loaded.config)
         self.dispatcher = Dispatcher(
             Outbox(self.store), lambda: self.loaded.config, build_notifiers(loaded.config)
         )
-        self.state = DaemonState(self.supervisor, notifications=self.dispatcher.snapshot)
+        self.state = DaemonState(self.supervisor, notifications=self.dispatcher.snapshot, clock=clock)
         self.sources: dict[str, Source] = {}
         self._source_cfgs: dict[str, SourceConfigBase] = {}
         self._evaluate_lock = threading.Lock()
@@ -97,8 +100,28 @@ class Daemon:
     # -- lifecycle ------------------------------------------------------------------------------
 
     def ready(self) -> bool:
-        """Config loaded and store reachable."""
-        return not self.stopping.is_set() and self.store.ping()
+        """Config loaded, store reachable, and every team judged once on complete data."""
+        if self.stopping.is_set():
+            return False
+        teams = set(self.loaded.config.teams)
+        return teams <= self.state.completed_once and self.store.ping()
+
+    def freshness(self, now: datetime) -> dict[str, TeamFreshness]:
+        """Each team's freshness at ``now``, from its sources' last successful polls in this process."""
+        config = self.loaded.config
+        polls = {h.name: h.last_success for h in self.supervisor.snapshot().values() if h.kind == POLL}
+        limits = config.staleness_limits()
+        return {
+            team: team_freshness(
+                team,
+                [s for s in cfg.sources if s in limits],
+                polls,
+                limits,
+                self.watching_since,
+                now,
+            )
+            for team, cfg in config.teams.items()
+        }
 
     def start(self) -> None:
         """Migrate the store, start HTTP and the scheduled jobs."""
@@ -319,9 +342,34 @@ class Daemon:
             every = self.loaded.config.engine.evaluate_every
         with self._evaluate_lock:  # one evaluation at a time: transitions are read-then-write
             now = self.clock()
+            fresh = self.freshness(now)
             for team in teams:
+                self._note_freshness(fresh[team], now)
                 job = Job(EVALUATE, team, every, subject="evaluation", field="team")
-                self.supervisor.run(job, functools.partial(evaluator.run_team, team, now))
+                judged = self.supervisor.run(
+                    job, functools.partial(evaluator.run_team, team, now, fresh[team])
+                )
+                if judged is not None and fresh[team].complete:
+                    self.state.completed_once.add(team)
+
+    def _note_freshness(self, freshness: TeamFreshness, now: datetime) -> None:
+        """Publish a team's freshness; log once when it becomes incomplete and once when complete again."""
+        before = self.state.freshness.get(freshness.team)
+        self.state.freshness[freshness.team] = freshness
+        was = before.sources if before is not None else ()
+        if freshness.sources == was:
+            return
+        if freshness.complete:
+            log.info("team complete again: judged", extra={"team": freshness.team})
+        elif freshness.missing and not all(m.never_read for m in freshness.missing):
+            log.warning(
+                "team incomplete: not judged until its sources are read again",
+                extra={
+                    "team": freshness.team,
+                    "missing": " ".join(freshness.sources),
+                    "missing_seconds": round(freshness.missing_for(now).total_seconds()),
+                },
+            )
 
     def dispatch(self) -> None:
         """Send the alerts the outbox owes (supervised: a store failure backs off and is logged once)."""

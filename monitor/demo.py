@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import signal
 import sys
 import tempfile
@@ -40,6 +41,12 @@ teams:
       - {{kind: reply_within, within: 24h, business_hours: true, warn_before: 4h}}
       - {{kind: callback_within, within: 24h, business_hours: true}}
 """
+
+
+def command_prefix() -> str:
+    """How to run replywatch from here, as printed: the installed command, else this interpreter."""
+    found = shutil.which("replywatch")
+    return "replywatch" if found else f"{sys.executable} -m monitor"
 
 
 def run_demo(directory: str | None, listen: str, duration: timedelta | None) -> int:
@@ -83,7 +90,7 @@ def run_demo(directory: str | None, listen: str, duration: timedelta | None) -> 
     print(f"  and a call log of {calls.calls} calls in {calls.path}")
     print(f"  config:  {config_path}")
     print(f"  metrics: {url}")
-    print(f"  status:  replywatch status -c {config_path}\n")
+    print(f"  status:  {command_prefix()} status -c {config_path}\n")
     render_status(loaded.config, daemon.store, datetime.now(UTC), sys.stdout)
     sys.stdout.flush()
 

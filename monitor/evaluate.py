@@ -19,6 +19,7 @@ from monitor.engine import TeamContext, build_awaiting
 from monitor.engine.answers import answer_across_channels
 from monitor.engine.phone import PhoneOptions, PhoneTeam, build_phone_awaiting
 from monitor.events import CallEvent, Channel, MailboxSnapshot, MessageEvent
+from monitor.freshness import TeamFreshness
 from monitor.rules.base import RULES, EngineOptions, Level, Rule
 from monitor.store.db import Store, Timing, row_item
 from monitor.store.outbox import Outbox
@@ -132,8 +133,15 @@ class Evaluator:
         return self._rules[team]
 
     def run(self, now: datetime) -> dict[str, int]:
-        """Evaluate every team; returns how many breach transitions each had."""
-        return {team: self.run_team(team, now) for team in self.config.teams}
+        """Evaluate every team (all taken as complete); returns how many breach transitions each had."""
+        return {team: self.run_team(team, now) or 0 for team in self.config.teams}
+
+    def judges(self, freshness: TeamFreshness | None, now: datetime) -> bool:
+        """Whether a team with this freshness is judged now: on complete data, or once a source has been
+        missing longer than ``engine.judge_incomplete_after`` (no silent blindness)."""
+        if freshness is None or freshness.complete:
+            return True
+        return freshness.missing_for(now) >= self.config.engine.judge_incomplete_after
 
     def rebuild(self, team: str, now: datetime) -> bool:
         """Recompute ``team``'s awaiting items when a source added events or changed what the engine reads."""
@@ -159,8 +167,16 @@ class Evaluator:
             log.debug("rebuilt awaiting items", extra={"team": team, "changed": changed})
         return True
 
-    def run_team(self, team: str, now: datetime) -> int:
-        """Rebuild if needed, judge the items, record transitions; returns the transition count."""
+    def run_team(self, team: str, now: datetime, freshness: TeamFreshness | None = None) -> int | None:
+        """Rebuild if needed, judge the items, record transitions; returns the transition count.
+
+        A team whose ``freshness`` is incomplete is left as it was last judged (None), so that half its
+        mail never opens a breach and its metrics keep the last complete verdict; past the outage limit
+        it is judged, and what opens names the sources that could not be read.
+        """
+        if not self.judges(freshness, now):
+            return None
+        unreadable = freshness.sources if freshness is not None else ()
         self.rebuild(team, now)
         window = now - self.config.engine.lookback
         rows = self.store.awaiting_to_evaluate(team, window, self._evaluated.get(team))
@@ -175,7 +191,7 @@ class Evaluator:
         self._record_timings(rows, verdict)
         open_breaches = self.store.open_breaches(team)
         history = self.store.breach_history(team, history_needed(open_breaches, verdict.findings))
-        transitions = reconcile(team, open_breaches, verdict.findings, history, now)
+        transitions = reconcile(team, open_breaches, verdict.findings, history, now, unreadable)
         self.store.apply_transitions(transitions, then=self._owed(team, now))
         self._evaluated[team] = now
         _log_breaches(transitions)
@@ -222,4 +238,7 @@ def _log_breaches(transitions: Sequence[Transition]) -> None:
         if (isinstance(t, Opened) and t.level is Level.BREACH and t.resolved_at is None) or isinstance(
             t, BecameBreach
         ):
-            log.info("breach opened", extra={"team": t.team, "rule": t.rule})
+            extra = {"team": t.team, "rule": t.rule}
+            if t.unreadable:
+                extra["unreadable"] = " ".join(t.unreadable)
+            log.info("breach opened on incomplete data" if t.unreadable else "breach opened", extra=extra)

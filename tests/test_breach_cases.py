@@ -9,6 +9,7 @@ Regenerate with ``REPLYWATCH_REGEN=1 pytest tests/test_breach_cases.py`` and rea
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -63,7 +64,7 @@ def _open(team: str, spec: dict[str, Any]) -> OpenBreach:
 
 def _describe(t: Transition) -> dict[str, Any]:
     if isinstance(t, Opened):
-        return {
+        opened = {
             "opened": t.subject,
             "rule": t.rule,
             "level": t.level.value,
@@ -71,8 +72,10 @@ def _describe(t: Transition) -> dict[str, Any]:
             "breached_at": _iso(t.breached_at),
             "resolved_at": _iso(t.resolved_at),
         }
+        return opened | ({"unreadable": list(t.unreadable)} if t.unreadable else {})
     if isinstance(t, BecameBreach):
-        return {"became_breach": t.subject, "rule": t.rule, "id": t.breach_id, "at": _iso(t.at)}
+        became = {"became_breach": t.subject, "rule": t.rule, "id": t.breach_id, "at": _iso(t.at)}
+        return became | ({"unreadable": list(t.unreadable)} if t.unreadable else {})
     return {
         "resolved": t.subject,
         "rule": t.rule,
@@ -99,11 +102,13 @@ class _Table:
                     self.history.add((t.rule, t.subject))
                 if t.resolved_at is None:
                     self.open[self.next_id] = OpenBreach(
-                        self.next_id, t.team, t.rule, t.subject, t.level, t.at
+                        self.next_id, t.team, t.rule, t.subject, t.level, t.at, unreadable=t.unreadable
                     )
                 self.next_id += 1
             elif isinstance(t, BecameBreach):
-                self.open[t.breach_id] = replace(self.open[t.breach_id], level=Level.BREACH)
+                self.open[t.breach_id] = replace(
+                    self.open[t.breach_id], level=Level.BREACH, unreadable=t.unreadable
+                )
                 self.history.add((t.rule, t.subject))
             elif isinstance(t, Resolved):
                 del self.open[t.breach_id]
@@ -119,11 +124,19 @@ def run_case(case: dict[str, Any]) -> dict[str, Any]:
         findings = [_finding(f) for f in step["findings"]]
         open_rows = list(table.open.values())
         needed = history_needed(open_rows, findings)
-        transitions = reconcile(team, open_rows, findings, {p for p in table.history if p in needed}, now)
+        history = {p for p in table.history if p in needed}
+        transitions = reconcile(team, open_rows, findings, history, now, step.get("unreadable", ()))
         table.apply(transitions)
         steps.append({"now": _iso(now), "transitions": [_describe(t) for t in transitions]})
     final = sorted((b.rule, b.subject, b.level.value) for b in table.open.values())
-    return {"steps": steps, "open_after": [list(row) for row in final]}
+    got: dict[str, Any] = {"steps": steps, "open_after": [list(row) for row in final]}
+    marked = _marked(table.open.values())
+    return got | ({"unreadable_after": marked} if marked else {})
+
+
+def _marked(rows: Iterable[OpenBreach]) -> list[list[Any]]:
+    """Open rows judged on incomplete data: [rule, subject, unreadable sources]."""
+    return sorted([b.rule, b.subject, list(b.unreadable)] for b in rows if b.unreadable)
 
 
 def _cases() -> list[Path]:
@@ -171,6 +184,9 @@ def test_breach_case_through_the_store(case: Path, store: Store) -> None:
         findings = [_finding(f) for f in step["findings"]]
         open_rows = store.open_breaches(team)
         history = store.breach_history(team, history_needed(open_rows, findings))
-        store.apply_transitions(reconcile(team, open_rows, findings, history, now))
+        store.apply_transitions(
+            reconcile(team, open_rows, findings, history, now, step.get("unreadable", ()))
+        )
     expected = run_case(spec)["open_after"]
     assert [[b.rule, b.subject, b.level.value] for b in store.open_breaches(team)] == expected
+    assert _marked(store.open_breaches(team)) == run_case(spec).get("unreadable_after", [])

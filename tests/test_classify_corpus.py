@@ -121,7 +121,8 @@ EASY_HAM_AUTOMATED_SENDERS: dict[str, tuple[frozenset[str], str]] = {
 }
 
 RECALL_MIN = 0.99
-FALSE_POSITIVE_MAX = 0.005
+FALSE_POSITIVE_MAX = 0.0
+"""Human mail wrongly ignored stays at 0 (issue 8): a customer never goes unseen."""
 TIME_LIMIT_SECONDS = 20.0
 
 _PARSER = BytesParser(policy=email.policy.compat32)

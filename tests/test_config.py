@@ -87,3 +87,19 @@ def test_durations(text: str, seconds: int) -> None:
 def test_bad_durations(text: str) -> None:
     with pytest.raises(ValueError, match="invalid duration"):
         parse_duration(text)
+
+
+WARNED = sorted((Path(__file__).with_name("config_cases")).glob("warn-*.yaml"))
+
+
+@pytest.mark.parametrize("path", WARNED, ids=lambda p: p.name)
+def test_warnings_are_printed_and_exit_0(path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    expected = [
+        "warning: " + line.removeprefix("# warning: ")
+        for line in path.read_text().splitlines()
+        if line.startswith("# warning: ")
+    ]
+    assert expected, f"{path.name} declares no '# warning:' lines"
+    assert main(["check-config", "-c", str(path)]) == 0
+    printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("warning: ")]
+    assert printed == expected

@@ -8,6 +8,7 @@ import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -197,6 +198,9 @@ def test_warning_escalates_to_breach(running: tuple[Daemon, Clock], maildir: Pat
 
 def test_one_failing_source_does_not_stop_the_others(tmp_path: Path, maildir: Path) -> None:
     cfg = config_for(tmp_path, maildir, {"broken": {"kind": "maildir", "path": str(tmp_path / "missing")}})
+    teams: Any = cfg["teams"]
+    teams["support"]["sources"] = ["mail"]  # the broken source is another team's
+    teams["billing"] = {**teams["support"], "addresses": ["billing@example.com"], "sources": ["broken"]}
     daemon = Daemon(validate(cfg), clock=Clock(NOW), listen=("127.0.0.1", 0))
     daemon.store.upgrade()
     daemon.http.start()
@@ -220,6 +224,94 @@ def test_one_failing_source_does_not_stop_the_others(tmp_path: Path, maildir: Pa
         errors = {k: v for k, v in m.items() if k[0] == "replywatch_source_errors_total"}
         assert sum(errors.values()) == 1
         assert value(m, "replywatch_awaiting", team="support", channel="email") == 1
+        assert value(m, "replywatch_team_complete", team="support") == 1
+        assert value(m, "replywatch_team_complete", team="billing") == 0
+    finally:
+        daemon.stop()
+
+
+def _customer_answered_from_a_member_mailbox(tmp_path: Path, maildir: Path) -> tuple[Daemon, Clock, Path]:
+    """Team support reads its shared inbox and Alice's own mailbox, where the answer is."""
+    alice = make_maildir(tmp_path / "alice")
+    cfg = config_for(tmp_path, maildir, {"alice-mail": {"kind": "maildir", "path": str(alice)}})
+    deliver(
+        maildir,
+        make_message(
+            msgid="c1@cust.example",
+            sender="carol@cust.example",
+            to="support@example.com",
+            date=datetime(2026, 11, 16, 10, 0, tzinfo=UTC),  # due Tuesday 10:00: long past at NOW
+        ),
+    )
+    deliver(
+        alice,
+        make_message(
+            msgid="r1@example.com",
+            sender="alice@example.com",
+            to="carol@cust.example",
+            date=datetime(2026, 11, 16, 11, 0, tzinfo=UTC),
+            in_reply_to="c1@cust.example",
+        ),
+    )
+    clock = Clock(NOW)
+    daemon = Daemon(validate(cfg), clock=clock, listen=("127.0.0.1", 0))
+    daemon.store.upgrade()
+    daemon.http.start()
+    daemon._apply_sources()
+    return daemon, clock, alice
+
+
+@pytest.mark.parametrize("start", range(3))
+def test_a_team_is_not_judged_before_every_source_was_read(tmp_path: Path, maildir: Path, start: int) -> None:
+    daemon, _clock, _ = _customer_answered_from_a_member_mailbox(tmp_path, maildir)
+    ready = f"http://127.0.0.1:{daemon.http.port}/-/ready"
+    try:
+        # Evaluations may run at any moment of a fresh start: before, between and after the two polls.
+        polls = ["mail", "alice-mail"]
+        for step in range(3):
+            if step == start:
+                daemon.evaluate()
+                m = scrape(daemon)
+                assert value(m, "replywatch_breaches_total", team="support", rule="reply_within") == 0
+            if step < len(polls):
+                assert daemon.poll_source(polls[step])
+        if start < len(polls):
+            with pytest.raises(urllib.error.HTTPError) as err:
+                urllib.request.urlopen(ready, timeout=5)
+            assert err.value.code == 503  # not judged once on complete data yet
+        daemon.evaluate()
+        m = scrape(daemon)
+        assert value(m, "replywatch_team_complete", team="support") == 1
+        assert value(m, "replywatch_breaches_total", team="support", rule="reply_within") == 0
+        assert value(m, "replywatch_awaiting", team="support", channel="email") == 0
+        assert urllib.request.urlopen(ready, timeout=5).status == 200
+    finally:
+        daemon.stop()
+
+
+def test_a_failing_member_mailbox_opens_no_breach_until_the_outage_limit(
+    tmp_path: Path, maildir: Path
+) -> None:
+    daemon, clock, alice = _customer_answered_from_a_member_mailbox(tmp_path, maildir)
+    alice.rename(tmp_path / "gone")  # Alice's mailbox cannot be read
+    try:
+        assert daemon.poll_source("mail")
+        assert not daemon.poll_source("alice-mail")
+        daemon.evaluate()
+        m = scrape(daemon)
+        assert value(m, "replywatch_team_complete", team="support") == 0
+        assert value(m, "replywatch_breaches_total", team="support", rule="reply_within") == 0
+        assert daemon.store.open_breaches() == []
+        clock.now = NOW + timedelta(minutes=59)
+        daemon.poll_source("mail")
+        daemon.evaluate()
+        assert daemon.store.open_breaches() == []
+        clock.now = NOW + timedelta(hours=1)  # engine.judge_incomplete_after: judged on what can be read
+        daemon.poll_source("mail")
+        daemon.evaluate()
+        (row,) = daemon.store.open_breaches()
+        assert (row.subject, row.level, row.unreadable) == ("c1@cust.example", "breach", ("alice-mail",))
+        assert value(scrape(daemon), "replywatch_team_complete", team="support") == 0
     finally:
         daemon.stop()
 
@@ -272,6 +364,11 @@ def test_http_paths(running: tuple[Daemon, Clock]) -> None:
     daemon, _ = running
     base = f"http://127.0.0.1:{daemon.http.port}"
     assert urllib.request.urlopen(base + "/-/healthy", timeout=5).status == 200
+    with pytest.raises(urllib.error.HTTPError) as not_ready:
+        urllib.request.urlopen(base + "/-/ready", timeout=5)
+    assert not_ready.value.code == 503  # no team judged on complete data yet
+    daemon.poll_source("mail")
+    daemon.evaluate()
     assert urllib.request.urlopen(base + "/-/ready", timeout=5).status == 200
     with pytest.raises(urllib.error.HTTPError) as err:
         urllib.request.urlopen(base + "/nope", timeout=5)
@@ -379,10 +476,10 @@ def test_one_teams_failing_evaluation_does_not_stop_the_others(
     daemon._apply_sources()
     real_run_team = Evaluator.run_team
 
-    def run_team(self: Evaluator, team: str, now: datetime) -> int:
+    def run_team(self: Evaluator, team: str, now: datetime, *fresh: Any) -> int | None:
         if team == "billing":
             raise RuntimeError("rule exploded")
-        return real_run_team(self, team, now)
+        return real_run_team(self, team, now, *fresh)
 
     monkeypatch.setattr(Evaluator, "run_team", run_team)
     caplog.set_level("INFO", logger="monitor.supervisor")
@@ -476,6 +573,9 @@ def test_a_store_that_is_down_is_logged_once_at_scrape(
         daemon.store.upgrade()
         for _ in range(2):
             assert value(scrape(daemon), "replywatch_awaiting", team="support", channel="email") == 0
+        daemon._apply_sources()
+        daemon.poll_source("mail")
+        daemon.evaluate()  # ready once every team was judged on complete data
         assert urllib.request.urlopen(base + "/-/ready", timeout=5).status == 200
     finally:
         daemon.stop()

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from monitor.demo import command_prefix
 from tests.test_run_process import free_port
 
 
@@ -55,3 +58,14 @@ def test_demo_serves_waiting_customers_and_a_breach(tmp_path: Path) -> None:
     assert f"http://127.0.0.1:{port}/metrics" in out
     assert "team support:" in out and "OVERDUE" in out
     assert "phone" in out and "+447700900104" in out  # the caller waiting for more than a week
+
+
+def test_the_printed_command_runs_as_printed(monkeypatch: pytest.MonkeyPatch) -> None:
+    prefix = command_prefix()
+    done = subprocess.run([*prefix.split(" "), "--help"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "check-config" in done.stdout
+    monkeypatch.setattr(shutil, "which", lambda _name: None)  # not on PATH: this interpreter, by its path
+    prefix = command_prefix()
+    assert prefix.endswith(" -m monitor")
+    done = subprocess.run([*prefix.split(" "), "--help"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0

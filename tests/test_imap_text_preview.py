@@ -54,10 +54,16 @@ def test_previews_without_touching_flags(
     assert ("not usable" in caplog.text) is False  # the fast path read the text sections itself
 
 
-def test_without_the_option_only_headers_are_fetched(imap_mailbox: Mailbox) -> None:
+def test_the_preview_is_on_by_default() -> None:
+    config = ImapConfig.model_validate({"kind": "imap", "host": "h", "username": "u", "password_env": "P"})
+    assert config.text_preview is True  # closing_thanks (on by default) needs the text
+
+
+def test_turned_off_only_headers_are_fetched(imap_mailbox: Mailbox) -> None:
     imap_mailbox.create_folder("Sent")
     imap_mailbox.append("INBOX", mime("t1@cust.example", "Thanks!"))
-    source = ImapSource("support", ImapConfig.model_validate(imap_mailbox.imap_settings("implicit")))
+    settings = {**imap_mailbox.imap_settings("implicit"), "text_preview": False}
+    source = ImapSource("support", ImapConfig.model_validate(settings))
     try:
         (event,) = source.poll(None).messages
     finally:

@@ -331,17 +331,19 @@ def test_file_renamed_during_poll_is_picked_up_next_time(root: Path, monkeypatch
     deliver(root, "1000.A.host", message(1))
     age_directories(root)
     src = source(root)
-    real_read = maildir_module.read_header_block
+    real_read, real_prefix = maildir_module.read_header_block, maildir_module.read_prefix
 
     def vanished(path: Path, cap: int = HEADER_CAP) -> Any:
         raise FileNotFoundError(2, "moved", str(path))
 
     monkeypatch.setattr(maildir_module, "read_header_block", vanished)
+    monkeypatch.setattr(maildir_module, "read_prefix", vanished)  # the text preview is on by default
     first = poll(src, None)
     assert first.messages == []
     assert first.cursor["folders"]["inbox"]["mtimes"] is None  # the listing is not trusted
 
     monkeypatch.setattr(maildir_module, "read_header_block", real_read)
+    monkeypatch.setattr(maildir_module, "read_prefix", real_prefix)
     second = poll(src, first.cursor)
     assert [m.external_id for m in second.messages] == ["inbox/1000.A.host"]
 

@@ -56,7 +56,8 @@ class FixedClock:
 
 
 def scenario_config(root: Path, sources: dict[str, Path]) -> dict[str, Any]:
-    """Two teams: support (member metrics on, a working and a missing maildir) and billing (quiet)."""
+    """Two teams: support (member metrics on, complete) and billing (quiet, with a missing maildir: not
+    judged, ``replywatch_team_complete`` 0)."""
     return {
         "store": {"url": f"sqlite:///{root / 'replywatch.db'}"},
         "calendars": {"london": {"timezone": "Europe/London", "hours": {"mon-fri": "09:00-17:00"}}},
@@ -74,7 +75,7 @@ def scenario_config(root: Path, sources: dict[str, Path]) -> dict[str, Any]:
                     {"name": "Alice Smith", "email": ["alice@example.com"]},
                     {"name": "Bob", "email": ["bob@example.com"]},
                 ],
-                "sources": ["support-mail", "support-archive"],
+                "sources": ["support-mail"],
                 "member_metrics": True,
                 "rules": [{"kind": "reply_within", "within": "8h", "warn_before": "2h"}],
                 "notify": {"via": "mail", "escalation": [{"at": "breach", "to": ["owner", "team"]}]},
@@ -84,7 +85,7 @@ def scenario_config(root: Path, sources: dict[str, Path]) -> dict[str, Any]:
                 "addresses": ["billing@example.com"],
                 "internal_domains": ["example.com"],
                 "members": [{"name": "Carl", "email": ["carl@example.com"]}],
-                "sources": ["billing-mail"],
+                "sources": ["billing-mail", "support-archive"],
                 "rules": [{"kind": "reply_within", "within": "24h"}],
             },
         },

@@ -84,12 +84,16 @@ def _handler(server: MetricsServer) -> type[BaseHTTPRequestHandler]:
             self.do_GET()
 
         def _send(self, status: int, body: bytes, content_type: str) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            if self.command != "HEAD":
-                self.wfile.write(body)
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+            except (BrokenPipeError, ConnectionResetError):
+                # A probe that stops reading after the status line (a 503 from /-/ready) is not an error.
+                log.debug("http client went away before the answer was written")
 
         def log_message(self, format: str, *args: Any) -> None:
             log.debug("http " + format, *args)

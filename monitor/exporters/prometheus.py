@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from prometheus_client.core import (
@@ -21,6 +22,8 @@ from monitor import __version__
 from monitor.config import Config
 from monitor.evaluate import build_rules, team_mailboxes
 from monitor.events import Channel
+from monitor.freshness import TeamFreshness
+from monitor.rules.deadline import DeadlineConfig
 from monitor.store.db import Store
 from monitor.store.outbox import Outbox
 from monitor.supervisor import DURATION_BUCKETS, POLL, Supervisor
@@ -41,6 +44,16 @@ class DaemonState:
     config_reload_ok: bool = True
     notifications: Callable[[], Mapping[tuple[str, str], int]] = dict
     """Notifications by (notifier, outcome) since start, as the outbox dispatcher counted them."""
+    freshness: dict[str, TeamFreshness] = field(default_factory=dict)
+    """Each team's freshness at its last evaluation."""
+    completed_once: set[str] = field(default_factory=set)
+    """Teams judged at least once on complete data since the start."""
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    """The time business durations are measured to."""
+
+
+ON_TIME_WINDOWS: tuple[tuple[str, timedelta], ...] = (("7d", timedelta(days=7)), ("30d", timedelta(days=30)))
+"""The windows of ``replywatch_answered_on_time_ratio``."""
 
 
 class ReplywatchCollector(Collector):
@@ -64,6 +77,15 @@ class ReplywatchCollector(Collector):
         )
         reload_ok.add_metric([], 1.0 if self.state.config_reload_ok else 0.0)
         yield reload_ok
+        complete = GaugeMetricFamily(
+            "replywatch_team_complete",
+            "Whether every source of the team has been read recently enough to judge it.",
+            labels=["team"],
+        )
+        for team in config.teams:
+            freshness = self.state.freshness.get(team)
+            complete.add_metric([team], 1.0 if freshness is not None and freshness.complete else 0.0)
+        yield complete
         yield from self._sources(config)
         try:
             families = list(self._from_store(config))
@@ -119,7 +141,22 @@ class ReplywatchCollector(Collector):
                     errors.add_metric([source, reason], float(count))
         yield from (up, last, errors, durations)
 
+    def _targets(self, config: Config) -> Metric:
+        """Each team's promise per channel in business hours, so that alerts compare waits with it."""
+        target = GaugeMetricFamily(
+            "replywatch_answer_target_seconds",
+            "The team's deadline for answering a contact on the channel, in business seconds (teams whose "
+            "rule counts wall-clock time have none).",
+            labels=["team", "channel"],
+        )
+        for team in config.teams:
+            for rule in config.team_rules(team):
+                if isinstance(rule, DeadlineConfig) and rule.business_hours:
+                    target.add_metric([team, rule.channel], rule.within.total_seconds())
+        return target
+
     def _from_store(self, config: Config) -> Iterator[Metric]:
+        now = self.state.clock()
         awaiting = GaugeMetricFamily(
             "replywatch_awaiting",
             "Customer contacts waiting for the team's answer.",
@@ -130,17 +167,42 @@ class ReplywatchCollector(Collector):
             "Arrival time of the longest-waiting customer contact.",
             labels=["team", "channel"],
         )
+        oldest_business = GaugeMetricFamily(
+            "replywatch_awaiting_oldest_business_seconds",
+            "How long the longest-waiting customer contact has waited, in the team's business hours.",
+            labels=["team", "channel"],
+        )
         summary = {
             (team, channel): (count, first) for team, channel, count, first in self.store.awaiting_summary()
         }
         for team in config.teams:
+            calendar = config.team_calendar(team)
             for team_channel in config.team_channels(team):
                 count, first = summary.get((team, team_channel), (0, None))
                 awaiting.add_metric([team, team_channel], float(count))
                 if first is not None:
                     oldest.add_metric([team, team_channel], first.timestamp())
+                    waited = calendar.business_seconds_between(first, max(first, now))
+                    oldest_business.add_metric([team, team_channel], waited)
         yield awaiting
         yield oldest
+        yield oldest_business
+        yield self._targets(config)
+
+        ratio = GaugeMetricFamily(
+            "replywatch_answered_on_time_ratio",
+            "Share of the customer contacts received in the window and decided (answered or overdue) that "
+            "were answered within the team's own target.",
+            labels=["team", "channel", "window"],
+        )
+        for window, span in ON_TIME_WINDOWS:
+            decided = {(t, c): (n, ok) for t, c, n, ok in self.store.on_time_counts(now - span, now)}
+            for team in config.teams:
+                for team_channel in config.team_channels(team):
+                    n, ok = decided.get((team, team_channel), (0, 0))
+                    if n:  # no decided contact: no ratio, rather than a made-up 0 or 1
+                        ratio.add_metric([team, team_channel, window], ok / n)
+        yield ratio
 
         open_ = GaugeMetricFamily(
             "replywatch_breaches_open", "Breaches not resolved yet.", labels=["team", "rule"]
@@ -152,6 +214,16 @@ class ReplywatchCollector(Collector):
                 o, t = counts.get((team, rule), (0, 0))
                 open_.add_metric([team, rule], float(o))
                 total.add_metric([team, rule], float(t))
+        warnings = GaugeMetricFamily(
+            "replywatch_warnings_open",
+            "Warnings not resolved yet: customers close to their deadline.",
+            labels=["team", "rule"],
+        )
+        warning_counts = {(team, rule): n for team, rule, n in self.store.warning_counts()}
+        for team in config.teams:
+            for rule in sorted({r.kind for r in config.team_rules(team)}):
+                warnings.add_metric([team, rule], float(warning_counts.get((team, rule), 0)))
+        yield warnings
         yield open_
         yield total
 

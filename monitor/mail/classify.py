@@ -20,6 +20,7 @@ REASONS: tuple[str, ...] = (
     "bulk",
     "no_reply_sender",
     "auto_generated",
+    "spam",
 )
 """Every value :attr:`Verdict.automated` can take."""
 
@@ -28,6 +29,7 @@ REASONS: tuple[str, ...] = (
 # should name what the message *is*.  auto_reply and out_of_office share a rank: an out-of-office
 # subject is the more telling of the two, so it is listed first.
 _PRECEDENCE: tuple[str, ...] = (
+    "spam",
     "feedback_report",
     "bounce",
     "read_receipt",
@@ -80,6 +82,12 @@ HEADERS_USED: tuple[str, ...] = (
     "Mailing-List",
     "Feedback-ID",
     "X-Bulkmail",
+    "X-Spam-Flag",
+    "X-Spam-Status",
+    "X-Spam",
+    "X-Spamd-Result",
+    "X-Forefront-Antispam-Report",
+    "X-MS-Exchange-Organization-SCL",
 )
 """Every header :func:`classify` reads: an IMAP source that fetches only these loses nothing."""
 
@@ -343,6 +351,37 @@ _REPORT_PARTS = {
 }
 
 
+# Mass-mailing software that names itself in X-Mailer (seen on 2002-era newsletters and still in use).
+_BULK_MAILER = re.compile(
+    r"\b(?:accucast|lyris|listmanager|groupmail|sendemail|mailking|mail::bulkmail|bulk ?mailer|"
+    r"massmail|mass mailer|phplist|mailchimp|sendblaster|atomic mail sender|supermailer|"
+    r"campaign ?monitor|constant ?contact|e-?mail marketing|emailmarketer|interspire)\b",
+    re.IGNORECASE,
+)
+# Tracking / VERP sender addresses of mass mailers: "Online#3.19578.34-...@", "R-1-270241-...@".
+_TRACKING_LOCAL_PART = re.compile(r"^(?:[a-z]+#\d+\.\d+\.\d+-|r-\d+-\d+-)", re.IGNORECASE)
+_NEWSLETTER_LOCAL_PARTS = frozenset({"newsletter", "newsletters", "news"})
+_SCL_SPAM = 5
+"""Exchange's spam confidence level from which a message counts as spam (5-9: the junk-mail range)."""
+
+
+def spam_verdict(msg: Message) -> bool:
+    """Whether the mail system marked the message as spam (SpamAssassin, rspamd, Microsoft 365)."""
+    if _text(msg, "X-Spam-Flag").strip().lower() == "yes":
+        return True
+    if re.match(r"\s*yes\b", _text(msg, "X-Spam-Status"), re.IGNORECASE):
+        return True
+    if _text(msg, "X-Spam").strip().lower() in {"yes", "true"}:
+        return True
+    # rspamd: "X-Spamd-Result: default: True [12.40 / 15.00]; ..." (True: the action is not "no action")
+    if re.match(r"\s*default:\s*true\b", _text(msg, "X-Spamd-Result"), re.IGNORECASE):
+        return True
+    if re.search(r"\bSFV:SPM\b", _text(msg, "X-Forefront-Antispam-Report"), re.IGNORECASE):
+        return True
+    scl = _text(msg, "X-MS-Exchange-Organization-SCL").strip()
+    return bool(re.fullmatch(r"-?\d+", scl)) and int(scl) >= _SCL_SPAM
+
+
 def classify(msg: Message, *, no_reply_senders: Sequence[str] = DEFAULT_NO_REPLY) -> Verdict:
     """Classify one parsed message (headers alone suffice); never raises on malformed input."""
     try:
@@ -429,6 +468,20 @@ def _classify(msg: Message, no_reply_senders: Sequence[str]) -> Verdict:
     # --- bulk senders ------------------------------------------------------------------------------
     if _bulk_sender(msg, precedence, hints):
         reasons.add("bulk")
+    # Mass-mailing software, tracking (VERP) senders and newsletter mailboxes: mail nobody answers.
+    return_path, _ = first_mailbox(_raw(msg, "Return-Path"))
+    return_local = return_path.rpartition("@")[0]
+    if (
+        _BULK_MAILER.search(_text(msg, "X-Mailer"))
+        or _TRACKING_LOCAL_PART.match(from_local)
+        or _TRACKING_LOCAL_PART.match(return_local)
+        or from_local.lower() in _NEWSLETTER_LOCAL_PARTS
+    ):
+        reasons.add("bulk")
+
+    # --- the mail system's own spam verdict --------------------------------------------------------
+    if spam_verdict(msg):
+        reasons.add("spam")
 
     for reason in _PRECEDENCE:
         if reason in reasons:

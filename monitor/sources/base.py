@@ -20,6 +20,7 @@ from typing_extensions import TypedDict
 
 from monitor.durations import Interval
 from monitor.events import CallEvent, Channel, MailboxSnapshot, MessageEvent
+from monitor.freshness import default_stale_after
 from monitor.plugins import SOURCES_GROUP, Plugin, PluginConfig, Registry
 
 Cursor = dict[str, Any]
@@ -85,6 +86,14 @@ class SourceConfigBase(PluginConfig):
 
     poll_every: Interval = Field(default=timedelta(minutes=1))
     """How often to poll, as a duration (``90s``, ``1m``); at least one second."""
+    stale_after: Interval | None = None
+    """How long after its last successful poll the source's data counts as missing, so that its teams are
+    not judged (default: three ``poll_every``, at least five minutes)."""
+
+    @property
+    def staleness_limit(self) -> timedelta:
+        """``stale_after``, or its default derived from ``poll_every``."""
+        return self.stale_after or default_stale_after(self.poll_every)
 
 
 class Source(Protocol):

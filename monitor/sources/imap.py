@@ -181,7 +181,7 @@ class ImapConfig(SourceConfigBase):
     """Folders to watch: ``{inbox: INBOX, sent: auto, extra: []}``."""
     timeout: Duration = Field(default_factory=lambda: timedelta(seconds=30))
     """How long to wait for the server to connect or answer one command."""
-    text_preview: bool = False
+    text_preview: bool = True
     """Also fetch the first 4 KB of each message's text (``BODY.PEEK[TEXT]<0.4096>``, still read-only) for
     ``closing_thanks`` and holding-reply phrases; off, only headers are fetched."""
 

@@ -91,7 +91,7 @@ class MaildirConfig(SourceConfigBase):
     """The maildir's root: the directory holding ``cur/``, ``new/`` and ``tmp/``."""
     folders: MaildirFolders = MaildirFolders()
     """Where the inbox and the Sent folder are."""
-    text_preview: bool = False
+    text_preview: bool = True
     """Also read the first words of each message's text (for ``closing_thanks`` and holding-reply phrases)."""
 
 

@@ -59,7 +59,7 @@ class MboxConfig(SourceConfigBase):
     """The role its messages get: ``inbox``, or ``sent`` for an exported Sent folder."""
     sent_path: Path | None = None
     """An optional second mbox holding the team's sent mail (its messages get the folder ``sent``)."""
-    text_preview: bool = False
+    text_preview: bool = True
     """Also read the first words of each message's text (for ``closing_thanks`` and holding-reply phrases)."""
 
     @field_validator("folder")

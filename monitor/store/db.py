@@ -312,6 +312,12 @@ class Store:
             value = conn.execute(select(CURSOR.c.value).where(CURSOR.c.source == source)).scalar()
         return json.loads(value) if value else None
 
+    def last_polls(self) -> dict[str, datetime]:
+        """When each source last completed a poll (saved its cursor), by name; empty before any poll."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(CURSOR.c.source, CURSOR.c.updated_at))
+            return {row.source: when for row in rows if (when := _aware(row.updated_at)) is not None}
+
     def engine_stamp(self, sources: Sequence[str]) -> datetime | None:
         """When any of ``sources`` last added an event or changed a field the engine reads."""
         with self.engine.connect() as conn:
@@ -485,7 +491,15 @@ class Store:
         with self.engine.connect() as conn:
             return [
                 OpenBreach(
-                    r.id, r.team, r.rule, r.subject, Level(r.level), r.opened_at, r.due_at, r.breached_at
+                    r.id,
+                    r.team,
+                    r.rule,
+                    r.subject,
+                    Level(r.level),
+                    r.opened_at,
+                    r.due_at,
+                    r.breached_at,
+                    _split(r.unreadable),
                 )
                 for r in conn.execute(query)
             ]
@@ -529,11 +543,16 @@ class Store:
                 "due_at": t.due_at,
                 "resolved_at": t.resolved_at,
                 "breached_at": t.breached_at,
+                "unreadable": _join(t.unreadable),
             }
             for t in transitions
             if isinstance(t, Opened)
         ]
-        became = [{"b_id": t.breach_id, "b_at": t.at} for t in transitions if isinstance(t, BecameBreach)]
+        became = [
+            {"b_id": t.breach_id, "b_at": t.at, "b_unreadable": _join(t.unreadable)}
+            for t in transitions
+            if isinstance(t, BecameBreach)
+        ]
         resolved = [{"b_id": t.breach_id, "b_at": t.at} for t in transitions if isinstance(t, Resolved)]
         with self.engine.begin() as conn:
             if opened:
@@ -542,7 +561,11 @@ class Store:
                 conn.execute(
                     update(BREACH)
                     .where(BREACH.c.id == bindparam("b_id"))
-                    .values(level=Level.BREACH.value, breached_at=bindparam("b_at")),
+                    .values(
+                        level=Level.BREACH.value,
+                        breached_at=bindparam("b_at"),
+                        unreadable=bindparam("b_unreadable"),
+                    ),
                     became,
                 )
             if resolved:
@@ -604,6 +627,35 @@ class Store:
             for team, channel, count, oldest in conn.execute(query):
                 out.append((team, channel, int(count), _aware(oldest)))
             return out
+
+    def warning_counts(self) -> list[tuple[str, str, int]]:
+        """(team, rule, open warnings) for every team and rule with an open warning."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(BREACH.c.team, BREACH.c.rule, func.count())
+                .where(BREACH.c.resolved_at.is_(None), BREACH.c.level == Level.WARNING.value)
+                .group_by(BREACH.c.team, BREACH.c.rule)
+            )
+            return [(r[0], r[1], int(r[2])) for r in rows]
+
+    def on_time_counts(self, since: datetime, now: datetime) -> list[tuple[str, str, int, int]]:
+        """(team, channel, decided, on time) of the items with a deadline received since ``since`` whose
+        outcome is known at ``now``: answered, or past their deadline; on time = answered by the deadline."""
+        answered = AWAITING.c.responded_at.is_not(None)
+        on_time = and_(answered, AWAITING.c.responded_at <= AWAITING.c.due_at)
+        decided = and_(AWAITING.c.due_at.is_not(None), or_(answered, AWAITING.c.due_at < now))
+        query = (
+            select(
+                AWAITING.c.team,
+                AWAITING.c.channel,
+                func.count(),
+                func.sum(case((on_time, 1), else_=0)),
+            )
+            .where(AWAITING.c.received_at >= since, AWAITING.c.received_at <= now, decided)
+            .group_by(AWAITING.c.team, AWAITING.c.channel)
+        )
+        with self.engine.connect() as conn:
+            return [(r[0], r[1], int(r[2]), int(r[3] or 0)) for r in conn.execute(query)]
 
     def breach_counts(self) -> list[tuple[str, str, int, int]]:
         """(team, rule, open breaches, breaches ever opened) for every team and rule with any."""

@@ -174,6 +174,9 @@ class Breach(SQLModel, table=True):
     """When it became a breach (its opening time for a breach opened as one; None for a warning)."""
     resolved_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
     due_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    unreadable: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    """Sources that could not be read when it opened or became a breach, space-separated (empty: judged
+    on complete data)."""
 
 
 class Notification(SQLModel, table=True):

@@ -61,6 +61,7 @@ def test_verdict_is_frozen_and_reasons_are_known() -> None:
         "bulk",
         "no_reply_sender",
         "auto_generated",
+        "spam",
     }
 
 
@@ -530,3 +531,84 @@ def test_headers_used_covers_every_header_the_rules_read() -> None:
         HEADERS_USED
     )
     assert len(set(h.lower() for h in HEADERS_USED)) == len(HEADERS_USED)
+
+
+# --- bulk-mail software, tracking senders, newsletter mailboxes (issue 8) ----------------------------
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "X-Mailer: AccuCast v5.2",
+        "X-Mailer: Lyris ListManager Web Interface",
+        "X-Mailer: GroupMail 5.0.0.1 (www.infacta.com)",
+        "X-Mailer: sendEmail-1.56",
+        "X-Mailer: MailKing 5.0",
+    ],
+)
+def test_bulk_mail_software_is_bulk(line: str) -> None:
+    assert reason(line) == "bulk"
+
+
+@pytest.mark.parametrize(
+    "sender",
+    [
+        "From: Online <Online#3.19578.34-4ab1f@newsletter.example>",
+        "From: Deals <R-1-270241-8803461-2-1234-US1-bd2f@shop.example>",
+        "From: Shop <newsletter@shop.example>",
+        "From: Shop News <news@shop.example>",
+    ],
+)
+def test_tracking_senders_and_newsletter_mailboxes_are_bulk(sender: str) -> None:
+    assert reason(base=sender.encode() + b"\r\nTo: support@example.com\r\n") == "bulk"
+
+
+def test_a_tracking_return_path_is_bulk() -> None:
+    assert reason("Return-Path: <R-1-270241-8803461@bounce.shop.example>") == "bulk"
+
+
+@pytest.mark.parametrize(
+    "sender",
+    [
+        "From: Jane <jane.news@customer.example>",  # "news" inside a local part is a person's name
+        "From: Bob <newsroom@customer.example>",
+        "From: R2 <r-2d2@customer.example>",
+    ],
+)
+def test_people_whose_addresses_look_alike_stay_human(sender: str) -> None:
+    assert reason(base=sender.encode() + b"\r\nTo: support@example.com\r\n") is None
+
+
+# --- the mail system's own spam verdict -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "X-Spam-Flag: YES",
+        "X-Spam-Status: Yes, score=7.1 required=5.0 tests=BAYES_99",
+        "X-Spam: Yes",
+        "X-Spamd-Result: default: True [12.40 / 15.00]; BAYES_SPAM(5.10)[99.99%]",
+        "X-Forefront-Antispam-Report: CIP:203.0.113.9;CTRY:;LANG:en;SCL:5;SRV:;IPV:NLI;SFV:SPM;",
+        "X-MS-Exchange-Organization-SCL: 5",
+        "X-MS-Exchange-Organization-SCL: 9",
+    ],
+)
+def test_the_mail_systems_spam_verdict_is_honoured(line: str) -> None:
+    assert reason(line) == "spam"
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "X-Spam-Flag: NO",
+        "X-Spam-Status: No, hits=-2.1 required=5.0 tests=KNOWN_MAILING_LIST",
+        "X-Spam: No",
+        "X-Spamd-Result: default: False [0.40 / 15.00]; BAYES_HAM(-3.00)[99.99%]",
+        "X-Forefront-Antispam-Report: CIP:203.0.113.9;CTRY:;LANG:en;SCL:1;SRV:;IPV:NLI;SFV:NSPM;",
+        "X-MS-Exchange-Organization-SCL: 1",
+        "X-MS-Exchange-Organization-SCL: -1",
+    ],
+)
+def test_a_clean_spam_verdict_stays_human(line: str) -> None:
+    assert reason(line) is None

@@ -69,13 +69,13 @@ def test_matches_phrase() -> None:
     assert not matches_phrase("we are looking", ["we are looking into it", " "])
 
 
-def test_sources_read_text_only_when_asked(tmp_path: Path) -> None:
+def test_sources_read_text_unless_told_not_to(tmp_path: Path) -> None:
     maildir = make_maildir(tmp_path / "mail")
     raw = b"Message-ID: <t@x>\nFrom: a@example.net\nDate: Mon, 16 Nov 2026 10:00:00 +0000\n\nThanks!\n"
     deliver(maildir, raw)
-    plain = MaildirSource("m", MaildirConfig(kind="maildir", path=maildir)).poll(None).messages
-    assert [m.preview for m in plain] == [""]
-    with_text = MaildirSource("m", MaildirConfig(kind="maildir", path=maildir, text_preview=True)).poll(None)
+    plain = MaildirSource("m", MaildirConfig(kind="maildir", path=maildir, text_preview=False)).poll(None)
+    assert [m.preview for m in plain.messages] == [""]
+    with_text = MaildirSource("m", MaildirConfig(kind="maildir", path=maildir)).poll(None)  # the default
     assert [m.preview for m in with_text.messages] == ["Thanks!"]
     mbox = tmp_path / "a.mbox"
     mbox.write_bytes(
