@@ -721,6 +721,7 @@ class ImapSource(FolderSource[ImapState]):
                         flags=[f.decode("ascii", "replace") for f in flags],
                         gmail_thread_id=_text(data.get(b"X-GM-THRID")),
                         now=now,
+                        report=self.log.reporter(f"folder {folder} uid {uid}"),
                     )
                 except Exception as err:  # one unreadable message must not stop the folder
                     self._skip(folder, uid, err, fetched)
@@ -782,7 +783,7 @@ class ImapSource(FolderSource[ImapState]):
             return dict(client.fetch(list(uids), items))
         except (IMAPClientAbortError, OSError):
             raise
-        except (IMAPClientError, ValueError) as err:
+        except (IMAPClientError, ValueError, OverflowError) as err:
             if len(uids) == 1:
                 self._skip(folder, uids[0], err, fetched)
                 return {}

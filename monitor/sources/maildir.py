@@ -394,6 +394,7 @@ class MaildirSource(FolderSource[MaildirState]):
             internal_date=_utc_from_ns(mtime_ns),
             flags=sorted(flag_names(entry.flags)),
             now=now,
+            report=self.log.reporter(f"folder {role} file {_safe_text(entry.key)}"),
         )
 
 
