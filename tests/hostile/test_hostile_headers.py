@@ -9,7 +9,13 @@ import pytest
 
 from monitor.events import MessageEvent
 from monitor.mail.event import parse_event, to_event
-from monitor.mail.headers import MAX_HEADER_CHARS, address_pairs, message_ids, parse_header_block
+from monitor.mail.headers import (
+    MAX_HEADER_CHARS,
+    MAX_ID_CHARS,
+    address_pairs,
+    message_ids,
+    parse_header_block,
+)
 
 ARRIVAL = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 
@@ -109,3 +115,27 @@ def test_a_classifier_failure_judges_the_message_as_human(monkeypatch: pytest.Mo
     event, reported = _event_and_reports(b"From: ann@x.example\r\n\r\n")
     assert event.automated is None
     assert reported == [("classification", "RecursionError")]
+
+
+def test_an_absurdly_long_id_is_known_by_its_hash_everywhere() -> None:
+    long_id = "x" * 200_000 + "@example.com"
+    original = parse_event(
+        f"Message-ID: <{long_id}>\r\nFrom: ann@x.example\r\n\r\n".encode(),
+        source="s",
+        folder="inbox",
+        external_id="1",
+    )
+    reply = parse_event(
+        f"In-Reply-To: <{long_id}>\r\nReferences: <a@b> <{long_id}>\r\n\r\n".encode(),
+        source="s",
+        folder="sent",
+        external_id="2",
+    )
+    assert original.message_id is not None and original.message_id.startswith("sha256:")
+    assert len(original.message_id) < 100
+    assert reply.in_reply_to == original.message_id
+    assert all(len(i) <= MAX_ID_CHARS for i in reply.references)
+    id_613 = "z" * 600 + "@example.com"  # under the header cap: cited in References, it still matches
+    cited = message_ids(f"<a@b> <{id_613}>")
+    assert cited[-1] == message_ids(f"<{id_613}>")[0] and len(cited[-1]) < 100
+    assert message_ids("<" + "y" * 600 + "@example.com>") != message_ids("<" + "y" * 601 + "@example.com>")
