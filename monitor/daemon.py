@@ -200,10 +200,8 @@ class Daemon:
                 self._schedule_evaluation()
                 self.state.config_reload_ok = False
                 return False
-            if fresh.config.log != old.config.log:
-                from monitor.logs import setup_logging
-
-                setup_logging(fresh.config.log.level, fresh.config.log.format)
+            if fresh.config.log != old.config.log:  # as documented: --log-level/--log-format may rule
+                log.warning("log changed: restart replywatch to apply it")
         self.state.config_reload_ok = True
         log.info("config reloaded", extra={"sources": len(self.sources), "teams": len(fresh.config.teams)})
         return True
