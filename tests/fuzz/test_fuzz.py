@@ -8,6 +8,7 @@ event, and parsing time stays linear (doubling the input at most about doubles t
 from __future__ import annotations
 
 import contextlib
+import gc
 import os
 import time
 from collections.abc import Callable
@@ -196,11 +197,15 @@ UNITS: dict[str, Callable[[int], bytes]] = {
 
 def _parse_seconds(raw: bytes) -> float:
     best = float("inf")
-    for _ in range(5):
-        start = time.perf_counter()
-        parse_event(raw, source="fuzz", folder="inbox", external_id="1", internal_date=NOW)
-        classify(parse_header_block(raw))
-        best = min(best, time.perf_counter() - start)
+    gc.disable()  # a collection during one run is noise, not parsing cost
+    try:
+        for _ in range(5):
+            start = time.perf_counter()
+            parse_event(raw, source="fuzz", folder="inbox", external_id="1", internal_date=NOW)
+            classify(parse_header_block(raw))
+            best = min(best, time.perf_counter() - start)
+    finally:
+        gc.enable()
     return best
 
 
@@ -208,9 +213,14 @@ def _parse_seconds(raw: bytes) -> float:
 def test_parse_time_is_linear_in_the_header_size(name: str) -> None:
     make = UNITS[name]
     _parse_seconds(make(1000))  # warm caches
-    small = _parse_seconds(b"From: a@b.example\r\n" + make(12_000) + b"\r\n\r\n")
-    large = _parse_seconds(b"From: a@b.example\r\n" + make(24_000) + b"\r\n\r\n")
-    # Doubling the input may double the time, plus noise on a shared machine; quadratic work quadruples it.
-    assert large < 3 * small + 0.01, (name, small, large)
+    ratios = []
+    for _ in range(3):  # quadratic work fails every round; a busy shared machine spoils at most one
+        small = _parse_seconds(b"From: a@b.example\r\n" + make(12_000) + b"\r\n\r\n")
+        large = _parse_seconds(b"From: a@b.example\r\n" + make(24_000) + b"\r\n\r\n")
+        ratios.append((large - 0.005) / small)
+        if large < 3 * small + 0.005:
+            break
+    else:
+        pytest.fail(f"{name}: doubling the header multiplied the time by {min(ratios):.1f}")
     print(f"{name}: {large / 24 * 1000:.3f} ms per KB")
     assert large / 24 < 0.01, f"{name}: {large / 24 * 1000:.2f} ms per KB"
