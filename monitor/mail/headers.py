@@ -53,6 +53,8 @@ _ABSURD_FUTURE = timedelta(days=366)
 # The year as written: the stdlib reads years below 100 as 19xx/20xx (RFC 5322 §4.3), so ``0001`` would
 # become 2001; a year written with three or more digits is taken as written.
 _WRITTEN_YEAR = re.compile(r"(?i)\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?\s+(\d+)\b")
+MAX_DECODED_CHARS = 4096
+"""How much of a header value with RFC 2047 encoded-words is decoded as text."""
 MAX_HEADER_CHARS = 32 * 1024
 """The most of one header value that is read; longer values are cut there and the cut is reported.
 
@@ -231,6 +233,9 @@ def decoded(value: str | Header | None) -> str:
         value = unicode_text(value)
         if "=?" not in value:
             return " ".join(value.split())
+        # The stdlib's encoded-word split grows faster than the text; no one reads a subject or a name
+        # past its first few KB, so only those are decoded and the cost stays bounded (issue 7).
+        value = value[:MAX_DECODED_CHARS]
     try:
         chunks = decode_header(value)
     except Exception:  # malformed encoded-words (HeaderParseError, bad base64...): keep the raw text

@@ -15,6 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from monitor.mail.headers import (
+    MAX_DECODED_CHARS,
     MAX_HEADER_CHARS,
     address_pairs,
     decoded,
@@ -140,6 +141,7 @@ def test_decoded_equals_the_stdlib_where_the_stdlib_decodes() -> None:
             for value in msg.get_all(name) or []:
                 if "=?" not in value or not value.isascii():
                     continue
+                value = value[:MAX_DECODED_CHARS]  # decoded() reads no further (flanker's 200 KB Subject)
                 try:
                     theirs = str(make_header(decode_header(value)))
                 except (ValueError, LookupError, HeaderParseError):
