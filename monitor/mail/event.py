@@ -62,10 +62,8 @@ def to_event(
         note("classification", type(err).__name__)
         automated = None
     ids = _guarded(note, "Message-ID", lambda: message_ids(msg.get("Message-ID")), _NO_IDS)
-    from_addr, from_name = _addresses_of(
-        note, "From", lambda p: first_address(msg.get("From"), p), _NO_ADDRESS
-    )
-    sender_addr, _ = _addresses_of(note, "Sender", lambda p: first_address(msg.get("Sender"), p), _NO_ADDRESS)
+    from_addr, from_name = _reported(note, "From", lambda p: first_address(msg.get("From"), p), _NO_ADDRESS)
+    sender_addr, _ = _reported(note, "Sender", lambda p: first_address(msg.get("Sender"), p), _NO_ADDRESS)
     irt = _guarded(note, "In-Reply-To", lambda: message_ids(msg.get("In-Reply-To")), _NO_IDS)
     date, unused_date = dated(msg, internal_date, now)
     if unused_date:
@@ -80,12 +78,10 @@ def to_event(
         from_addr=from_addr,
         from_name=from_name,
         sender_addr=sender_addr,
-        reply_to=_addresses_of(
-            note, "Reply-To", lambda p: addresses(msg.get_all("Reply-To") or (), p), _NO_IDS
-        ),
-        to_addrs=_addresses_of(note, "To", lambda p: addresses(msg.get_all("To") or (), p), _NO_IDS),
-        cc_addrs=_addresses_of(note, "Cc", lambda p: addresses(msg.get_all("Cc") or (), p), _NO_IDS),
-        subject=_guarded(note, "Subject", lambda: decoded(msg.get("Subject")), _raw(msg, "Subject")),
+        reply_to=_reported(note, "Reply-To", lambda p: addresses(msg.get_all("Reply-To") or (), p), _NO_IDS),
+        to_addrs=_reported(note, "To", lambda p: addresses(msg.get_all("To") or (), p), _NO_IDS),
+        cc_addrs=_reported(note, "Cc", lambda p: addresses(msg.get_all("Cc") or (), p), _NO_IDS),
+        subject=_reported(note, "Subject", lambda p: decoded(msg.get("Subject"), p), _raw(msg, "Subject")),
         in_reply_to=irt[-1] if irt else None,
         references=_guarded(note, "References", lambda: message_ids(msg.get("References")), _NO_IDS),
         thread_id=gmail_thread_id
@@ -109,9 +105,7 @@ def _guarded(note: Callable[[str, str], None], name: str, read: Callable[[], T],
         return fallback
 
 
-def _addresses_of(
-    note: Callable[[str, str], None], name: str, read: Callable[[list[str]], T], fallback: T
-) -> T:
+def _reported(note: Callable[[str, str], None], name: str, read: Callable[[list[str]], T], fallback: T) -> T:
     problems: list[str] = []
     value = _guarded(note, name, lambda: read(problems), fallback)
     if problems:

@@ -220,7 +220,7 @@ def unicode_text(text: str) -> str:
         return raw.decode("cp1252", "replace")
 
 
-def decoded(value: str | Header | None) -> str:
+def decoded(value: str | Header | None, problems: list[str] | None = None) -> str:
     """A header value's text: RFC 2047 encoded-words decoded, white space folded ('' when missing).
 
     Each encoded-word is read in its declared charset, else as UTF-8, else as Windows-1252 (the rule
@@ -238,7 +238,9 @@ def decoded(value: str | Header | None) -> str:
         value = value[:MAX_DECODED_CHARS]
     try:
         chunks = decode_header(value)
-    except Exception:  # malformed encoded-words (HeaderParseError, bad base64...): keep the raw text
+    except Exception as err:  # malformed encoded-words (HeaderParseError, bad base64...): keep the raw text
+        if problems is not None:
+            problems.append(f"not decodable ({type(err).__name__}), raw text kept")
         return " ".join(unicode_text(str(value)).split())
     return " ".join(_joined(chunks).split())
 
@@ -358,7 +360,7 @@ def first_address(value: str | None, problems: list[str] | None = None) -> tuple
     for name, addr in address_pairs(str(value), problems):
         addr = unicode_text(addr.strip().lower())
         if "@" in addr:
-            return addr, decoded(name) if name else ""
+            return addr, decoded(name, problems) if name else ""
     return None, ""
 
 
