@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import functools
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from monitor import __version__
 from monitor import config as config_mod
@@ -18,6 +21,7 @@ EXIT_FINDINGS = 1
 EXIT_CONFIG = 2
 
 log = logging.getLogger("monitor.cli")
+T = TypeVar("T")
 
 
 def _load(path: str, *, check_secrets: bool = True) -> LoadedConfig:
@@ -39,6 +43,52 @@ def _password(loaded: LoadedConfig) -> str | None:
     except ConfigError as err:
         for line in err.errors:
             print(f"{loaded.path}: {line}", file=sys.stderr)
+        raise SystemExit(EXIT_CONFIG) from err
+
+
+def edge_error(loaded: LoadedConfig, err: BaseException) -> str | None:
+    """One line naming a start-up problem of the machine or the database and the setting to change.
+
+    None when ``err`` is not one of them (a bug: let it show its traceback).
+    """
+    from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+    cfg = loaded.config
+    where = f"{loaded.path}: " if loaded.path else ""
+    if isinstance(err, OSError) and err.errno in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
+        return (
+            f"{where}http.listen {cfg.http.host}:{cfg.http.port}: {err.strerror}; "
+            "choose a free address in http.listen or stop the program using it"
+        )
+    if isinstance(err, DBAPIError | SQLAlchemyError | OSError):
+        orig = getattr(err, "orig", None) or err
+        reason = (getattr(orig, "strerror", None) or str(orig)).strip().splitlines()[0][:300]
+        store = make_url_text(cfg.store.url)
+        return (
+            f"{where}store.url {store}: {reason}; check store.url (the database, its folder, its permissions)"
+        )
+    return None
+
+
+def make_url_text(url: str) -> str:
+    """A store URL without its password, for messages."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "(unreadable URL)"
+
+
+def _starting(loaded: LoadedConfig, step: Callable[[], T]) -> T:
+    """Run a start-up ``step``; a busy port or an unusable store exits 2 with one line, no traceback."""
+    try:
+        return step()
+    except Exception as err:
+        line = edge_error(loaded, err)
+        if line is None:
+            raise
+        print(line, file=sys.stderr)
         raise SystemExit(EXIT_CONFIG) from err
 
 
@@ -77,7 +127,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     loaded = _load(args.config)
     setup_logging(args.log_level or loaded.config.log.level, args.log_format or loaded.config.log.format)
-    if Daemon(loaded).run_forever():
+    daemon = _starting(loaded, lambda: Daemon(loaded))
+    daemon.start = functools.partial(_starting, loaded, daemon.start)  # type: ignore[method-assign]
+    if daemon.run_forever():
         # A poll is stuck on a server that stopped answering: its thread would keep the process alive
         # until the socket times out. Exit now; the unfinished poll's transaction was never committed.
         logging.shutdown()
@@ -91,9 +143,11 @@ def cmd_status(args: argparse.Namespace) -> int:
     from monitor.store.db import Store
 
     loaded = _load(args.config, check_secrets=False)
-    store = Store.open(loaded.config.store.url, _password(loaded))
+    store = _starting(loaded, lambda: Store.open(loaded.config.store.url, _password(loaded)))
     try:
-        overdue = render_status(loaded.config, store, datetime.now(UTC), sys.stdout)
+        overdue = _starting(
+            loaded, lambda: render_status(loaded.config, store, datetime.now(UTC), sys.stdout)
+        )
     except NeverPolled as err:
         print(f"replywatch status: {err}", file=sys.stderr)
         return EXIT_CONFIG
@@ -108,9 +162,9 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     from monitor.store.migrate import current
 
     loaded = _load(args.config, check_secrets=False)
-    store = Store.open(loaded.config.store.url, _password(loaded))
+    store = _starting(loaded, lambda: Store.open(loaded.config.store.url, _password(loaded)))
     try:
-        store.upgrade()
+        _starting(loaded, store.upgrade)
         print(f"store at revision {current(store.engine)}")
     finally:
         store.close()

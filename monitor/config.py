@@ -488,6 +488,10 @@ def validate(data: Any, *, env: Mapping[str, str] | None = None, check_secrets: 
     return LoadedConfig(config=config)
 
 
+MAX_CONFIG_BYTES = 1_000_000
+"""A config file larger than this is refused: a real one is a few KB (and YAML aliases can multiply it)."""
+
+
 def load(
     path: str | Path, *, env: Mapping[str, str] | None = None, check_secrets: bool = True
 ) -> LoadedConfig:
@@ -495,7 +499,13 @@ def load(
     path = str(path)
     try:
         with open(path, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh)
+            text = fh.read(MAX_CONFIG_BYTES + 1)
+        if len(text.encode("utf-8")) > MAX_CONFIG_BYTES:
+            too_big = f"config file is larger than {MAX_CONFIG_BYTES // 1_000_000} MB; is it the right file?"
+            raise ConfigError([too_big], path)
+        data = yaml.safe_load(text)
+    except UnicodeDecodeError as err:
+        raise ConfigError([f"config is not UTF-8 text (byte {err.start})"], path) from err
     except OSError as err:
         raise ConfigError([f"cannot read config: {err.strerror}"], path) from err
     except yaml.YAMLError as err:

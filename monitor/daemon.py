@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import Any
 
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobEvent
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -91,11 +92,21 @@ class Daemon:
         self.registry.register(ReplywatchCollector(self.store, lambda: self.loaded.config, self.state))
         host, port = listen or (loaded.config.http.host, loaded.config.http.port)
         self.http = MetricsServer(host, port, self.registry, self.ready)
+        # Each source polls on its own thread and evaluation on another: a server that answers a byte at
+        # a time holds up only its own source, never the others or the verdicts (issue 7). The HTTP
+        # server has its own threads (MetricsServer).
         self.scheduler = BackgroundScheduler(
-            executors={"default": ThreadPoolExecutor(max_workers=8)},
+            executors={
+                "default": ThreadPoolExecutor(max_workers=4),
+                EVALUATE: ThreadPoolExecutor(max_workers=1),
+                DISPATCH: ThreadPoolExecutor(max_workers=1),  # a slow mail server never holds up verdicts
+            },
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 60},
             timezone=UTC,
         )
+        self.scheduler.add_listener(self._on_skipped, EVENT_JOB_MAX_INSTANCES)
+        self._still_running: set[str] = set()
+        self._poll_pools: dict[str, ThreadPoolExecutor] = {}
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -125,6 +136,7 @@ class Daemon:
 
     def start(self) -> None:
         """Migrate the store, start HTTP and the scheduled jobs."""
+        _quiet_skip_warnings()
         self.store.upgrade()
         self.http.start()
         self._apply_sources()
@@ -222,10 +234,8 @@ class Daemon:
                 self._schedule_dispatch()
                 self.state.config_reload_ok = False
                 return False
-            if fresh.config.log != old.config.log:
-                from monitor.logs import setup_logging
-
-                setup_logging(fresh.config.log.level, fresh.config.log.format)
+            if fresh.config.log != old.config.log:  # as documented: --log-level/--log-format may rule
+                log.warning("log changed: restart replywatch to apply it")
         self.state.config_reload_ok = True
         log.info("config reloaded", extra={"sources": len(self.sources), "teams": len(fresh.config.teams)})
         return True
@@ -239,6 +249,8 @@ class Daemon:
                 key = _poll_job(name, self._source_cfgs.pop(name)).key
                 if self.scheduler.get_job(key):
                     self.scheduler.remove_job(key)
+                self.scheduler.remove_executor(key, shutdown=False)
+                self._poll_pools.pop(key).shutdown(wait=False)  # a stuck poll's thread ends on its own
         for name, cfg in wanted.items():
             if name in self.sources:
                 continue
@@ -246,9 +258,13 @@ class Daemon:
             self._source_cfgs[name] = cfg
             self.supervisor.retry_now(_poll_job(name, cfg).key)  # a changed config may have fixed it
             every = cfg.poll_every.total_seconds()  # SourceConfigBase: validated, at least 1s
+            key = _poll_job(name, cfg).key
+            self._poll_pools[key] = ThreadPoolExecutor(max_workers=1)
+            self.scheduler.add_executor(self._poll_pools[key], alias=key)
             self.scheduler.add_job(
-                self._guarded(self.poll_source),
+                self._guarded(self.poll_source, key),
                 "interval",
+                executor=key,
                 args=[name],
                 seconds=every,
                 jitter=min(every * 0.1, 10),
@@ -260,8 +276,9 @@ class Daemon:
     def _schedule_evaluation(self) -> None:
         every = self.loaded.config.engine.evaluate_every.total_seconds()
         self.scheduler.add_job(
-            self._guarded(self.evaluate),
+            self._guarded(self.evaluate, "evaluate"),
             "interval",
+            executor=EVALUATE,
             seconds=every,
             id="evaluate",
             next_run_time=datetime.now(UTC) + timedelta(seconds=1),
@@ -271,15 +288,16 @@ class Daemon:
     def _schedule_dispatch(self) -> None:
         every = self.loaded.config.engine.evaluate_every.total_seconds()
         self.scheduler.add_job(
-            self._guarded(self.dispatch),
+            self._guarded(self.dispatch, "dispatch"),
             "interval",
+            executor=DISPATCH,
             seconds=every,
             id="dispatch",
             next_run_time=datetime.now(UTC) + timedelta(seconds=2),
             replace_existing=True,
         )
 
-    def _guarded(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+    def _guarded(self, fn: Callable[..., Any], key: str) -> Callable[..., Any]:
         """Count running steps, so that stop can wait for them; no new step starts once stopping."""
 
         def run(*args: Any) -> None:
@@ -287,6 +305,9 @@ class Daemon:
                 return
             with self._lock:
                 self._running += 1
+                if key in self._still_running:
+                    self._still_running.discard(key)
+                    log.info("%s runs again", key, extra={"job": key})
             try:
                 fn(*args)
             finally:
@@ -296,6 +317,14 @@ class Daemon:
 
         run.__name__ = fn.__name__
         return run
+
+    def _on_skipped(self, event: JobEvent) -> None:
+        """A scheduled run found the previous one still running: said once until the job runs again."""
+        with self._lock:
+            if event.job_id in self._still_running:
+                return
+            self._still_running.add(event.job_id)
+        log.warning("%s skipped: still running", event.job_id, extra={"job": event.job_id})
 
     def _run_job_at(self, key: str, when: datetime) -> None:
         """Move a scheduled job's next run to the supervisor's retry time (Retry-After may be sooner)."""
@@ -381,6 +410,21 @@ class Daemon:
 def _poll_job(name: str, cfg: SourceConfigBase) -> Job:
     """The supervised job that polls source ``name``."""
     return Job(POLL, name, cfg.poll_every, subject="source", field="source")
+
+
+class _NotSkipNotices(logging.Filter):
+    """Drops APScheduler's warning at every skipped run; the daemon says it once per change instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """False for "Execution of job ... skipped: maximum number of running instances reached"."""
+        return "maximum number of running instances" not in str(record.msg)
+
+
+_SKIP_FILTER = _NotSkipNotices()
+
+
+def _quiet_skip_warnings() -> None:
+    logging.getLogger("apscheduler.scheduler").addFilter(_SKIP_FILTER)  # a set: added once
 
 
 def _close_quietly(source: Source) -> None:

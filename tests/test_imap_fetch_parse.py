@@ -313,6 +313,13 @@ def test_an_unreadable_internaldate_is_none_as_with_imapclient() -> None:
     assert item[b"INTERNALDATE"] is None
 
 
+def test_an_internaldate_zone_too_large_for_c_is_none_not_a_failed_poll() -> None:
+    # A hostile server's offset overflows a C int: OverflowError, not ValueError (issue 7).
+    huge = b'1 (UID 1 INTERNALDATE "01-Jan-2026 00:00:00 +99999999999999999999" ' + HEADER_KEY + b" NIL)"
+    _uid, item = parse_fetch_response(huge)
+    assert item[b"INTERNALDATE"] is None
+
+
 # --- the source's fast path around the parser -----------------------------------------------------
 
 

@@ -333,7 +333,7 @@ def test_file_renamed_during_poll_is_picked_up_next_time(root: Path, monkeypatch
     src = source(root)
     real_read, real_prefix = maildir_module.read_header_block, maildir_module.read_prefix
 
-    def vanished(path: Path, cap: int = HEADER_CAP) -> Any:
+    def vanished(path: Path, cap: int = HEADER_CAP, *, nofollow: bool = False) -> Any:
         raise FileNotFoundError(2, "moved", str(path))
 
     monkeypatch.setattr(maildir_module, "read_header_block", vanished)

@@ -1,7 +1,7 @@
 """``replywatch replay`` end to end on the SpamAssassin easy_ham corpus, checked against our own ground truth.
 
-The corpus (2,500 real 2002 mailing-list messages) is symlinked into a temporary maildir (the maildir
-source follows symlinks); its ten most frequent posters (by From address) play the team, everyone else
+The corpus (2,500 real 2002 mailing-list messages) is copied into a temporary maildir (the maildir
+source never follows symlinks); its ten most frequent posters (by From address) play the team, everyone else
 the customers. ``replywatch replay --all`` runs in-process and its CSV is compared with a ground truth
 computed here from the raw headers by code that shares nothing with :mod:`monitor.engine` or
 :mod:`monitor.mail.headers`. Only the automation verdict is reused:
@@ -36,6 +36,7 @@ import csv
 import email.parser
 import email.policy
 import re
+import shutil
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -369,11 +370,11 @@ class Replay:
 
 
 def build_maildir(files: list[Path], root: Path) -> Path:
-    """A maildir whose ``cur/`` holds a symlink (flag S) to every file, named after it."""
+    """A maildir whose ``cur/`` holds a copy (flag S) of every file, named after it."""
     for sub in ("cur", "new", "tmp"):
         (root / sub).mkdir(parents=True)
     for path in files:
-        (root / "cur" / f"{path.name}:2,S").symlink_to(path.resolve())
+        shutil.copyfile(path, root / "cur" / f"{path.name}:2,S")
     return root
 
 
@@ -399,7 +400,7 @@ teams:
 
 @pytest.fixture(scope="module")
 def replay(tmp_path_factory: pytest.TempPathFactory) -> Replay:
-    """Run ``replywatch replay --all`` once over the corpus (symlinked into a maildir)."""
+    """Run ``replywatch replay --all`` once over the corpus (copied into a maildir)."""
     corpus = corpora_root(*EASY_HAM)
     files = sorted(p for p in corpus.iterdir() if p.is_file())
     assert len(files) == 2500, f"{corpus} holds {len(files)} files, expected 2,500"

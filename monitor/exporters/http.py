@@ -14,6 +14,10 @@ from prometheus_client.exposition import choose_encoder
 log = logging.getLogger(__name__)
 
 
+IDLE_TIMEOUT_SECONDS = 10.0
+"""How long the HTTP server waits for a client's request (or its next one) before closing the connection."""
+
+
 class MetricsServer:
     """Serves a registry and the health endpoints on one address, in a background thread."""
 
@@ -56,6 +60,10 @@ class MetricsServer:
 def _handler(server: MetricsServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         """Routes the three paths."""
+
+        # A connection that sends nothing (or keeps an idle keep-alive) is closed after this many
+        # seconds: 300 silent clients held 300 threads for ever (issue 7).
+        timeout = IDLE_TIMEOUT_SECONDS
 
         server_version = "replywatch"
 

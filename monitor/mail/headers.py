@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email.parser
 import email.policy
+import hashlib
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
@@ -43,10 +44,22 @@ WANTED_HEADERS: tuple[str, ...] = (
 )
 
 # RFC 5322 §3.6.4 msg-id, and the obsolete quoted local part (§4.5.4) that X.400 gateways still write.
-_MSGID = re.compile(r'<((?:"[^"]*"|[^<>\s"])+@[^<>\s]+|[^<>\s]+)>')
+# Possessive quantifiers and no overlap between the parts keep every match linear in the input (issue 7).
+_MSGID = re.compile(r'<((?:"[^"<>]*+"|[^<>\s"@])++@[^<>\s]++|[^<>\s]++)>')
 # A Date more than a day in the future or before 1990 is a broken client clock, not a fact.
 _EARLIEST = datetime(1990, 1, 1, tzinfo=UTC)
 _FUTURE_SLACK = timedelta(days=1)
+_ABSURD_FUTURE = timedelta(days=366)
+# The year as written: the stdlib reads years below 100 as 19xx/20xx (RFC 5322 §4.3), so ``0001`` would
+# become 2001; a year written with three or more digits is taken as written.
+_WRITTEN_YEAR = re.compile(r"(?i)\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?\s+(\d+)\b")
+MAX_DECODED_CHARS = 4096
+"""How much of a header value with RFC 2047 encoded-words is decoded as text."""
+MAX_HEADER_CHARS = 32 * 1024
+"""The most of one header value that is read; longer values are cut there and the cut is reported.
+
+Postfix accepts 100 KB headers; no header the engine reads needs more than a few KB, and the cap
+bounds what one field may cost every parser after this one."""
 
 _parser = email.parser.BytesParser(policy=email.policy.compat32)
 # RFC 5322 §2.2: a field name is printable ASCII except colon; feedparser accepts the same.
@@ -65,9 +78,12 @@ class HeaderBlock(Message):
     """
 
     _index: dict[str, list[str]]
+    truncated: tuple[str, ...]
+    """The names of fields cut at :data:`MAX_HEADER_CHARS`."""
 
-    def __init__(self, headers: list[tuple[str, str]]) -> None:
+    def __init__(self, headers: list[tuple[str, str]], truncated: tuple[str, ...] = ()) -> None:
         super().__init__(policy=email.policy.compat32)
+        self.truncated = truncated
         self._headers = headers
         index: dict[str, list[str]] = {}
         for name, value in headers:
@@ -135,7 +151,12 @@ def parse_header_block(raw: bytes) -> Message:
             name, parts = line[:colon], [line[colon + 1 :]]
     if name is not None:
         headers.append(_field(name, parts))
-    return HeaderBlock(headers)
+    truncated: dict[str, None] = {}
+    for i, (field_name, value) in enumerate(headers):
+        if len(value) > MAX_HEADER_CHARS:
+            headers[i] = (field_name, _cut(field_name, value))
+            truncated[field_name] = None
+    return HeaderBlock(headers, tuple(truncated))
 
 
 def _field(name: str, parts: list[str]) -> tuple[str, str]:
@@ -145,17 +166,39 @@ def _field(name: str, parts: list[str]) -> tuple[str, str]:
     return name, value.rstrip("\r\n")
 
 
+def _cut(name: str, value: str) -> str:
+    # References lists the thread's ids oldest first (RFC 5322 §3.6.4): its newest, most useful ids are
+    # at the end, so that one keeps its tail; every other field keeps its head.
+    if name.lower() == "references":
+        tail = value[-MAX_HEADER_CHARS:]
+        start = tail.find("<")
+        return tail[start:] if start > 0 else tail
+    return value[:MAX_HEADER_CHARS]
+
+
 def message_ids(value: str | None) -> tuple[str, ...]:
     """The ids in a Message-ID / In-Reply-To / References value, without angle brackets, in order."""
     if not value:
         return ()
     value = unicode_text(str(value))
-    found = _MSGID.findall(value)
+    found = [_short_id(i) for i in _MSGID.findall(value)]
     if found:
         return tuple(dict.fromkeys(found))
     # Some clients write a bare id without brackets.
     bare = value.strip()
-    return (bare,) if bare and " " not in bare else ()
+    return (_short_id(bare),) if bare and " " not in bare else ()
+
+
+MAX_ID_CHARS = 250
+"""Longer message ids (real ones are under 100 characters) are replaced by :func:`_short_id`'s hash."""
+
+
+def _short_id(msgid: str) -> str:
+    # An id keys rows and indexes (PostgreSQL's btree takes about 2.7 KB per row): a hostile 200,000-
+    # character id is known by its digest, the same in every header that cites it (issue 7).
+    if len(msgid) <= MAX_ID_CHARS:
+        return msgid
+    return "sha256:" + hashlib.sha256(msgid.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def unicode_text(text: str) -> str:
@@ -177,7 +220,7 @@ def unicode_text(text: str) -> str:
         return raw.decode("cp1252", "replace")
 
 
-def decoded(value: str | Header | None) -> str:
+def decoded(value: str | Header | None, problems: list[str] | None = None) -> str:
     """A header value's text: RFC 2047 encoded-words decoded, white space folded ('' when missing).
 
     Each encoded-word is read in its declared charset, else as UTF-8, else as Windows-1252 (the rule
@@ -190,9 +233,14 @@ def decoded(value: str | Header | None) -> str:
         value = unicode_text(value)
         if "=?" not in value:
             return " ".join(value.split())
+        # The stdlib's encoded-word split grows faster than the text; no one reads a subject or a name
+        # past its first few KB, so only those are decoded and the cost stays bounded (issue 7).
+        value = value[:MAX_DECODED_CHARS]
     try:
         chunks = decode_header(value)
-    except Exception:  # malformed encoded-words (HeaderParseError, bad base64...): keep the raw text
+    except Exception as err:  # malformed encoded-words (HeaderParseError, bad base64...): keep the raw text
+        if problems is not None:
+            problems.append(f"not decodable ({type(err).__name__}), raw text kept")
         return " ".join(unicode_text(str(value)).split())
     return " ".join(_joined(chunks).split())
 
@@ -242,17 +290,25 @@ def _chunk_text(chunk: bytes, charset: str | None) -> str:
 # comments, groups or routes. Anything else goes to the stdlib's full RFC 5322 parser.
 _ATOMS = r"[^\s\"(),:;<>@\[\]\\]+"
 # One address, then a comma or the end: ``addr@host``, ``Name <addr@host>`` or ``"Quoted, Name" <addr@host>``.
+# Possessive quantifiers, and a display name made of words separated by white space, leave one way to
+# match any input: the match is linear in its length (a lazy name beside ``\s*`` was cubic, issue 7).
+_WORD = r"[^\s\"(),:;<>@\[\]\\]++"
 _SIMPLE_ADDRESS = re.compile(
-    rf"\s*(?:(?:\"((?:[^\"\\]|\\.)*)\"|([^\"(),:;<>@\[\]\\]*?))\s*<({_ATOMS}@{_ATOMS})>|({_ATOMS}@{_ATOMS}))\s*(?:,|$)"
+    rf"\s*+(?:(?:\"((?:[^\"\\]|\\.)*+)\"|((?:{_WORD}(?:\s++{_WORD})*+)?))\s*+<({_ATOMS}@{_ATOMS})>"
+    rf"|({_ATOMS}+@{_ATOMS}+))\s*+(?:,|$)"
 )
+# What an address list that even the stdlib cannot read still shows: its addr-specs, split out in one pass.
+_ADDR_DELIMITERS = re.compile(r"[\s\"(),:;<>\[\]\\]+")
 _QUOTED_PAIR = re.compile(r"\\(.)")
 
 
-def address_pairs(value: str) -> list[tuple[str, str]]:
+def address_pairs(value: str, problems: list[str] | None = None) -> list[tuple[str, str]]:
     """(display name, addr-spec) pairs of one address header value, as ``email.utils.getaddresses``.
 
     The forms nearly all mail uses are matched directly; comments, groups, routes and anything unusual
     go to the stdlib's full RFC 5322 parser. A test compares both on every address in the corpora.
+    A value even that parser cannot read (500 nested comments raise RecursionError) gives its bare
+    addr-specs, and the reason is appended to ``problems``.
     """
     pairs = []
     pos = 0
@@ -260,7 +316,7 @@ def address_pairs(value: str) -> list[tuple[str, str]]:
     while pos < end:
         match = _SIMPLE_ADDRESS.match(value, pos)
         if match is None or match.end() == pos:
-            return getaddresses([value])
+            return _full_parse(value, problems)
         quoted, plain, bracketed, bare = match.groups()
         if bare is not None:
             pairs.append(("", bare))
@@ -270,31 +326,41 @@ def address_pairs(value: str) -> list[tuple[str, str]]:
             pairs.append((plain, bracketed))
         pos = match.end()
         if value.endswith(",", 0, pos) and not value[pos:].strip():
-            return getaddresses([value])  # a trailing comma: let the stdlib decide what it means
+            return _full_parse(value, problems)  # a trailing comma: let the stdlib decide what it means
     return pairs
 
 
-def addresses(values: Iterable[str | None]) -> tuple[str, ...]:
+def _full_parse(value: str, problems: list[str] | None) -> list[tuple[str, str]]:
+    try:
+        return getaddresses([value])
+    except (RecursionError, ValueError, TypeError, IndexError) as err:
+        if problems is not None:
+            problems.append(f"unreadable address list ({type(err).__name__}), bare addresses kept")
+        words = _ADDR_DELIMITERS.split(value)
+        return [("", w) for w in words if w.count("@") == 1 and not w.startswith("@") and not w.endswith("@")]
+
+
+def addresses(values: Iterable[str | None], problems: list[str] | None = None) -> tuple[str, ...]:
     """Lower-cased addr-specs from address headers, duplicates removed, order kept."""
     out: dict[str, None] = {}
     for value in values:
         if not value:
             continue
-        for _name, addr in address_pairs(str(value)):
+        for _name, addr in address_pairs(str(value), problems):
             addr = unicode_text(addr.strip().lower())
             if "@" in addr:
                 out[addr] = None
     return tuple(out)
 
 
-def first_address(value: str | None) -> tuple[str | None, str]:
+def first_address(value: str | None, problems: list[str] | None = None) -> tuple[str | None, str]:
     """The first address (with an ``@``) of a header and its decoded display name."""
     if not value:
         return None, ""
-    for name, addr in address_pairs(str(value)):
+    for name, addr in address_pairs(str(value), problems):
         addr = unicode_text(addr.strip().lower())
         if "@" in addr:
-            return addr, decoded(name) if name else ""
+            return addr, decoded(name, problems) if name else ""
     return None, ""
 
 
@@ -328,23 +394,37 @@ def message_date(msg: Message, internal_date: datetime | None, now: datetime | N
     RFC 5322 §3.3: ``-0000`` means the zone is unknown; Python returns a naive datetime for it, which
     we read as UTC, like a Date without any zone. A missing, unparsable or absurd Date (before 1990 or
     more than a day after the arrival) falls back to ``internal_date``.
+    A year written with three or more digits below 1990 (``0001``) is absurd, not 2001.
     """
+    return dated(msg, internal_date, now)[0]
+
+
+def dated(msg: Message, internal_date: datetime | None, now: datetime | None = None) -> tuple[datetime, bool]:
+    """:func:`message_date`, and whether a Date header was there but is nonsense (unparsable, before 1990
+    or more than a year after the arrival): a source says so once."""
     fallback = _aware(internal_date) if internal_date is not None else None
     limit = (fallback or now or datetime.now(UTC)) + _FUTURE_SLACK
     value = msg.get("Date")
     parsed: datetime | None = None
     if value:
+        text = str(value)[:200]  # a Date is about 40 characters; the rest cannot make it better
         try:
-            parsed = parsedate_to_datetime(str(value))
+            parsed = parsedate_to_datetime(text)
         except (TypeError, ValueError, IndexError, OverflowError):
+            parsed = None
+        year = _WRITTEN_YEAR.search(text)
+        written = year.group(1) if year is not None else ""
+        if parsed is not None and len(written) >= 3 and int(written) != parsed.year:
             parsed = None
     if parsed is not None:
         parsed = _aware(parsed)
         if _EARLIEST <= parsed <= limit:
-            return parsed
+            return parsed, False
+    # A clock a few days or months fast is common and not worth a word; nonsense is.
+    unused = bool(value) and (parsed is None or parsed < _EARLIEST or parsed > limit + _ABSURD_FUTURE)
     if fallback is not None:
-        return fallback
-    return parsed if parsed is not None else (now or datetime.now(UTC))
+        return fallback, unused
+    return (parsed, unused) if parsed is not None else (now or datetime.now(UTC), unused)
 
 
 def _aware(value: datetime) -> datetime:

@@ -8,6 +8,7 @@ versioned cursor envelope ``{"version": N, "folders": {role: state}}``, resync a
 
 from __future__ import annotations
 
+import functools
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
@@ -124,6 +125,17 @@ class SourceLog(logging.LoggerAdapter[logging.Logger]):
         """Add the source's fields to those given with the call."""
         kwargs["extra"] = {**(self.extra or {}), **(kwargs.get("extra") or {})}
         return msg, kwargs
+
+    def odd_field(self, where: str, field: str, reason: str) -> None:
+        """Say once that a message's ``field`` could not be read as it is; the message is kept and judged.
+
+        ``where`` names the message by folder and UID, file or offset, never by its content (issue 7).
+        """
+        self.info("%s: %s %s; message kept", where, field, reason)
+
+    def reporter(self, where: str) -> Callable[[str, str], None]:
+        """:meth:`odd_field` for one message, as the ``report`` callback of ``to_event``."""
+        return functools.partial(self.odd_field, where)
 
 
 def source_log(module: str, source: str) -> SourceLog:

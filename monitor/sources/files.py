@@ -26,29 +26,33 @@ _BLANK_LINE = re.compile(rb"\r?\n\r?\n")
 _O_NOATIME = getattr(os, "O_NOATIME", 0)
 
 
-def open_without_atime(path: Path) -> IO[bytes]:
+def open_without_atime(path: Path, *, nofollow: bool = False) -> IO[bytes]:
     """Open a file for reading without updating its access time where the OS allows it.
 
     Some mail readers compare atime with mtime to tell new mail; a monitor must not disturb that.
-    O_NOATIME is refused (EPERM) on files we do not own: then open normally.
+    O_NOATIME is refused (EPERM) on files we do not own: then open normally. With ``nofollow`` a
+    symbolic link is refused (OSError ELOOP) instead of followed: a maildir's messages are its own files.
     """
+    flags = os.O_RDONLY | (os.O_NOFOLLOW if nofollow else 0)
     if _O_NOATIME:
         try:
-            return os.fdopen(os.open(path, os.O_RDONLY | _O_NOATIME), "rb")
+            return os.fdopen(os.open(path, flags | _O_NOATIME), "rb")
         except PermissionError:
             pass
-    return open(path, "rb")
+    return os.fdopen(os.open(path, flags), "rb")
 
 
-def read_prefix(path: Path, size: int = MAX_READ) -> tuple[bytes, os.stat_result]:
+def read_prefix(path: Path, size: int = MAX_READ, *, nofollow: bool = False) -> tuple[bytes, os.stat_result]:
     """The first ``size`` bytes of a file (a message's headers and the start of its text)."""
-    with open_without_atime(path) as fh:
+    with open_without_atime(path, nofollow=nofollow) as fh:
         return fh.read(size), os.fstat(fh.fileno())
 
 
-def read_header_block(path: Path, cap: int = HEADER_CAP) -> tuple[bytes, os.stat_result]:
+def read_header_block(
+    path: Path, cap: int = HEADER_CAP, *, nofollow: bool = False
+) -> tuple[bytes, os.stat_result]:
     """The beginning of a message file up to the end of its header block (at most ``cap`` bytes)."""
-    with open_without_atime(path) as fh:
+    with open_without_atime(path, nofollow=nofollow) as fh:
         stat = os.fstat(fh.fileno())
         buf = bytearray()
         while len(buf) < cap:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import imaplib
 import logging
 import shlex
+import socket
 import ssl
 import subprocess
 import threading
@@ -181,6 +182,8 @@ class ImapConfig(SourceConfigBase):
     """Folders to watch: ``{inbox: INBOX, sent: auto, extra: []}``."""
     timeout: Duration = Field(default_factory=lambda: timedelta(seconds=30))
     """How long to wait for the server to connect or answer one command."""
+    poll_deadline: Duration = Field(default_factory=lambda: timedelta(minutes=5))
+    """The longest one poll may take in all (a server may answer each command in time, a byte at a time)."""
     text_preview: bool = True
     """Also fetch the first 4 KB of each message's text (``BODY.PEEK[TEXT]<0.4096>``, still read-only) for
     ``closing_thanks`` and holding-reply phrases; off, only headers are fetched."""
@@ -357,12 +360,41 @@ class ImapSource(FolderSource[ImapState]):
         return problems
 
     def poll(self, cursor: Cursor | None) -> PollResult:
-        """Report messages new or changed since ``cursor`` and each folder's counts."""
+        """Report messages new or changed since ``cursor`` and each folder's counts, within ``poll_deadline``.
+
+        ``timeout`` bounds each command; a server that answers a byte every few seconds never trips it,
+        so the whole poll has a deadline too: when it passes, the connection is shut down from a timer
+        thread, which ends any read in progress, and the poll fails as a transient error (issue 7).
+        """
+        expired = threading.Event()
+        limit = self.config.poll_deadline.total_seconds()
+        timer = threading.Timer(limit, self._expire, args=(expired,))
+        timer.daemon = True
+        timer.start()
+        try:
+            return self._poll_reconnecting(cursor, expired)
+        except SourceError as err:
+            if expired.is_set():
+                raise TransientSourceError(
+                    f"poll of {self.config.host} took longer than poll_deadline ({limit:.0f} s)"
+                ) from err
+            raise
+        finally:
+            timer.cancel()
+
+    def _expire(self, expired: threading.Event) -> None:
+        expired.set()
+        client = self._client
+        sock = getattr(client, "socket", None) if client is not None else None
+        with suppress(Exception):  # shutting a socket down is what wakes a thread blocked reading it
+            sock().shutdown(socket.SHUT_RDWR)  # type: ignore[misc]
+
+    def _poll_reconnecting(self, cursor: Cursor | None, expired: threading.Event) -> PollResult:
         reused = self._client is not None
         try:
             return super().poll(cursor)
         except _ConnectionLost:
-            if not reused:
+            if not reused or expired.is_set():
                 raise
             # An idle connection may have been closed by the server or a NAT box since the last poll:
             # that is not worth an error (and a backoff); one fresh connection decides.
@@ -724,6 +756,7 @@ class ImapSource(FolderSource[ImapState]):
                         flags=[f.decode("ascii", "replace") for f in flags],
                         gmail_thread_id=_text(data.get(b"X-GM-THRID")),
                         now=now,
+                        report=self.log.reporter(f"folder {folder} uid {uid}"),
                     )
                 except Exception as err:  # one unreadable message must not stop the folder
                     self._skip(folder, uid, err, fetched)
@@ -785,7 +818,7 @@ class ImapSource(FolderSource[ImapState]):
             return dict(client.fetch(list(uids), items))
         except (IMAPClientAbortError, OSError):
             raise
-        except (IMAPClientError, ValueError) as err:
+        except (IMAPClientError, ValueError, OverflowError) as err:
             if len(uids) == 1:
                 self._skip(folder, uids[0], err, fetched)
                 return {}

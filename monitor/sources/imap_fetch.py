@@ -167,7 +167,7 @@ def _internal_date(value: Any) -> datetime | None:
         raise FetchParseError("INTERNALDATE is not a string")
     try:
         parsed: datetime = parse_to_datetime(value, normalise=False)
-    except ValueError:
+    except (ValueError, OverflowError):  # a zone offset past 24 h, or too large for C (issue 7)
         return None
     return parsed
 
@@ -193,7 +193,7 @@ def parse_fetch_records(records: Sequence[Any], uids: Sequence[int]) -> dict[int
                         break
     except FetchParseError:
         raise
-    except (ValueError, TypeError, IndexError, AttributeError) as err:
+    except (ValueError, TypeError, IndexError, AttributeError, ArithmeticError) as err:
         raise FetchParseError(type(err).__name__) from err
     if len(answered) != len(found):
         raise FetchParseError("a requested message came without its header section")

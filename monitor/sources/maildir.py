@@ -134,8 +134,8 @@ def list_folder(folder: Path) -> dict[str, MaildirEntry]:
                 if entry.name.startswith("."):
                     continue  # editors' and NFS's hidden files, never messages
                 try:
-                    if not entry.is_file():
-                        continue
+                    if not entry.is_file(follow_symlinks=False):
+                        continue  # a symbolic link may point out of the maildir (/etc/shadow): never read
                 except OSError:
                     continue
                 key, flags = split_filename(entry.name)
@@ -220,7 +220,7 @@ class MaildirSource(FolderSource[MaildirState]):
                     return candidate
             return None
         try:
-            names = {e.name.lower(): e.name for e in os.scandir(root) if e.is_dir()}
+            names = {e.name.lower(): e.name for e in os.scandir(root) if e.is_dir(follow_symlinks=False)}
         except OSError:
             return None
         for wanted in SENT_NAMES:
@@ -324,7 +324,11 @@ class MaildirSource(FolderSource[MaildirState]):
                 continue
             file = path / entry.subdir / entry.filename
             try:
-                raw, stat = read_prefix(file) if self.config.text_preview else read_header_block(file)
+                raw, stat = (
+                    read_prefix(file, nofollow=True)
+                    if self.config.text_preview
+                    else read_header_block(file, nofollow=True)
+                )
             except FileNotFoundError:
                 complete = False  # renamed or moved since the listing: picked up by the next poll
                 continue
@@ -397,6 +401,7 @@ class MaildirSource(FolderSource[MaildirState]):
             internal_date=_utc_from_ns(mtime_ns),
             flags=sorted(flag_names(entry.flags)),
             now=now,
+            report=self.log.reporter(f"folder {role} file {_safe_text(entry.key)}"),
         )
 
 

@@ -351,6 +351,7 @@ class MboxSource(FolderSource[MboxState]):
                 internal_date=from_line_date(entry.from_line),
                 flags=status_flags(msg),
                 now=now,
+                report=self.log.reporter(f"{path}: message at offset {entry.offset}"),
                 preview=preview(entry.header + b"\n" + entry.body) if self.config.text_preview else "",
             )
         except Exception as err:  # one broken message must never stop the poll

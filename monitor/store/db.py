@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import logging
+import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -88,14 +91,27 @@ def make_engine(url: str, password: str | None = None) -> Engine:
     parsed = make_url(url)
     if password is not None:
         parsed = parsed.set(password=password)
+    # hide_parameters: an error's text and the engine's own log never carry bound values (customer
+    # addresses, subjects), at any log level (issue 7).
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
-        if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(parsed, connect_args={"check_same_thread": False})
+        engine = create_engine(parsed, connect_args={"check_same_thread": False}, hide_parameters=True)
+        if database and database != ":memory:" and not database.startswith("file:"):
+            path = Path(database)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            event.listen(engine, "do_connect", functools.partial(_create_private, path))
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(parsed, pool_pre_ping=True)
+    return create_engine(parsed, pool_pre_ping=True, hide_parameters=True)
+
+
+def _create_private(database: Path, *_connect_args: Any) -> None:
+    """Before SQLite opens it, create the store file readable by its owner only (-wal and -shm take its mode).
+
+    An existing file keeps the mode its admin gave it; a missing folder is left for SQLite to report.
+    """
+    with contextlib.suppress(FileExistsError, FileNotFoundError):
+        os.close(os.open(database, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
 
 
 def _join(values: Iterable[str]) -> str:

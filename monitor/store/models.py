@@ -1,4 +1,9 @@
-"""The store's tables (sqlmodel). Changing one needs a migration in ``monitor/store/migrations``."""
+"""The store's tables (sqlmodel). Changing one needs a migration in ``monitor/store/migrations``.
+
+Whatever a message or a call log can make long (ids, addresses, flags, numbers) is ``Text``: a length
+limit there protects nothing and one odd message would stop ingest on PostgreSQL (issue 7). Ids that
+index rows stay short because :func:`monitor.mail.headers.message_ids` hashes absurdly long ones.
+"""
 
 from __future__ import annotations
 
@@ -48,22 +53,22 @@ class Message(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     source: str = Field(max_length=200)
-    external_id: str = Field(max_length=500)
+    external_id: str = Field(sa_column=Column(Text, nullable=False))
     folder: str = Field(max_length=200)
-    message_id: str | None = Field(default=None, max_length=500, index=True)
+    message_id: str | None = Field(default=None, sa_column=Column(Text, nullable=True, index=True))
     date: datetime = Field(sa_column=_ts(index=True))
-    from_addr: str | None = Field(default=None, max_length=320)
+    from_addr: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     from_name: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
-    sender_addr: str | None = Field(default=None, max_length=320)
+    sender_addr: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     reply_to: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     to_addrs: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     cc_addrs: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     subject: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
-    in_reply_to: str | None = Field(default=None, max_length=500)
+    in_reply_to: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     references: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
-    thread_id: str | None = Field(default=None, max_length=200)
+    thread_id: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     automated: str | None = Field(default=None, max_length=50)
-    flags: str = Field(default="", max_length=200)
+    flags: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     holding_marker: bool = False
     preview: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     ingested_at: datetime = Field(sa_column=_ts(index=True))
@@ -77,14 +82,14 @@ class Call(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     source: str = Field(max_length=200)
-    external_id: str = Field(max_length=500)
+    external_id: str = Field(sa_column=Column(Text, nullable=False))
     started_at: datetime = Field(sa_column=_ts(index=True))
     direction: str = Field(max_length=20)
-    caller: str = Field(max_length=100)
-    callee: str = Field(max_length=100)
+    caller: str = Field(sa_column=Column(Text, nullable=False))
+    callee: str = Field(sa_column=Column(Text, nullable=False))
     answered: bool = False
-    answered_by: str | None = Field(default=None, max_length=100)
-    line: str | None = Field(default=None, max_length=100)
+    answered_by: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    line: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     wait_seconds: float = 0.0
     talk_seconds: float = 0.0
     legs: int = 1
@@ -132,16 +137,16 @@ class AwaitingRow(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     team: str = Field(max_length=200)
     channel: str = Field(max_length=20)
-    item_key: str = Field(max_length=500)
-    conversation: str = Field(max_length=500)
-    customer: str = Field(max_length=320)
+    item_key: str = Field(sa_column=Column(Text, nullable=False))
+    conversation: str = Field(sa_column=Column(Text, nullable=False))
+    customer: str = Field(sa_column=Column(Text, nullable=False))
     received_at: datetime = Field(sa_column=_ts())
     due_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
     responded_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
     acknowledged_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
-    response_id: str | None = Field(default=None, max_length=500)
-    responder: str | None = Field(default=None, max_length=320)
-    owner: str | None = Field(default=None, max_length=320)
+    response_id: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    responder: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    owner: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     """The member who answers for the item (None: the team)."""
     attempts: int = 1
     """How many times the customer tried while waiting (missed calls from one number)."""
@@ -166,7 +171,7 @@ class Breach(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     team: str = Field(max_length=200)
     rule: str = Field(max_length=100)
-    subject: str = Field(max_length=500)
+    subject: str = Field(sa_column=Column(Text, nullable=False))
     level: str = Field(max_length=20)
     """``warning`` or ``breach``."""
     opened_at: datetime = Field(sa_column=_ts())

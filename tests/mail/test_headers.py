@@ -15,6 +15,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from monitor.mail.headers import (
+    MAX_DECODED_CHARS,
+    MAX_HEADER_CHARS,
     address_pairs,
     decoded,
     first_mailbox,
@@ -38,10 +40,18 @@ def test_header_block_equals_the_stdlib_on_the_whole_corpus() -> None:
     for path in files:
         raw = path.read_bytes()
         ours, theirs = parse_header_block(raw), STDLIB.parsebytes(raw, headersonly=True)
-        assert ours.items() == theirs.items(), path
+        cut = set(getattr(ours, "truncated", ()))
+        # A field over the cap is the stdlib's value cut at MAX_HEADER_CHARS (flanker's 200 KB Subject).
+        assert [(k, v) for k, v in ours.items() if k not in cut] == [
+            (k, v) for k, v in theirs.items() if k not in cut
+        ], path
+        for name in cut:
+            assert str(theirs[name]).startswith(ours[name]) and len(ours[name]) == MAX_HEADER_CHARS
         for name in ("From", "to", "MESSAGE-ID", "Subject", "X-Missing"):
             value = theirs.get(name)
-            if isinstance(value, str) or value is None:
+            if name.lower() in {c.lower() for c in cut}:
+                assert value.startswith(ours.get(name)), (path, name)
+            elif isinstance(value, str) or value is None:
                 assert ours.get(name) == value, (path, name)
             else:  # raw 8-bit text: the stdlib wraps it in an unknown-8bit Header, we give Unicode
                 ours.get(name).encode("utf-8")  # a str without surrogate escapes
@@ -131,6 +141,7 @@ def test_decoded_equals_the_stdlib_where_the_stdlib_decodes() -> None:
             for value in msg.get_all(name) or []:
                 if "=?" not in value or not value.isascii():
                     continue
+                value = value[:MAX_DECODED_CHARS]  # decoded() reads no further (flanker's 200 KB Subject)
                 try:
                     theirs = str(make_header(decode_header(value)))
                 except (ValueError, LookupError, HeaderParseError):
