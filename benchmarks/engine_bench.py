@@ -21,6 +21,7 @@ from monitor.events import MessageEvent
 from monitor.exporters.prometheus import DaemonState, ReplywatchCollector
 from monitor.sources.base import PollResult
 from monitor.store.db import Store
+from monitor.supervisor import Supervisor
 
 NOW = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
 
@@ -100,7 +101,7 @@ def run(url: str, count: int) -> None:
     timed("evaluation after one new message (rebuild)", evaluator.run, NOW + timedelta(seconds=120))
     timed("evaluation 1h later (open items only)", evaluator.run, NOW + timedelta(hours=1))
     registry = CollectorRegistry()
-    registry.register(ReplywatchCollector(store, lambda: loaded.config, DaemonState()))
+    registry.register(ReplywatchCollector(store, lambda: loaded.config, DaemonState(Supervisor(lambda: NOW))))
     body = timed("one /metrics scrape", generate_latest, registry)
     print(f"  {'scrape size':44} {len(body):8d} bytes")
     store.close()
