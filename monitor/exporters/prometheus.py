@@ -31,7 +31,7 @@ from monitor.verdict import counts_business_time
 
 log = logging.getLogger(__name__)
 
-# SLA points (DESIGN.md): 15m 1h 2h 4h 8h 24h 48h 72h 1w, in seconds.
+# The SLA points teams promise: 15m 1h 2h 4h 8h 24h 48h 72h 1w, in seconds.
 RESPONSE_BUCKETS: tuple[float, ...] = (900, 3600, 7200, 14400, 28800, 86400, 172800, 259200, 604800)
 
 
