@@ -59,11 +59,6 @@ class AwaitingItem:
         """Who answered, or None while waiting or when unknown."""
         return self.response.responder if self.response is not None else None
 
-    @property
-    def is_open(self) -> bool:
-        """True while the customer waits."""
-        return self.response is None
-
 
 @dataclass(frozen=True, slots=True)
 class Unopened:

@@ -43,15 +43,6 @@ class ItemVerdict:
     """Time from arrival to the response (or ``now`` while waiting) in the team calendar's opening hours."""
     wall_seconds: float
     """The same span in wall-clock time."""
-    business_clock: bool
-    """Whether the owning rule counts business hours (True without an owning rule)."""
-
-    @property
-    def response_seconds(self) -> float | None:
-        """Time to respond in the owning rule's clock; None while the customer waits."""
-        if self.item.response is None:
-            return None
-        return self.business_seconds if self.business_clock else self.wall_seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,12 +93,12 @@ def evaluate_team(
     for item in items:
         owner = owners.get(item.channel)
         finding = owned.get((owner.name, item.key)) if owner is not None else None
-        verdicts.append(_judge(item, finding, owner, calendar, now))
+        verdicts.append(_judge(item, finding, calendar, now))
     return TeamVerdict(verdicts, findings)
 
 
 def _judge(
-    item: AwaitingItem, finding: Finding | None, owner: Rule | None, calendar: BusinessCalendar, now: datetime
+    item: AwaitingItem, finding: Finding | None, calendar: BusinessCalendar, now: datetime
 ) -> ItemVerdict:
     end = item.responded_at if item.responded_at is not None else now
     end = max(end, item.received_at)
@@ -124,5 +115,4 @@ def _judge(
         warning=status is ItemStatus.WAITING and finding is not None and finding.level is Level.WARNING,
         business_seconds=calendar.business_seconds_between(item.received_at, end),
         wall_seconds=(end - item.received_at).total_seconds(),
-        business_clock=owner.business_hours if owner is not None else True,
     )

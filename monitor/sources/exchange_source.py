@@ -24,13 +24,12 @@ from monitor.sources.base import (
     Folder,
     FolderRead,
     FolderSource,
-    FolderState,
     PermanentSourceError,
     SourceError,
     TransientSourceError,
 )
 from monitor.sources.exchange import FIELDS, ExchangeConfig
-from monitor.sources.mail_item import MailItem, folder_counts
+from monitor.sources.mail_item import ItemsState, MailItem, folder_counts, items_read
 
 # --- TLS: the configured CA file per EWS host, whatever the environment says ----------------------
 
@@ -56,17 +55,11 @@ BaseProtocol.HTTP_ADAPTER_CLS = _CaFileAdapter
 # --- the source -----------------------------------------------------------------------------------
 
 
-class ExchangeState(FolderState):
+class ExchangeState(ItemsState):
     """One folder's saved state: EWS's sync state and what the folder holds."""
 
     sync_state: str
     """The SyncState of the last complete SyncFolderItems round."""
-    items: dict[str, tuple[str, bool]]
-    """Item id -> (received time, read) of every message in the folder: its counts."""
-    unseen: int
-    """Messages not read."""
-    oldest: str | None
-    """When the oldest message arrived (ISO 8601)."""
 
 
 _FOLDER_CLASSES: dict[str, Any] = {"inbox": Inbox, "sent": SentItems}
@@ -165,16 +158,8 @@ class ExchangeSource(FolderSource[ExchangeState]):
             new_state = ExchangeState(
                 name=folder.name, sync_state=new_sync_state, items=items, unseen=unseen, oldest=oldest
             )
-        oldest_text = new_state["oldest"]
-        return FolderRead(
-            new_state,
-            messages,
-            len(new_state["items"]),
-            new_state["unseen"],
-            0,  # EWS's "answered" (PR_LAST_VERB_EXECUTED) is not read: not counted
-            datetime.fromisoformat(oldest_text) if oldest_text else None,
-            resync=resync,
-            removed=[f"{mailbox}/{item_id}" for item_id in removed],
+        return items_read(
+            new_state, messages, resync=resync, removed=[f"{mailbox}/{item_id}" for item_id in removed]
         )
 
     # -- EWS -----------------------------------------------------------------------------------------

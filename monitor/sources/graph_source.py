@@ -25,14 +25,13 @@ from monitor.sources.base import (
     Folder,
     FolderRead,
     FolderSource,
-    FolderState,
     PermanentSourceError,
     SourceError,
     TransientSourceError,
 )
 from monitor.sources.graph import HEADERS, ID_TYPE, SELECT, GraphConfig
 from monitor.sources.imap import shared_ssl_context
-from monitor.sources.mail_item import Mailbox, MailItem, folder_counts
+from monitor.sources.mail_item import ItemsState, Mailbox, MailItem, folder_counts, items_read
 
 # --- tokens ---------------------------------------------------------------------------------------
 
@@ -139,17 +138,11 @@ class Tokens:
 # --- the source -----------------------------------------------------------------------------------
 
 
-class GraphState(FolderState):
+class GraphState(ItemsState):
     """One folder's saved state: where Graph's delta stands and what the folder holds."""
 
     delta_link: str
     """The ``@odata.deltaLink`` of the last complete round."""
-    items: dict[str, tuple[str, bool]]
-    """Immutable id -> (received time, read) of every message in the folder: its counts."""
-    unseen: int
-    """Messages not read, counted from ``items`` when they changed."""
-    oldest: str | None
-    """When the oldest message arrived (ISO 8601), from ``items`` when they changed."""
 
 
 def _retry_after(response: httpx.Response) -> timedelta | None:
@@ -312,16 +305,7 @@ class GraphSource(FolderSource[GraphState]):
             new_state = GraphState(
                 name=folder.name, delta_link=delta, items=items, unseen=unseen, oldest=oldest
             )
-        oldest = new_state["oldest"]
-        return FolderRead(
-            new_state,
-            messages,
-            len(items),
-            new_state["unseen"],
-            0,  # Graph has no "answered" flag without extended properties: not counted
-            datetime.fromisoformat(oldest) if oldest else None,
-            removed=removed,
-        )
+        return items_read(new_state, messages, removed=removed)
 
     def _event(self, entry: Mapping[str, Any], mailbox: str, role: str, now: datetime) -> Any:
         headers = [

@@ -6,8 +6,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import format_datetime, formataddr
+from typing import TypeVar
 
+from monitor.events import MessageEvent
 from monitor.mail.headers import HeaderBlock
+from monitor.sources.base import FolderRead, FolderState
 
 Mailbox = tuple[str, str]
 """A display name and an address, as the APIs give them."""
@@ -65,3 +68,39 @@ def folder_counts(items: FolderItems) -> tuple[int, str | None]:
     """How many of a folder's ``items`` are unread, and when the oldest arrived (None when empty)."""
     unseen = sum(1 for _, read in items.values() if not read)
     return unseen, min((received for received, _ in items.values()), default=None)
+
+
+class ItemsState(FolderState):
+    """What an API source keeps of a folder besides its position: its messages and their counts."""
+
+    items: dict[str, tuple[str, bool]]
+    """Item id -> (received time, read) of every message in the folder: its counts."""
+    unseen: int
+    """Messages not read, counted from ``items`` when they changed."""
+    oldest: str | None
+    """When the oldest message arrived (ISO 8601), from ``items`` when they changed."""
+
+
+ItemsStateT = TypeVar("ItemsStateT", bound=ItemsState)
+
+
+def items_read(
+    state: ItemsStateT,
+    messages: list[MessageEvent],
+    *,
+    resync: bool = False,
+    removed: Sequence[str] = (),
+) -> FolderRead[ItemsStateT]:
+    """A folder's read with its counts from ``state``. No "answered" count: EWS and Graph give one only
+    through extended properties, which are not read."""
+    oldest = state["oldest"]
+    return FolderRead(
+        state,
+        messages,
+        len(state["items"]),
+        state["unseen"],
+        0,
+        datetime.fromisoformat(oldest) if oldest else None,
+        resync=resync,
+        removed=list(removed),
+    )
