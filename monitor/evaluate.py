@@ -70,14 +70,12 @@ def team_awaiting(
 ) -> EngineResult:
     """A team's awaiting items on every channel, answered across channels where the team says so, and
     why every other message or call opened none (used alike by the daemon and ``replay``)."""
-    context = team_context(config, team)
+    context, phones = team_context(config, team), phone_team(config, team)
     email = build_awaiting(messages, context)
-    phone = build_phone_awaiting(calls, phone_team(config, team)) if calls else EngineResult([], [])
+    phone = build_phone_awaiting(calls, phones) if calls else EngineResult([], [])
     items = [*email.items, *phone.items]
     if config.teams[team].cross_channel:
-        items = answer_across_channels(
-            items, messages, calls, context, phone_team(config, team), config.contact_directory
-        )
+        items = answer_across_channels(items, messages, calls, context, phones, config.contact_directory)
     items.sort(key=lambda item: (item.received_at, item.key))
     return EngineResult(items, [*email.unopened, *phone.unopened])
 
