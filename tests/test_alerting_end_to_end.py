@@ -4,6 +4,8 @@ fires in Prometheus and arrives in Alertmanager with its team label."""
 
 from __future__ import annotations
 
+import json
+import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -164,3 +166,63 @@ def test_dashboards_and_alerts_against_real_prometheus_and_alertmanager(
             assert empty == {}, "dashboard queries without data:\n" + "\n".join(
                 f"{k}: {v}" for k, v in empty.items()
             )
+
+
+def post_alerts(manager: Alertmanager, alerts: list[dict[str, str]]) -> None:
+    """Send alerts with these labels to Alertmanager as Prometheus does (``POST /api/v2/alerts``)."""
+    body = json.dumps([{"labels": labels} for labels in alerts]).encode()
+    request = urllib.request.Request(
+        f"{manager.url}/api/v2/alerts", data=body, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        assert response.status == 200
+
+
+def test_shipped_route_groups_by_team_and_holds_back_alerts_of_incomplete_teams(tmp_path: Path) -> None:
+    """The shipped alertmanager.yml: customer alerts of a team judged on incomplete data are inhibited,
+    only for that team and that replywatch; replywatch's own health goes to its admins."""
+    manager = Alertmanager(tmp_path, ALERTMANAGER_CONFIG)
+    with running(manager):
+        a, b = {"job": "replywatch", "instance": "a:9687"}, {"job": "replywatch", "instance": "b:9687"}
+        sent = {
+            "billing incomplete": a | {"alertname": "ReplywatchTeamIncomplete", "team": "billing"},
+            "billing late": a | {"alertname": "ReplywatchCustomersPastDeadline", "team": "billing"},
+            "billing waiting": a | {"alertname": "ReplywatchCustomerWaitingTooLong", "team": "billing"},
+            "billing inbox": a | {"alertname": "ReplywatchInboxOverLimit", "team": "billing"},
+            # Another team of the same replywatch, and the same team name on another replywatch.
+            "support late": a | {"alertname": "ReplywatchCustomersPastDeadline", "team": "support"},
+            "billing late on b": b | {"alertname": "ReplywatchCustomersPastDeadline", "team": "billing"},
+            "source down": a | {"alertname": "ReplywatchSourceDown", "source": "billing-mail"},
+            "outbox stuck": a | {"alertname": "ReplywatchOutboxStuck", "notifier": "mail"},
+            "expired": a | {"alertname": "ReplywatchNotificationsExpired", "notifier": "mail"},
+        }
+        post_alerts(manager, list(sent.values()))
+
+        def by_name() -> dict[str, dict[str, Any]] | None:
+            held = {}
+            for alert in manager.alerts():
+                for name, labels in sent.items():
+                    if labels.items() <= alert["labels"].items():
+                        held[name] = alert
+            return held if set(held) == set(sent) else None
+
+        alerts = wait_for("Alertmanager to hold every alert sent", by_name, 30.0, manager.log)
+        states = {name: alert["status"]["state"] for name, alert in alerts.items()}
+        assert states == {
+            "billing incomplete": "active",
+            "billing late": "suppressed",
+            "billing waiting": "suppressed",
+            "billing inbox": "suppressed",
+            "support late": "active",
+            "billing late on b": "active",
+            "source down": "active",
+            "outbox stuck": "active",
+            "expired": "active",
+        }
+        incomplete = alerts["billing incomplete"]["fingerprint"]
+        assert alerts["billing late"]["status"]["inhibitedBy"] == [incomplete]
+        receivers = {name: [r["name"] for r in alert["receivers"]] for name, alert in alerts.items()}
+        admins = {"source down", "outbox stuck", "expired"}
+        assert receivers == {
+            name: ["replywatch-admins"] if name in admins else ["service-desk"] for name in sent
+        }

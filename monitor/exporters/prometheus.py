@@ -22,10 +22,11 @@ from monitor import __version__
 from monitor.config import Config
 from monitor.evaluate import build_rules, team_mailboxes
 from monitor.events import Channel
+from monitor.exporters.outbox import FAILED
 from monitor.freshness import TeamFreshness
 from monitor.rules.deadline import DeadlineConfig
 from monitor.store.db import Store
-from monitor.store.outbox import Outbox
+from monitor.store.outbox import CANCELLED, EXPIRED, SENT, Outbox
 from monitor.supervisor import DURATION_BUCKETS, POLL, Supervisor
 from monitor.verdict import counts_business_time
 
@@ -54,6 +55,8 @@ class DaemonState:
 
 ON_TIME_WINDOWS: tuple[tuple[str, timedelta], ...] = (("7d", timedelta(days=7)), ("30d", timedelta(days=30)))
 """The windows of ``replywatch_answered_on_time_ratio``."""
+NOTIFICATION_OUTCOMES = (SENT, FAILED, EXPIRED, CANCELLED)
+"""The ``outcome`` values of ``replywatch_notifications_total``."""
 
 
 class ReplywatchCollector(Collector):
@@ -285,8 +288,11 @@ class ReplywatchCollector(Collector):
             "Notifications handled by the outbox dispatcher, by outcome (sent, failed, expired, cancelled).",
             labels=["notifier", "outcome"],
         )
-        for (notifier, outcome), count in sorted(self.state.notifications().items()):
-            total.add_metric([notifier, outcome], float(count))
+        counts = self.state.notifications()
+        # Every configured notifier's outcomes start at 0, so that increase() sees the first one too.
+        known = {(notifier, outcome) for notifier in config.notifiers for outcome in NOTIFICATION_OUTCOMES}
+        for notifier, outcome in sorted(known | set(counts)):
+            total.add_metric([notifier, outcome], float(counts.get((notifier, outcome), 0)))
         pending = GaugeMetricFamily(
             "replywatch_outbox_pending", "Notifications waiting to be delivered.", labels=["notifier"]
         )
