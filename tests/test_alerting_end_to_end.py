@@ -18,6 +18,7 @@ from monitor.daemon import Daemon
 from tests.mailfactory import make_message
 from tests.servers.dovecot import DovecotServer, Mailbox
 from tests.servers.prometheus import Alertmanager, Prometheus, running, wait_for
+from tests.servers.smtp import PASSWORD, USER, SmtpServer
 from tests.test_grafana_dashboards import all_expressions, substitute
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -59,10 +60,30 @@ def fill(mailbox: Mailbox) -> None:
 
 
 @pytest.fixture
-def daemon(dovecot: DovecotServer, imap_mailbox: Mailbox, tmp_path: Path) -> Iterator[Daemon]:
+def daemon(
+    dovecot: DovecotServer,
+    imap_mailbox: Mailbox,
+    smtp_server: SmtpServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Daemon]:
     fill(imap_mailbox)
+    monkeypatch.setenv("E2E_SMTP_PASSWORD", PASSWORD)
     config: dict[str, Any] = {
         "store": {"url": f"sqlite:///{tmp_path / 'rw.db'}"},
+        # The breach mail goes out through a real SMTP server: the outbox series have data.
+        "notifiers": {
+            "mail": {
+                "kind": "smtp",
+                "host": "127.0.0.1",
+                "port": smtp_server.port,
+                "tls": "starttls",
+                "ca_file": str(smtp_server.ca_file),
+                "username": USER,
+                "password_env": "E2E_SMTP_PASSWORD",
+                "from": "replywatch <replywatch@example.com>",
+            }
+        },
         "sources": {
             "support-inbox": imap_mailbox.imap_settings("implicit"),
             # A source that cannot be read: its error series feed the source-health dashboard.
@@ -75,10 +96,13 @@ def daemon(dovecot: DovecotServer, imap_mailbox: Mailbox, tmp_path: Path) -> Ite
                 "members": [{"name": "Alice", "email": ["alice@example.com"]}],
                 "member_metrics": True,
                 "sources": ["support-inbox"],
+                # Business hours without a calendar: always open, so the late customer's three days are
+                # three days of business time too; the team exports its 24-hour target.
                 "rules": [
-                    {"kind": "reply_within", "within": "24h", "business_hours": False},
+                    {"kind": "reply_within", "within": "24h", "warn_before": "2h"},
                     {"kind": "inbox_nearly_empty", "max_unread": 0},
                 ],
+                "notify": {"via": "mail", "escalation": [{"at": "breach", "to": ["team"]}]},
             },
             "billing": {"sources": ["billing-archive"], "rules": [{"kind": "reply_within", "within": "8h"}]},
         },
@@ -90,6 +114,8 @@ def daemon(dovecot: DovecotServer, imap_mailbox: Mailbox, tmp_path: Path) -> Ite
     d.poll_source("support-inbox")
     d.poll_source("billing-archive")
     d.evaluate()
+    d.dispatch()
+    assert [r.rcpt_tos for r in smtp_server.received] == [["alice@example.com"]]
     yield d
     d.stop()
 
@@ -166,6 +192,24 @@ def test_dashboards_and_alerts_against_real_prometheus_and_alertmanager(
             assert empty == {}, "dashboard queries without data:\n" + "\n".join(
                 f"{k}: {v}" for k, v in empty.items()
             )
+
+            # The team's own target colours the wait: three days against 24 business hours is 300 %.
+            def panel_value(title: str) -> dict[str, float]:
+                expr = all_expressions()[f"replywatch-team / {title} / A"]
+                found = prometheus.query(substitute(expr))["result"]
+                return {r["metric"].get("channel", ""): float(r["value"][1]) for r in found}
+
+            share = panel_value("Longest wait, share of the team's target (business hours)")
+            assert share.keys() == {"email"} and 3.0 <= share["email"] < 3.01, share
+            assert panel_value("The team's target (business hours)") == {"email": 24.0}
+            # Of the two decided customers (one answered in an hour, one three days late), one on time.
+            assert panel_value("Answered within the team's target, last 7 days") == {"email": 0.5}
+            assert panel_value("Figures up to date (every source read)") == {"": 1.0}
+            # The breach mail went out: the outbox alert is not even pending.
+            sent = prometheus.query('replywatch_notifications_total{notifier="mail",outcome="sent"}')
+            assert [float(r["value"][1]) for r in sent["result"]] == [1.0]
+            outbox = [a for a in prometheus.alerts() if a["labels"]["alertname"] == "ReplywatchOutboxStuck"]
+            assert outbox == []
 
 
 def post_alerts(manager: Alertmanager, alerts: list[dict[str, str]]) -> None:

@@ -43,6 +43,13 @@ CHARTED = {
     "replywatch_response_seconds_bucket",
     "replywatch_member_response_seconds_bucket",
     "replywatch_mailbox_messages",
+    "replywatch_awaiting_oldest_business_seconds",
+    "replywatch_answer_target_seconds",
+    "replywatch_answered_on_time_ratio",
+    "replywatch_warnings_open",
+    "replywatch_team_complete",
+    "replywatch_outbox_pending",
+    "replywatch_notifications_total",
     "replywatch_source_up",
     "replywatch_source_last_success_timestamp_seconds",
     "replywatch_source_errors_total",
@@ -164,9 +171,40 @@ def test_units_read_as_hours_and_shares() -> None:
             exprs = [t["expr"] for t in panel["targets"]]
             if unit == "h":
                 assert all(e.rstrip().endswith("/ 3600") for e in exprs), panel["title"]
-            if "within 24 business hours" in panel["title"]:
-                assert unit == "percentunit"
+                assert "hours" in panel["title"], f"{panel['title']}: business or clock hours?"
+            if "within the team's target" in panel["title"] or "share" in panel["title"]:
+                assert unit == "percentunit", panel["title"]
             assert unit != "dtdurations", panel["title"]
+
+
+def steps(panel: dict[str, Any]) -> list[tuple[float | None, str]]:
+    """The panel's colour thresholds as (from, colour)."""
+    found = panel["fieldConfig"]["defaults"].get("thresholds") or {"steps": []}
+    return [(step["value"], step["color"]) for step in found["steps"]]
+
+
+def test_waits_are_coloured_at_each_teams_own_target() -> None:
+    """No hour panel carries a fixed deadline as a threshold: the team's target comes from
+    replywatch_answer_target_seconds, as a share (red from 100 %) or as a dashed line beside the wait."""
+    boards = load_dashboards()
+    for board in boards.values():
+        for panel in panels(board):
+            if panel["fieldConfig"]["defaults"]["unit"] == "h":
+                assert len(steps(panel)) <= 1, f"{panel['title']}: a fixed threshold in hours"
+    overview = {panel["title"]: panel for panel in panels(boards["team-overview"])}
+    share = overview["Longest wait, share of the team's target (business hours)"]
+    (expr,) = [t["expr"] for t in share["targets"]]
+    assert "replywatch_awaiting_oldest_business_seconds" in expr
+    assert expr.rstrip().endswith('/ max by (channel) (replywatch_answer_target_seconds{team="$team"})')
+    assert steps(share) == [(None, "green"), (0.75, "orange"), (1.0, "red")]
+    for title in (
+        "Longest wait against the team's target (business hours)",
+        "Response time (business hours), median and 90th percentile over a day",
+    ):
+        legends = {t["legendFormat"]: t["expr"] for t in overview[title]["targets"]}
+        assert "replywatch_answer_target_seconds" in legends["target {{channel}}"], title
+        (dashed,) = overview[title]["fieldConfig"]["overrides"]
+        assert dashed["matcher"] == {"id": "byRegexp", "options": "/^target/"}
 
 
 def test_expressions_parse(promtool: Promtool, tmp_path: Path) -> None:
@@ -188,12 +226,20 @@ def test_expressions_select_only_exposed_series() -> None:
 
 
 def test_team_filter_applies_to_every_team_series() -> None:
-    """Each selector of a series that has a team label filters on ``team="$team"``."""
+    """On a dashboard with the Team variable, each selector of a series that has a team label filters on
+    ``team="$team"`` (source health shows every team)."""
     labels = exposed_label_names()
-    for where, expr in all_expressions().items():
+    with_team = {
+        where: expr
+        for board in load_dashboards().values()
+        if "team" in {v["name"] for v in board["templating"]["list"]}
+        for where, expr in expressions(board).items()
+    }
+    assert with_team
+    for where, expr in with_team.items():
         for name in metric_names(substitute(expr)):
             if "team" in labels.get(name, ()):
-                selectors = re.findall(rf"(?<![\w:]){re.escape(name)}\s*(\{{[^}}]*\}})?", expr)
+                selectors = re.findall(rf"(?<![\w:]){re.escape(name)}(?![\w:])\s*(\{{[^}}]*\}})?", expr)
                 assert selectors and all('team="$team"' in s for s in selectors), f"{where}: {name}"
 
 

@@ -22,8 +22,7 @@ from grafana_foundation_sdk.models import dashboard as model
 
 OUT = Path(__file__).resolve().parent / "dashboards"
 DATASOURCE = model.DataSourceRef(type_val="prometheus", uid="${datasource}")
-TARGET_HOURS = 24.0
-"""The response target the thresholds are coloured at: a reply_within of 24 business hours (the default)."""
+TEAM = 'team="$team"'
 
 
 @dataclass(frozen=True)
@@ -41,7 +40,10 @@ def _query(q: Query, ref: str, instant: bool) -> prom.Dataquery:
     return out.instant() if instant else out.range()
 
 
-def _thresholds(*steps: tuple[float | None, str]) -> dash.ThresholdsConfig:
+Steps = tuple[tuple[float | None, str], ...]
+
+
+def _thresholds(steps: Steps) -> dash.ThresholdsConfig:
     return (
         dash.ThresholdsConfig()
         .mode(model.ThresholdsMode.ABSOLUTE)
@@ -49,14 +51,34 @@ def _thresholds(*steps: tuple[float | None, str]) -> dash.ThresholdsConfig:
     )
 
 
-HOURS_STEPS = ((None, "green"), (TARGET_HOURS * 0.75, "orange"), (TARGET_HOURS, "red"))
-"""Green under three quarters of the target, orange up to it, red past it."""
-RATIO_STEPS = ((None, "red"), (0.9, "orange"), (0.95, "green"))
-COUNT_STEPS = ((None, "green"), (1.0, "red"))
+SHARE_OF_TARGET_STEPS: Steps = ((None, "green"), (0.75, "orange"), (1.0, "red"))
+"""A wait as a share of the team's own target: green under three quarters, orange up to it, red past it."""
+RATIO_STEPS: Steps = ((None, "red"), (0.9, "orange"), (0.95, "green"))
+"""The share answered on time: red under 90 %, orange under 95 %, green from 95 %."""
+COUNT_STEPS: Steps = ((None, "green"), (1.0, "red"))
+WARNING_STEPS: Steps = ((None, "green"), (1.0, "orange"))
+UP_STEPS: Steps = ((None, "red"), (1.0, "green"))
+NEUTRAL: Steps = ((None, "blue"),)
+"""For figures with no threshold of their own (a wall-clock wait, a count of answers)."""
+YES_NO = [
+    model.ValueMap(
+        options={
+            "0": model.ValueMappingResult(text="no", color="red", index=0),
+            "1": model.ValueMappingResult(text="yes", color="green", index=1),
+        }
+    )
+]
+"""1 and 0 read as yes and no."""
 
 
 def stat_panel(
-    title: str, description: str, unit: str, queries: list[Query], steps: tuple[tuple[float | None, str], ...]
+    title: str,
+    description: str,
+    unit: str,
+    queries: list[Query],
+    steps: Steps,
+    no_value: str | None = None,
+    mappings: list[model.ValueMapping] | None = None,
 ) -> stat.Panel:
     """A big number (one per series), coloured by thresholds."""
     panel = (
@@ -65,10 +87,14 @@ def stat_panel(
         .description(description)
         .datasource(DATASOURCE)
         .unit(unit)
-        .thresholds(_thresholds(*steps))
+        .thresholds(_thresholds(steps))
         .height(5)
         .span(6)
     )
+    if no_value is not None:
+        panel = panel.no_value(no_value)
+    if mappings is not None:
+        panel = panel.mappings(mappings)
     for n, q in enumerate(queries):
         panel = panel.with_target(_query(q, chr(ord("A") + n), instant=True))
     return panel
@@ -79,10 +105,11 @@ def graph_panel(
     description: str,
     unit: str,
     queries: list[Query],
-    steps: tuple[tuple[float | None, str], ...] | None = None,
+    steps: Steps | None = None,
     span: int = 12,
+    percent: bool = False,
 ) -> timeseries.Panel:
-    """Series over time, with the thresholds drawn as lines where there are any."""
+    """Series over time; a series whose legend starts with "target" is drawn dashed."""
     panel = (
         timeseries.Panel()
         .title(title)
@@ -91,9 +118,15 @@ def graph_panel(
         .unit(unit)
         .height(8)
         .span(span)
+        .with_override(
+            model.MatcherConfig(id_val="byRegexp", options="/^target/"),
+            [model.DynamicConfigValue(id_val="custom.lineStyle", value={"fill": "dash", "dash": [10, 10]})],
+        )
     )
+    if percent:
+        panel = panel.min(0).max(1)
     if steps is not None:
-        panel = panel.thresholds(_thresholds(*steps))
+        panel = panel.thresholds(_thresholds(steps))
     for n, q in enumerate(queries):
         panel = panel.with_target(_query(q, chr(ord("A") + n), instant=False))
     return panel
@@ -107,7 +140,7 @@ def bars_panel(title: str, description: str, unit: str, queries: list[Query]) ->
         .description(description)
         .datasource(DATASOURCE)
         .unit(unit)
-        .thresholds(_thresholds(*HOURS_STEPS))
+        .thresholds(_thresholds(NEUTRAL))
         .height(8)
         .span(12)
     )
@@ -138,46 +171,79 @@ def _base(uid: str, title: str, description: str, with_team: bool = True) -> das
     return board
 
 
-def within_24h_ratio(window: str, selector: str) -> str:
-    """Share of responses in ``window`` that came within 24 business hours (the 86400 s bucket)."""
+# The longest wait in business hours; 0 for a channel where nobody waits (replywatch_awaiting always has a
+# series per team and channel, the oldest wait only while someone waits).
+OLDEST_BUSINESS = (
+    f"(max by (channel) (replywatch_awaiting_oldest_business_seconds{{{TEAM}}})"
+    f" or max by (channel) (replywatch_awaiting{{{TEAM}}}) * 0)"
+)
+TARGET = f"max by (channel) (replywatch_answer_target_seconds{{{TEAM}}})"
+"""The team's own deadline per channel, in business seconds (none for a rule that counts wall-clock time)."""
+NO_TARGET = "no target in business hours"
+
+
+def on_time(window: str) -> str:
+    """Share of the team's decided contacts of ``window`` answered within its own target."""
+    return f'max by (channel) (replywatch_answered_on_time_ratio{{{TEAM},window="{window}"}})'
+
+
+def response_quantile(q: float, window: str) -> str:
+    """The ``q`` quantile of response times over ``window``, per channel, in hours."""
     return (
-        f'sum(increase(replywatch_response_seconds_bucket{{{selector},le=~"86400(\\\\.0)?"}}[{window}]))'
-        f' / sum(increase(replywatch_response_seconds_bucket{{{selector},le="+Inf"}}[{window}]))'
+        f"histogram_quantile({q}, sum by (channel, le) "
+        f"(increase(replywatch_response_seconds_bucket{{{TEAM}}}[{window}]))) / 3600"
     )
 
 
 def team_overview() -> dash.Dashboard:
-    """What a team lead opens first: who waits, for how long, breaches, how fast the team answers."""
-    team = 'team="$team"'
+    """What a team lead opens first: who waits, how long against the target, how well the team keeps it."""
     return (
         _base(
             "replywatch-team",
             "replywatch: team overview",
-            "Customers waiting for the team, breaches of its promises and how fast it answers.",
+            "Customers waiting for the team, how long against the team's own target, breaches of its "
+            "promises and how fast it answers.",
         )
         .with_row(dash.Row("Right now"))
         .with_panel(
             stat_panel(
                 "Customers waiting now",
-                "Customer emails and missed calls that have had no answer from the team yet.",
+                "Customer emails and missed calls that have had no answer from the team yet, per channel.",
                 "short",
-                [Query(f"sum by (channel) (replywatch_awaiting{{{team}}})", "{{channel}}")],
+                [Query(f"sum by (channel) (replywatch_awaiting{{{TEAM}}})", "{{channel}}")],
                 ((None, "green"), (1.0, "orange"), (10.0, "red")),
             )
         )
         .with_panel(
             stat_panel(
-                "Longest wait now (hours on the clock)",
-                "How long the customer who has waited longest has waited, weekends and nights included.",
+                "Longest wait now (business hours)",
+                "How long the customer who has waited longest has waited, counted in the team's opening "
+                "hours (nights, weekends and holidays add nothing); 0 when nobody waits. The next panel "
+                "compares it with the team's target.",
                 "h",
-                [
-                    Query(
-                        f"max by (channel) (time() - replywatch_awaiting_oldest_timestamp_seconds{{{team}}})"
-                        " / 3600",
-                        "{{channel}}",
-                    )
-                ],
-                HOURS_STEPS,
+                [Query(f"{OLDEST_BUSINESS} / 3600", "{{channel}}")],
+                NEUTRAL,
+            )
+        )
+        .with_panel(
+            stat_panel(
+                "Longest wait, share of the team's target (business hours)",
+                "The longest wait as a share of the time the team promises to answer in (its own "
+                "reply_within or callback_within): 100 % is the deadline. Green below 75 %, orange up to "
+                "100 %, red past it. A team whose rule counts clock time has no business-hours target.",
+                "percentunit",
+                [Query(f"{OLDEST_BUSINESS} / {TARGET}", "{{channel}}")],
+                SHARE_OF_TARGET_STEPS,
+                no_value=NO_TARGET,
+            )
+        )
+        .with_panel(
+            stat_panel(
+                "Customers close to their deadline (warnings)",
+                "Customers past the warning point of a rule (its warn_before) and not yet due, per rule.",
+                "short",
+                [Query(f"sum by (rule) (replywatch_warnings_open{{{TEAM}}})", "{{rule}}")],
+                WARNING_STEPS,
             )
         )
         .with_panel(
@@ -185,57 +251,143 @@ def team_overview() -> dash.Dashboard:
                 "Open breaches",
                 "Promises broken right now: customers past the team's deadline, inboxes over their limits.",
                 "short",
-                [Query(f"sum by (rule) (replywatch_breaches_open{{{team}}})", "{{rule}}")],
+                [Query(f"sum by (rule) (replywatch_breaches_open{{{TEAM}}})", "{{rule}}")],
                 COUNT_STEPS,
             )
         )
         .with_panel(
             stat_panel(
                 "Missed calls waiting for a call-back",
-                "Missed customer calls nobody has returned yet.",
+                "Missed customer calls nobody has returned yet (0 for a team without a phone line).",
                 "short",
-                [Query(f'sum(replywatch_awaiting{{{team},channel="phone"}}) or vector(0)', "calls")],
+                [Query(f'sum(replywatch_awaiting{{{TEAM},channel="phone"}}) or vector(0)', "calls")],
                 ((None, "green"), (1.0, "orange"), (5.0, "red")),
+            )
+        )
+        .with_panel(
+            stat_panel(
+                "Longest wait now (hours on the clock)",
+                "The same longest wait, with nights and weekends included: what the customer lived "
+                "through. The team's target is counted in business hours (two panels back).",
+                "h",
+                [
+                    Query(
+                        f"max by (channel) (time() - replywatch_awaiting_oldest_timestamp_seconds{{{TEAM}}})"
+                        " / 3600",
+                        "{{channel}}",
+                    )
+                ],
+                NEUTRAL,
+            )
+        )
+        .with_panel(
+            stat_panel(
+                "Figures up to date (every source read)",
+                "yes: every mailbox and call log of the team has been read recently. no: one of them "
+                "cannot be read, so these figures are those of the last complete check and no new "
+                "warning or breach opens; the source health dashboard says which source.",
+                "short",
+                [Query(f"min(replywatch_team_complete{{{TEAM}}})", "up to date")],
+                UP_STEPS,
+                mappings=YES_NO,
             )
         )
         .with_row(dash.Row("Keeping the promise"))
         .with_panel(
             stat_panel(
-                "Answered within 24 business hours, last 7 days",
-                "Share of customers answered within 24 business hours, of those answered in the last 7 days.",
+                "Answered within the team's target, last 7 days",
+                "Of the customers who wrote or called in the last 7 days and were answered or became "
+                "overdue, the share answered within the team's own target.",
                 "percentunit",
-                [Query(within_24h_ratio("7d", team), "7 days")],
+                [Query(on_time("7d"), "{{channel}}")],
                 RATIO_STEPS,
+                no_value="nobody answered or overdue yet",
             )
         )
         .with_panel(
             stat_panel(
-                "Answered within 24 business hours, last 30 days",
+                "Answered within the team's target, last 30 days",
                 "The same share over the last 30 days.",
                 "percentunit",
-                [Query(within_24h_ratio("30d", team), "30 days")],
+                [Query(on_time("30d"), "{{channel}}")],
                 RATIO_STEPS,
+                no_value="nobody answered or overdue yet",
+            )
+        )
+        .with_panel(
+            stat_panel(
+                "The team's target (business hours)",
+                "How long the team promises customers to wait at most for an answer, in its opening "
+                "hours: the within of its reply_within (email) and callback_within (phone) rules.",
+                "h",
+                [Query(f"{TARGET} / 3600", "{{channel}}")],
+                NEUTRAL,
+                no_value=NO_TARGET,
+            )
+        )
+        .with_panel(
+            stat_panel(
+                "Customers answered, last 7 days",
+                "How many customer contacts the team answered in the last 7 days.",
+                "short",
+                [
+                    Query(
+                        f"sum by (channel) (increase(replywatch_response_seconds_count{{{TEAM}}}[7d]))",
+                        "{{channel}}",
+                    )
+                ],
+                NEUTRAL,
+            )
+        )
+        .with_panel(
+            graph_panel(
+                "Longest wait against the team's target (business hours)",
+                "The longest wait at each moment, counted in opening hours, and the team's target "
+                "(dashed): a wait above the dashed line is a customer past the deadline.",
+                "h",
+                [
+                    Query(
+                        f"max by (channel) (replywatch_awaiting_oldest_business_seconds{{{TEAM}}}) / 3600",
+                        "longest wait {{channel}}",
+                    ),
+                    Query(f"{TARGET} / 3600", "target {{channel}}"),
+                ],
             )
         )
         .with_panel(
             graph_panel(
                 "Response time (business hours), median and 90th percentile over a day",
-                "Time from a customer's contact to the team's answer, counted in opening hours: half the "
-                "customers were answered faster than the median, nine in ten faster than the 90th percentile",
+                "Time from a customer's contact to the team's answer, counted in opening hours (clock "
+                "hours for a team whose rule counts clock time): half of the answers of the past day "
+                "came faster than the median, nine in ten faster than the 90th percentile. The dashed "
+                "line is the team's target.",
                 "h",
                 [
-                    Query(
-                        "histogram_quantile(0.5, sum by (channel, le) "
-                        f"(increase(replywatch_response_seconds_bucket{{{team}}}[1d]))) / 3600",
-                        "median {{channel}}",
-                    ),
-                    Query(
-                        "histogram_quantile(0.9, sum by (channel, le) "
-                        f"(increase(replywatch_response_seconds_bucket{{{team}}}[1d]))) / 3600",
-                        "90th percentile {{channel}}",
-                    ),
+                    Query(response_quantile(0.5, "1d"), "median {{channel}}"),
+                    Query(response_quantile(0.9, "1d"), "90th percentile {{channel}}"),
+                    Query(f"{TARGET} / 3600", "target {{channel}}"),
                 ],
-                HOURS_STEPS,
+            )
+        )
+        .with_panel(
+            graph_panel(
+                "Answered within the team's target, 7 and 30 days",
+                "The two shares above at each moment: of the customers of the past 7 (30) days who were "
+                "answered or became overdue, the share answered within the team's target.",
+                "percentunit",
+                [
+                    Query(on_time("7d"), "7 days {{channel}}"),
+                    Query(on_time("30d"), "30 days {{channel}}"),
+                ],
+                percent=True,
+            )
+        )
+        .with_panel(
+            graph_panel(
+                "Breaches opened per day",
+                "How many promises were broken in each day, by rule.",
+                "short",
+                [Query(f"sum by (rule) (increase(replywatch_breaches_total{{{TEAM}}}[1d]))", "{{rule}}")],
             )
         )
         .with_row(dash.Row("Over time"))
@@ -244,15 +396,19 @@ def team_overview() -> dash.Dashboard:
                 "Customers waiting",
                 "How many customers waited for an answer at each moment.",
                 "short",
-                [Query(f"sum by (channel) (replywatch_awaiting{{{team}}})", "{{channel}}")],
+                [Query(f"sum by (channel) (replywatch_awaiting{{{TEAM}}})", "{{channel}}")],
             )
         )
         .with_panel(
             graph_panel(
-                "Breaches opened per day",
-                "How many promises were broken in each day, by rule.",
+                "Open warnings and breaches",
+                "Customers close to their deadline (warnings) and promises broken (breaches) at each "
+                "moment, by rule.",
                 "short",
-                [Query(f"sum by (rule) (increase(replywatch_breaches_total{{{team}}}[1d]))", "{{rule}}")],
+                [
+                    Query(f"sum by (rule) (replywatch_warnings_open{{{TEAM}}})", "warnings {{rule}}"),
+                    Query(f"sum by (rule) (replywatch_breaches_open{{{TEAM}}})", "breaches {{rule}}"),
+                ],
             )
         )
         .with_row(dash.Row("Inboxes"))
@@ -264,7 +420,7 @@ def team_overview() -> dash.Dashboard:
                 "short",
                 [
                     Query(
-                        f'replywatch_mailbox_messages{{{team},folder="inbox"}}',
+                        f'replywatch_mailbox_messages{{{TEAM},folder="inbox"}}',
                         "{{mailbox}} {{state}}",
                     )
                 ],
@@ -276,22 +432,46 @@ def team_overview() -> dash.Dashboard:
 
 def member_kpis() -> dash.Dashboard:
     """Each member's service KPI: how many customers they answered and how fast (with member_metrics)."""
-    team = 'team="$team"'
     return (
         _base(
             "replywatch-members",
             "replywatch: team members",
             "How fast each member answered customers in the last 30 days (teams with member_metrics: true).",
         )
+        .with_row(dash.Row("The team"))
+        .with_panel(
+            stat_panel(
+                "The team's target (business hours)",
+                "How long the team promises customers to wait at most, in its opening hours, per channel: "
+                "compare each member's median with it.",
+                "h",
+                [Query(f"{TARGET} / 3600", "{{channel}}")],
+                NEUTRAL,
+                no_value=NO_TARGET,
+            )
+        )
+        .with_panel(
+            stat_panel(
+                "Answered within the team's target, last 30 days (whole team)",
+                "Of the team's customers of the last 30 days who were answered or became overdue, the "
+                "share answered within the target.",
+                "percentunit",
+                [Query(on_time("30d"), "{{channel}}")],
+                RATIO_STEPS,
+                no_value="nobody answered or overdue yet",
+            )
+        )
+        .with_row(dash.Row("Per member"))
         .with_panel(
             bars_panel(
                 "Median response time per member, 30 days (business hours)",
-                "Half of each member's answers came faster than this, counted in opening hours.",
+                "Half of each member's answers came faster than this, counted in opening hours (clock "
+                "hours for a team whose rule counts clock time), email and phone together.",
                 "h",
                 [
                     Query(
                         "histogram_quantile(0.5, sum by (member, le) "
-                        f"(increase(replywatch_member_response_seconds_bucket{{{team}}}[30d]))) / 3600",
+                        f"(increase(replywatch_member_response_seconds_bucket{{{TEAM}}}[30d]))) / 3600",
                         "{{member}}",
                     )
                 ],
@@ -305,7 +485,7 @@ def member_kpis() -> dash.Dashboard:
                 [
                     Query(
                         "sum by (member) "
-                        f"(increase(replywatch_member_response_seconds_count{{{team}}}[30d]))",
+                        f"(increase(replywatch_member_response_seconds_count{{{TEAM}}}[30d]))",
                         "{{member}}",
                     )
                 ],
@@ -323,13 +503,15 @@ def source_health() -> dash.Dashboard:
             "Whether replywatch can read every mailbox and call log, and when it last did.",
             with_team=False,
         )
+        .with_row(dash.Row("Right now"))
         .with_panel(
             stat_panel(
                 "Sources readable",
-                "1: the last poll of the source succeeded; 0: it failed (its teams' numbers are stale).",
+                "yes: the last poll of the source succeeded; no: it failed (its teams' numbers are stale).",
                 "short",
                 [Query("replywatch_source_up", "{{source}}")],
-                ((None, "red"), (1.0, "green")),
+                UP_STEPS,
+                mappings=YES_NO,
             )
         )
         .with_panel(
@@ -343,22 +525,48 @@ def source_health() -> dash.Dashboard:
         )
         .with_panel(
             stat_panel(
+                "Teams judged on complete data",
+                "yes: every source of the team has been read recently enough; no: one is missing, so the "
+                "team's figures are those of its last complete check and no new warning or breach opens "
+                "for it (until engine.judge_incomplete_after).",
+                "short",
+                [Query("min by (team) (replywatch_team_complete)", "{{team}}")],
+                UP_STEPS,
+                mappings=YES_NO,
+            )
+        )
+        .with_panel(
+            stat_panel(
                 "replywatch scraped",
-                "1: Prometheus reaches replywatch; 0: it does not, and nobody hears of waiting customers.",
+                "yes: Prometheus reaches replywatch; no: it does not, and nobody hears of waiting customers.",
                 "short",
                 [Query('up{job="replywatch"}', "{{instance}}")],
-                ((None, "red"), (1.0, "green")),
+                UP_STEPS,
+                mappings=YES_NO,
             )
         )
         .with_panel(
             stat_panel(
                 "Configuration reload",
-                "1: the last configuration reload succeeded; 0: replywatch kept the previous configuration.",
+                "yes: the last configuration reload succeeded; no: replywatch kept the previous "
+                "configuration.",
                 "short",
                 [Query("replywatch_config_last_reload_successful", "{{instance}}")],
-                ((None, "red"), (1.0, "green")),
+                UP_STEPS,
+                mappings=YES_NO,
             )
         )
+        .with_panel(
+            stat_panel(
+                "Alert notifications waiting",
+                "Alert mail and webhook posts not delivered yet, per notifier: due later (a step waiting "
+                "for business hours) or being retried after a failure.",
+                "short",
+                [Query("sum by (notifier) (replywatch_outbox_pending)", "{{notifier}}")],
+                ((None, "green"), (1.0, "orange")),
+            )
+        )
+        .with_row(dash.Row("Over time"))
         .with_panel(
             graph_panel(
                 "Failed polls per hour",
@@ -384,6 +592,21 @@ def source_health() -> dash.Dashboard:
                         "{{source}}",
                     )
                 ],
+            )
+        )
+        .with_panel(
+            graph_panel(
+                "Alert notifications per hour, by outcome",
+                "Notifications handled per hour: sent, failed (one per attempt, retried), expired "
+                "(dropped undelivered) and cancelled (no longer true when due).",
+                "short",
+                [
+                    Query(
+                        "sum by (notifier, outcome) (increase(replywatch_notifications_total[1h]))",
+                        "{{notifier}} {{outcome}}",
+                    )
+                ],
+                span=24,
             )
         )
     )
