@@ -258,3 +258,21 @@ def test_provisioning_points_at_the_dashboards() -> None:
     sources = yaml.safe_load((GRAFANA / "provisioning" / "datasources" / "prometheus.yaml").read_text())
     (source,) = sources["datasources"]
     assert source["type"] == "prometheus"
+
+
+def test_docs_describe_every_panel_with_its_promql() -> None:
+    """docs/dashboards.md has a row per panel: its title, then each of its queries as written."""
+    doc = (GRAFANA.parent.parent / "docs" / "dashboards.md").read_text()
+    lines = [line for line in doc.splitlines() if line.startswith("| ")]
+    rows = {line.split(" | ")[0].removeprefix("| "): line for line in lines}
+    missing = []
+    for board in load_dashboards().values():
+        for panel in panels(board):
+            row = rows.get(panel["title"])
+            if row is None:
+                missing.append(f"{board['uid']}: no row for {panel['title']!r}")
+                continue
+            for target in panel["targets"]:
+                if f"`{target['expr']}`" not in row:
+                    missing.append(f"{board['uid']} / {panel['title']}: {target['expr']}")
+    assert missing == []

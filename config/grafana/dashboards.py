@@ -60,7 +60,7 @@ WARNING_STEPS: Steps = ((None, "green"), (1.0, "orange"))
 UP_STEPS: Steps = ((None, "red"), (1.0, "green"))
 NEUTRAL: Steps = ((None, "blue"),)
 """For figures with no threshold of their own (a wall-clock wait, a count of answers)."""
-YES_NO = [
+YES_NO: list[model.ValueMapping] = [
     model.ValueMap(
         options={
             "0": model.ValueMappingResult(text="no", color="red", index=0),
@@ -267,8 +267,9 @@ def team_overview() -> dash.Dashboard:
         .with_panel(
             stat_panel(
                 "Longest wait now (hours on the clock)",
-                "The same longest wait, with nights and weekends included: what the customer lived "
-                "through. The team's target is counted in business hours (two panels back).",
+                "The same longest wait with nights, weekends and holidays included: what the customer "
+                "lived through. The team's target counts business hours; the share of the target above "
+                "compares with it.",
                 "h",
                 [
                     Query(
