@@ -1,6 +1,7 @@
 """replywatch against Dovecot, scraped every second by a real Prometheus with the shipped rules, alerting a
 real Alertmanager configured with the shipped route: every dashboard query returns data, and an open breach
-fires in Prometheus and arrives in Alertmanager with its team label."""
+fires in Prometheus and arrives in Alertmanager with its team label. The shipped route's receivers and
+inhibitions are checked with alerts posted to a real Alertmanager."""
 
 from __future__ import annotations
 
@@ -210,6 +211,14 @@ def test_dashboards_and_alerts_against_real_prometheus_and_alertmanager(
             assert [float(r["value"][1]) for r in sent["result"]] == [1.0]
             outbox = [a for a in prometheus.alerts() if a["labels"]["alertname"] == "ReplywatchOutboxStuck"]
             assert outbox == []
+            # billing's only source cannot be read: its incomplete-team alert is pending (for 15m), and
+            # only billing's.
+            incomplete = [
+                (a["labels"]["team"], a["state"])
+                for a in prometheus.alerts()
+                if a["labels"]["alertname"] == "ReplywatchTeamIncomplete"
+            ]
+            assert incomplete == [("billing", "pending")]
 
 
 def post_alerts(manager: Alertmanager, alerts: list[dict[str, str]]) -> None:
