@@ -163,18 +163,27 @@ def test_panels_fit_the_grid(name: str) -> None:
                 taken[(x, y)] = panel["title"]
 
 
+HOURS = "suffix:h"  # Grafana's "h" unit would show 31 hours as "1.3 day"
+
+
 def test_units_read_as_hours_and_shares() -> None:
-    """Times a manager reads are hours ("h"), shares are percentages; hour panels are divided by 3600."""
+    """Times a manager reads are in hours ("31.0 h", never "1.3 day"), shares are percentages; hour panels
+    are divided by 3600 and say which hours they count."""
+    hour_panels = 0
     for board in load_dashboards().values():
         for panel in panels(board):
-            unit = panel["fieldConfig"]["defaults"]["unit"]
+            defaults = panel["fieldConfig"]["defaults"]
+            unit = defaults["unit"]
             exprs = [t["expr"] for t in panel["targets"]]
-            if unit == "h":
+            assert unit not in {"h", "d", "dtdurations", "dthms"}, f"{panel['title']}: rescaled {unit}"
+            if unit == HOURS:
+                hour_panels += 1
+                assert defaults.get("decimals") == 1, panel["title"]
                 assert all(e.rstrip().endswith("/ 3600") for e in exprs), panel["title"]
                 assert "hours" in panel["title"], f"{panel['title']}: business or clock hours?"
             if "within the team's target" in panel["title"] or "share" in panel["title"]:
                 assert unit == "percentunit", panel["title"]
-            assert unit != "dtdurations", panel["title"]
+    assert hour_panels >= 5
 
 
 def steps(panel: dict[str, Any]) -> list[tuple[float | None, str]]:
@@ -189,7 +198,7 @@ def test_waits_are_coloured_at_each_teams_own_target() -> None:
     boards = load_dashboards()
     for board in boards.values():
         for panel in panels(board):
-            if panel["fieldConfig"]["defaults"]["unit"] == "h":
+            if panel["fieldConfig"]["defaults"]["unit"] == HOURS:
                 assert len(steps(panel)) <= 1, f"{panel['title']}: a fixed threshold in hours"
     overview = {panel["title"]: panel for panel in panels(boards["team-overview"])}
     share = overview["Longest wait, share of the team's target (business hours)"]

@@ -41,6 +41,8 @@ def _query(q: Query, ref: str, instant: bool) -> prom.Dataquery:
 
 
 Steps = tuple[tuple[float | None, str], ...]
+HOURS = "suffix:h"
+"""Hours as hours: Grafana's own "h" unit shows 31 hours as "1.3 day", this custom unit as "31.0 h"."""
 
 
 def _thresholds(steps: Steps) -> dash.ThresholdsConfig:
@@ -91,6 +93,8 @@ def stat_panel(
         .height(5)
         .span(6)
     )
+    if unit == HOURS:
+        panel = panel.decimals(1)
     if no_value is not None:
         panel = panel.no_value(no_value)
     if mappings is not None:
@@ -123,6 +127,8 @@ def graph_panel(
             [model.DynamicConfigValue(id_val="custom.lineStyle", value={"fill": "dash", "dash": [10, 10]})],
         )
     )
+    if unit == HOURS:
+        panel = panel.decimals(1)
     if percent:
         panel = panel.min(0).max(1)
     if steps is not None:
@@ -144,6 +150,8 @@ def bars_panel(title: str, description: str, unit: str, queries: list[Query]) ->
         .height(8)
         .span(12)
     )
+    if unit == HOURS:
+        panel = panel.decimals(1)
     for n, q in enumerate(queries):
         panel = panel.with_target(_query(q, chr(ord("A") + n), instant=True))
     return panel
@@ -220,7 +228,7 @@ def team_overview() -> dash.Dashboard:
                 "How long the customer who has waited longest has waited, counted in the team's opening "
                 "hours (nights, weekends and holidays add nothing); 0 when nobody waits. The next panel "
                 "compares it with the team's target.",
-                "h",
+                HOURS,
                 [Query(f"{OLDEST_BUSINESS} / 3600", "{{channel}}")],
                 NEUTRAL,
             )
@@ -270,7 +278,7 @@ def team_overview() -> dash.Dashboard:
                 "The same longest wait with nights, weekends and holidays included: what the customer "
                 "lived through. The team's target counts business hours; the share of the target above "
                 "compares with it.",
-                "h",
+                HOURS,
                 [
                     Query(
                         f"max by (channel) (time() - replywatch_awaiting_oldest_timestamp_seconds{{{TEAM}}})"
@@ -320,7 +328,7 @@ def team_overview() -> dash.Dashboard:
                 "The team's target (business hours)",
                 "How long the team promises customers to wait at most for an answer, in its opening "
                 "hours: the within of its reply_within (email) and callback_within (phone) rules.",
-                "h",
+                HOURS,
                 [Query(f"{TARGET} / 3600", "{{channel}}")],
                 NEUTRAL,
                 no_value=NO_TARGET,
@@ -345,7 +353,7 @@ def team_overview() -> dash.Dashboard:
                 "Longest wait against the team's target (business hours)",
                 "The longest wait at each moment, counted in opening hours, and the team's target "
                 "(dashed): a wait above the dashed line is a customer past the deadline.",
-                "h",
+                HOURS,
                 [
                     Query(
                         f"max by (channel) (replywatch_awaiting_oldest_business_seconds{{{TEAM}}}) / 3600",
@@ -362,7 +370,7 @@ def team_overview() -> dash.Dashboard:
                 "hours for a team whose rule counts clock time): half of the answers of the past day "
                 "came faster than the median, nine in ten faster than the 90th percentile. The dashed "
                 "line is the team's target.",
-                "h",
+                HOURS,
                 [
                     Query(response_quantile(0.5, "1d"), "median {{channel}}"),
                     Query(response_quantile(0.9, "1d"), "90th percentile {{channel}}"),
@@ -445,7 +453,7 @@ def member_kpis() -> dash.Dashboard:
                 "The team's target (business hours)",
                 "How long the team promises customers to wait at most, in its opening hours, per channel: "
                 "compare each member's median with it.",
-                "h",
+                HOURS,
                 [Query(f"{TARGET} / 3600", "{{channel}}")],
                 NEUTRAL,
                 no_value=NO_TARGET,
@@ -468,7 +476,7 @@ def member_kpis() -> dash.Dashboard:
                 "Median response time per member, 30 days (business hours)",
                 "Half of each member's answers came faster than this, counted in opening hours (clock "
                 "hours for a team whose rule counts clock time), email and phone together.",
-                "h",
+                HOURS,
                 [
                     Query(
                         "histogram_quantile(0.5, sum by (member, le) "
