@@ -232,8 +232,9 @@ def post_alerts(manager: Alertmanager, alerts: list[dict[str, str]]) -> None:
 
 
 def test_shipped_route_groups_by_team_and_holds_back_alerts_of_incomplete_teams(tmp_path: Path) -> None:
-    """The shipped alertmanager.yml: customer alerts of a team judged on incomplete data are inhibited,
-    only for that team and that replywatch; replywatch's own health goes to its admins."""
+    """The shipped alertmanager.yml: waiting and inbox alerts of a team judged on incomplete data are
+    inhibited, only for that team and that replywatch; breach alerts never are; replywatch's own health goes
+    to its admins."""
     manager = Alertmanager(tmp_path, ALERTMANAGER_CONFIG)
     with running(manager):
         a, b = {"job": "replywatch", "instance": "a:9687"}, {"job": "replywatch", "instance": "b:9687"}
@@ -263,7 +264,7 @@ def test_shipped_route_groups_by_team_and_holds_back_alerts_of_incomplete_teams(
         states = {name: alert["status"]["state"] for name, alert in alerts.items()}
         assert states == {
             "billing incomplete": "active",
-            "billing late": "suppressed",
+            "billing late": "active",
             "billing waiting": "suppressed",
             "billing inbox": "suppressed",
             "support late": "active",
@@ -273,7 +274,8 @@ def test_shipped_route_groups_by_team_and_holds_back_alerts_of_incomplete_teams(
             "expired": "active",
         }
         incomplete = alerts["billing incomplete"]["fingerprint"]
-        assert alerts["billing late"]["status"]["inhibitedBy"] == [incomplete]
+        assert alerts["billing waiting"]["status"]["inhibitedBy"] == [incomplete]
+        assert alerts["billing late"]["status"]["inhibitedBy"] == []
         receivers = {name: [r["name"] for r in alert["receivers"]] for name, alert in alerts.items()}
         admins = {"source down", "outbox stuck", "expired"}
         assert receivers == {
