@@ -10,12 +10,13 @@ invalid XML character references real servers send (``&#x2;``) are removed by ex
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from monitor.plugins import SecretRef
 from monitor.sources.base import (
+    FOLDER_COUNTS,
     Source,
     SourceConfigBase,
     SourcePlugin,
@@ -42,6 +43,11 @@ FIELDS = (
 
 class ExchangeConfig(SourceConfigBase):
     """Exchange Server mailboxes read through EWS by one service account."""
+
+    mailbox_counts: ClassVar[frozenset[str]] = FOLDER_COUNTS
+    """Every folder count: the first SyncFolderItems round lists every item of the folder and later rounds
+    every change (read flags included), so the items kept with the sync state give the folder's message and
+    unread counts and its oldest arrival without another request."""
 
     kind: Literal["exchange"] = "exchange"
     """Selects this plugin."""

@@ -138,14 +138,15 @@ class ExchangeSource(FolderSource[ExchangeState]):
                 self.log.warning("folder %s: item skipped (%s)", folder.role, type(item).__name__)
                 continue
             try:
-                event = self._event(item, mailbox, role, now)
+                event = self._event(item, mailbox, folder.role, now)
             except Exception as err:  # one unreadable item must not stop the folder
                 self.log.warning(
                     "folder %s: item skipped (%s)", folder.role, type(err).__name__, exc_info=err
                 )
                 continue
             messages.append(event)
-            items[item.id] = (event.date.isoformat(), "seen" in event.flags)
+            arrived = _plain(item.datetime_received) or event.date
+            items[item.id] = (arrived.isoformat(), "seen" in event.flags)
         for item_id, read in read_flags.items():
             if item_id in items:
                 items[item_id] = (items[item_id][0], read)
@@ -189,7 +190,7 @@ class ExchangeSource(FolderSource[ExchangeState]):
         account = self._account(mailbox)
         return list(account.fetch(ids=list(ids), folder=ews_folder, only_fields=list(FIELDS)))
 
-    def _event(self, item: Any, mailbox: str, role: str, now: datetime) -> Any:
+    def _event(self, item: Any, mailbox: str, folder: str, now: datetime) -> Any:
         headers = [(h.name, h.value) for h in (item.headers or ()) if h.name and h.value is not None]
         block = MailItem(
             message_id=item.message_id,
@@ -208,7 +209,7 @@ class ExchangeSource(FolderSource[ExchangeState]):
         return to_event(
             block,
             source=self.name,
-            folder=role,
+            folder=folder,
             external_id=f"{mailbox}/{item.id}",
             internal_date=_plain(item.datetime_received),
             flags=["\\Seen"] if item.is_read else [],
