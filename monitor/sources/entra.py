@@ -83,7 +83,8 @@ class AccessToken:
     """An access token and when it stops being valid (``time.time()`` seconds)."""
 
     value: str
-    expires_at: float
+    expires_at: float | None
+    """None when the authority did not say how long the token lasts."""
 
 
 class Tokens:
@@ -141,10 +142,9 @@ class Tokens:
                 f"{self.login.authority} refused a token for {self.login.scope}: {error} {text}".strip()
             )
         try:
-            seconds = float(result.get("expires_in") or 0)
-        except (TypeError, ValueError):
-            seconds = 0.0  # unknown: used until the server refuses it
-        return AccessToken(token, asked + seconds)
+            return AccessToken(token, asked + float(result["expires_in"]))
+        except (KeyError, TypeError, ValueError):
+            return AccessToken(token, None)  # used until the server refuses it
 
     def token(self) -> str:
         """A valid access token's value."""
