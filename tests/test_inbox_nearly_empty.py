@@ -136,6 +136,25 @@ def test_a_limit_on_a_count_the_source_cannot_give_is_refused(monkeypatch: pytes
     validate(config_with({"max_messages": 5, "max_unanswered": 1}), env={"P": "x"})
 
 
+def test_graph_and_exchange_give_every_count() -> None:
+    """Both keep each folder's items with their saved position: messages, unread and the oldest arrival."""
+    limits = {
+        "kind": "inbox_nearly_empty",
+        "max_messages": 5,
+        "max_unread": 0,
+        "max_unanswered": 1,
+        "max_age": "2d",
+    }
+    sources = {
+        "m365": {"kind": "graph", "tenant_id": "t", "client_id": "c", "client_secret_env": "P",
+                 "mailboxes": ["support@example.com"]},
+        "onprem": {"kind": "exchange", "server": "mail.example.com", "username": "u", "password_env": "P",
+                   "mailboxes": ["support@example.com"]},
+    }  # fmt: skip
+    teams = {"support": {"sources": ["m365", "onprem"], "rules": [limits]}}
+    validate({"sources": sources, "teams": teams}, env={"P": "x"})
+
+
 # -- a real mailbox ------------------------------------------------------------------------------------
 
 NOW = datetime.now(UTC).replace(microsecond=0)
