@@ -326,3 +326,21 @@ def test_oauth_config_needs_one_credential_kind(change: dict[str, Any], message:
     doc = {k: v for k, v in (base | change).items() if v is not None}
     with pytest.raises(ValueError, match=re.escape(message)):
         ExchangeConfig.model_validate(doc)
+
+
+def test_probe_with_oauth(
+    replay: ReplayServer, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EWS_APP_SECRET", CLIENT_SECRET)
+    replay.ews["SyncFolderItems"] = [no_changes(replay)]
+    bearer_checked(replay)
+    path = tmp_path / "replywatch.yaml"
+    doc = {"sources": {"online": oauth_settings(replay)}, "teams": {"support": {"sources": ["online"]}}}
+    path.write_text(yaml.safe_dump(doc))
+    assert main(["check-config", "-c", str(path), "--probe"]) == 0
+    assert "sources.online: ok" in capsys.readouterr().out
+    assert replay.mistakes == [] and replay.tokens_issued == 1
+    monkeypatch.setenv("EWS_APP_SECRET", "wrong")
+    assert main(["check-config", "-c", str(path), "--probe"]) == 2
+    out = capsys.readouterr()
+    assert "sources.online: FAILED" in out.out and "AADSTS7000215" in out.err and "wrong" not in out.err
