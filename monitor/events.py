@@ -25,7 +25,8 @@ class MessageEvent:
 
     source: str
     folder: str
-    """The folder's role: ``inbox``, ``sent`` or the folder's name for others."""
+    """The folder's role: ``inbox``, ``sent`` or the folder's name for others (``<mailbox>/<role>`` when a
+    source reads several mailboxes; :func:`folder_role` gives the role); the folder its snapshot counts."""
     external_id: str
     message_id: str | None
     """Message-ID without angle brackets; None when the header is missing."""
@@ -101,6 +102,13 @@ class CallEvent:
     def channel(self) -> Channel:
         """Always :attr:`Channel.PHONE`."""
         return Channel.PHONE
+
+
+def folder_role(folder: str) -> str:
+    """The role (``inbox``, ``sent``, a folder's own name) of a folder as sources name it: a source reading
+    several mailboxes (Graph, EWS) names each folder ``<mailbox address>/<role>``."""
+    mailbox, slash, role = folder.rpartition("/")
+    return role if slash and "@" in mailbox else folder
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ sync state, the fields asked for, the login, impersonation).
 from __future__ import annotations
 
 import re
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from monitor.sources.base import AuthSourceError, TransientSourceError
 from monitor.sources.exchange import ExchangeConfig
 from monitor.sources.exchange_source import ExchangeSource
 from tests.corpus import corpora_root
-from tests.servers.replay import Answer, ReplayServer, Seen
+from tests.servers.replay import CLIENT_ID, CLIENT_SECRET, TENANT, Answer, ReplayServer, Seen
 
 MAILBOX = "support@contoso.com"
 SYNC_CREATES = "SyncFolderItemsResponse__how-to-synchronize-items-by-using-ews-in-exchange__2.xml"
@@ -214,3 +215,132 @@ def test_probe(replay: ReplayServer, tmp_path: Path, capsys: pytest.CaptureFixtu
     assert main(["check-config", "-c", str(path), "--probe"]) == 0
     assert "sources.onprem: ok" in capsys.readouterr().out
     assert replay.mistakes == []
+
+
+# -- OAuth: an app registration's token (client credentials) ------------------------------------------
+
+EWS_SCOPE = "https://outlook.office365.com/.default"
+
+
+def oauth_settings(server: ReplayServer, **extra: Any) -> dict[str, Any]:
+    cfg = settings(server, tenant_id=TENANT, client_id=CLIENT_ID, client_secret_env="EWS_APP_SECRET",
+                   authority=server.base, **extra)  # fmt: skip
+    for key in ("username", "password_env", "auth"):
+        del cfg[key]
+    return cfg
+
+
+def bearer_checked(server: ReplayServer) -> None:
+    """Every EWS request carries the app's token for the EWS resource, impersonates the mailbox and
+    names it in X-AnchorMailbox (what Exchange Online routes app-only requests by)."""
+
+    def check(seen: Seen) -> str | None:
+        problem = server.token_problem(seen.headers.get("authorization"), EWS_SCOPE)
+        if problem:
+            return problem
+        if seen.headers.get("x-anchormailbox") != MAILBOX:
+            return f"X-AnchorMailbox {seen.headers.get('x-anchormailbox')!r}"
+        if (
+            f"<t:ExchangeImpersonation><t:ConnectingSID><t:PrimarySmtpAddress>{MAILBOX}"
+            not in seen.body.decode()
+        ):
+            return "no ExchangeImpersonation header"
+        return None
+
+    server.ews_checks.append(check)
+
+
+def test_oauth_gets_an_app_token_for_ews_and_sends_it(
+    replay: ReplayServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EWS_APP_SECRET", CLIENT_SECRET)
+    replay.ews["SyncFolderItems"] = [recorded(replay, SYNC_CREATES), no_changes(replay)]
+    replay.ews["GetItem"] = [recorded(replay, "get_item_bad_character_response.xml")]
+    bearer_checked(replay)
+    cfg = ExchangeConfig.model_validate(oauth_settings(replay))
+    assert (cfg.login, cfg.access_type) == ("oauth", "impersonation")
+    src = ExchangeSource("online", cfg)
+    result = src.poll(None)
+    assert replay.mistakes == []
+    assert [m for m in result.messages if m.folder == "inbox"]
+    (form,) = replay.token_requests()  # one token for every request of the poll
+    assert form["grant_type"] == "client_credentials" and form["client_id"] == CLIENT_ID
+    assert form["scope"] == EWS_SCOPE and form["client_secret"] == CLIENT_SECRET
+    assert len(replay.ews_requests()) == 3  # sync inbox, GetItem, sync sent
+    src.poll(result.cursor)
+    assert replay.mistakes == [] and replay.tokens_issued == 1  # msal keeps the token
+
+
+def test_oauth_token_expiry_gets_a_new_token(replay: ReplayServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EWS_APP_SECRET", CLIENT_SECRET)
+    replay.token_lifetime = 1  # msal renews a token that expires within five minutes: every time asked
+    replay.ews["SyncFolderItems"] = [no_changes(replay)]
+    bearer_checked(replay)
+    src = ExchangeSource("online", ExchangeConfig.model_validate(oauth_settings(replay)))
+    cursor = src.poll(None).cursor
+    issued = replay.tokens_issued
+    time.sleep(1.2)  # the session's token has expired: exchangelib must not send it
+    src.poll(cursor)
+    assert replay.mistakes == []
+    assert replay.tokens_issued > issued
+    assert len(replay.ews_requests()) == 4  # no request refused, none sent twice
+
+
+def test_oauth_with_a_certificate(replay: ReplayServer) -> None:
+    replay.ews["SyncFolderItems"] = [no_changes(replay)]
+    bearer_checked(replay)
+    cfg = oauth_settings(replay, certificate_file=str(replay.client_cert))
+    del cfg["client_secret_env"]
+    ExchangeSource("online", ExchangeConfig.model_validate(cfg)).poll(None)
+    assert replay.mistakes == []
+    (form,) = replay.token_requests()
+    assert "client_assertion" in form and "client_secret" not in form
+
+
+def test_oauth_wrong_secret_is_an_auth_error_and_nothing_reaches_ews(
+    replay: ReplayServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EWS_APP_SECRET", "not-the-secret")
+    replay.ews["SyncFolderItems"] = [no_changes(replay)]
+    with pytest.raises(AuthSourceError) as caught:
+        ExchangeSource("online", ExchangeConfig.model_validate(oauth_settings(replay))).poll(None)
+    assert "AADSTS7000215" in str(caught.value) and "not-the-secret" not in str(caught.value)
+    assert replay.ews_requests() == []
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"password_env": "P"}, "give exactly one of password_env, password_file, client_secret_env, "
+         "client_secret_file, certificate_file (got password and client_secret)"),
+        ({"auth": "ntlm"}, "auth ntlm logs in with password_env or password_file, not an app's "
+         "client_secret"),
+        ({"tenant_id": None}, "auth oauth: give tenant_id"),
+        ({"username": "svc"}, "auth oauth: username is not used"),
+        ({"access": "delegate"}, "auth oauth: an app's token reads mailboxes by impersonation"),
+    ],
+)  # fmt: skip
+def test_oauth_config_needs_one_credential_kind(change: dict[str, Any], message: str) -> None:
+    base = {"kind": "exchange", "server": "outlook.office365.com", "mailboxes": [MAILBOX],
+            "tenant_id": TENANT, "client_id": CLIENT_ID, "client_secret_env": "S"}  # fmt: skip
+    doc = {k: v for k, v in (base | change).items() if v is not None}
+    with pytest.raises(ValueError, match=re.escape(message)):
+        ExchangeConfig.model_validate(doc)
+
+
+def test_probe_with_oauth(
+    replay: ReplayServer, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EWS_APP_SECRET", CLIENT_SECRET)
+    replay.ews["SyncFolderItems"] = [no_changes(replay)]
+    bearer_checked(replay)
+    path = tmp_path / "replywatch.yaml"
+    doc = {"sources": {"online": oauth_settings(replay)}, "teams": {"support": {"sources": ["online"]}}}
+    path.write_text(yaml.safe_dump(doc))
+    assert main(["check-config", "-c", str(path), "--probe"]) == 0
+    assert "sources.online: ok" in capsys.readouterr().out
+    assert replay.mistakes == [] and replay.tokens_issued == 1
+    monkeypatch.setenv("EWS_APP_SECRET", "wrong")
+    assert main(["check-config", "-c", str(path), "--probe"]) == 2
+    out = capsys.readouterr()
+    assert "sources.online: FAILED" in out.out and "AADSTS7000215" in out.err and "wrong" not in out.err

@@ -283,7 +283,9 @@ def test_several_mailboxes_have_their_own_folders(replay: ReplayServer) -> None:
         f"{other}/inbox",
         f"{other}/sent",
     ]
-    assert {m.folder for m in result.messages} == {"inbox", "sent"}  # what the engine reads
+    # Each message names the folder its snapshot counts, so replywatch's unanswered count finds it.
+    assert {m.folder for m in result.messages} == {f"{MAILBOX}/inbox", f"{MAILBOX}/sent"}
+    assert {s.folder for s in result.snapshots} == set(result.cursor["folders"])
 
 
 def test_config_needs_one_credential_and_https() -> None:

@@ -17,7 +17,7 @@ from sqlmodel import Session, select
 from monitor.calendar import BusinessCalendar
 from monitor.config import ConfigError, validate
 from monitor.daemon import Daemon
-from monitor.events import MailboxSnapshot
+from monitor.events import MailboxSnapshot, folder_role
 from monitor.rules.base import RULES, Finding, Level, TeamView
 from monitor.rules.inbox_nearly_empty import InboxNearlyEmpty, InboxNearlyEmptyConfig
 from monitor.sources.imap import ImapConfig
@@ -62,6 +62,24 @@ def test_only_the_watched_folders_of_the_named_source_are_judged() -> None:
     r = rule(source="mail", folders=["inbox", "Archive"], max_messages=0)
     found = judge(r, snap(total=1), snap("sent", total=9), snap("Archive"), snap(source="other", total=9))
     assert [(f.subject, f.level) for f in found] == [("mail/inbox", Level.BREACH), ("mail/Archive", Level.OK)]
+
+
+def test_a_source_reading_several_mailboxes_has_each_inbox_judged_by_its_role() -> None:
+    """Graph and EWS name a folder ``<mailbox>/<role>`` when they read several mailboxes."""
+    assert folder_role("sales@example.com/inbox") == "inbox"
+    assert (folder_role("inbox"), folder_role("Support/Escalations")) == ("inbox", "Support/Escalations")
+    snaps = (
+        snap("support@example.com/inbox", total=3, source="m365"),
+        snap("sales@example.com/inbox", source="m365"),
+        snap("support@example.com/sent", total=9, source="m365"),
+    )
+    found = judge(rule(max_messages=0), *snaps)
+    assert [(f.subject, f.level) for f in found] == [
+        ("m365/support@example.com/inbox", Level.BREACH),
+        ("m365/sales@example.com/inbox", Level.OK),
+    ]
+    (one,) = judge(rule(max_messages=0, folders=["sales@example.com/inbox"]), *snaps)
+    assert (one.subject, one.level) == ("m365/sales@example.com/inbox", Level.OK)
 
 
 def test_max_age_in_wall_time_and_in_business_hours() -> None:
@@ -116,6 +134,25 @@ def test_a_limit_on_a_count_the_source_cannot_give_is_refused(monkeypatch: pytes
     ]
     # replywatch's own count of unanswered mail needs nothing from the source.
     validate(config_with({"max_messages": 5, "max_unanswered": 1}), env={"P": "x"})
+
+
+def test_graph_and_exchange_give_every_count() -> None:
+    """Both keep each folder's items with their saved position: messages, unread and the oldest arrival."""
+    limits = {
+        "kind": "inbox_nearly_empty",
+        "max_messages": 5,
+        "max_unread": 0,
+        "max_unanswered": 1,
+        "max_age": "2d",
+    }
+    sources = {
+        "m365": {"kind": "graph", "tenant_id": "t", "client_id": "c", "client_secret_env": "P",
+                 "mailboxes": ["support@example.com"]},
+        "onprem": {"kind": "exchange", "server": "mail.example.com", "username": "u", "password_env": "P",
+                   "mailboxes": ["support@example.com"]},
+    }  # fmt: skip
+    teams = {"support": {"sources": ["m365", "onprem"], "rules": [limits]}}
+    validate({"sources": sources, "teams": teams}, env={"P": "x"})
 
 
 # -- a real mailbox ------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from monitor.awaiting import AwaitingItem, EngineResult, Response, Unopened
 from monitor.engine.team import TeamContext
-from monitor.events import Channel, MessageEvent
+from monitor.events import Channel, MessageEvent, folder_role
 from monitor.mail.preview import is_closing_thanks
 from monitor.mail.subject import normalized_subject
 
@@ -78,7 +78,7 @@ def message_key(message: MessageEvent) -> str:
 
 def _order(message: MessageEvent) -> tuple[datetime, int, str]:
     # Inbound before outbound at the same second: a reply cannot precede what it answers.
-    return (message.date, 0 if message.folder != "sent" else 1, message_key(message))
+    return (message.date, 0 if folder_role(message.folder) != "sent" else 1, message_key(message))
 
 
 SUBJECT_WINDOW = timedelta(days=14)

@@ -21,7 +21,7 @@ from prometheus_client.registry import Collector
 from monitor import __version__
 from monitor.config import Config
 from monitor.evaluate import build_rules, team_mailboxes
-from monitor.events import Channel
+from monitor.events import Channel, folder_role
 from monitor.exporters.outbox import FAILED
 from monitor.freshness import TeamFreshness
 from monitor.rules.deadline import DeadlineConfig
@@ -275,7 +275,8 @@ class ReplywatchCollector(Collector):
         for team in config.teams:
             for snap in team_mailboxes(self.store, config, team):
                 # Sent mail is never "answered": that state means something only for received mail.
-                states = ("total", "unseen") if snap.folder == "sent" else ("total", "unseen", "unanswered")
+                sent = folder_role(snap.folder) == "sent"
+                states = ("total", "unseen") if sent else ("total", "unseen", "unanswered")
                 for state in states:
                     mailbox.add_metric([team, snap.source, snap.folder, state], float(getattr(snap, state)))
         yield mailbox

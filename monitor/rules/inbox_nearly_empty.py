@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from monitor.durations import Duration
-from monitor.events import Channel, MailboxSnapshot
+from monitor.events import Channel, MailboxSnapshot, folder_role
 from monitor.rules.base import Finding, Level, RuleConfigBase, RulePlugin, TeamView
 
 LIMIT_COUNTS: dict[str, str] = {"max_messages": "messages", "max_unread": "unseen", "max_age": "oldest"}
@@ -30,7 +30,8 @@ class InboxNearlyEmptyConfig(RuleConfigBase):
     source: str | None = None
     """The one source whose folders are judged (none: every mail source of the team)."""
     folders: list[str] = Field(default_factory=lambda: ["inbox"], min_length=1)
-    """Folder roles judged (``inbox``, ``sent`` or a folder's own name)."""
+    """Folder roles judged (``inbox``, ``sent`` or a folder's own name); ``inbox`` judges the inbox of every
+    mailbox of a source that reads several, ``sales@example.com/inbox`` only that one."""
     max_messages: int | None = Field(default=None, ge=0)
     """At most this many messages in the folder."""
     max_unread: int | None = Field(default=None, ge=0)
@@ -68,7 +69,7 @@ class InboxNearlyEmpty:
         return [
             self._judge(view, snap, now)
             for snap in view.mailboxes
-            if snap.folder in self.config.folders
+            if (snap.folder in self.config.folders or folder_role(snap.folder) in self.config.folders)
             and (self.config.source is None or snap.source == self.config.source)
         ]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -10,8 +11,19 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-from exchangelib import BASIC, DELEGATE, IMPERSONATION, NTLM, Account, Configuration, Credentials
+from exchangelib import (
+    BASIC,
+    DELEGATE,
+    IMPERSONATION,
+    NTLM,
+    OAUTH2,
+    Account,
+    Configuration,
+    Credentials,
+    OAuth2Credentials,
+)
 from exchangelib import errors as ews_errors
+from exchangelib.credentials import BaseCredentials
 from exchangelib.folders import Inbox, Root, SentItems
 from exchangelib.properties import DistinguishedFolderId, Mailbox
 from exchangelib.protocol import BaseProtocol
@@ -28,6 +40,7 @@ from monitor.sources.base import (
     SourceError,
     TransientSourceError,
 )
+from monitor.sources.entra import AppLogin, Tokens
 from monitor.sources.exchange import FIELDS, ExchangeConfig
 from monitor.sources.mail_item import ItemsState, MailItem, folder_counts, items_read
 
@@ -50,6 +63,54 @@ class _CaFileAdapter(BaseProtocol.HTTP_ADAPTER_CLS):  # type: ignore[misc]
 
 
 BaseProtocol.HTTP_ADAPTER_CLS = _CaFileAdapter
+
+
+# --- OAuth: exchangelib's client-credentials login with msal's tokens --------------------------------
+
+
+class AppCredentials(OAuth2Credentials):  # type: ignore[misc]
+    """exchangelib's OAuth 2.0 client-credentials login, its tokens from msal (:class:`Tokens`).
+
+    exchangelib would ask ``login.microsoftonline.com`` itself, with a client secret only; msal asks the
+    configured authority, verifies it with the configured CA file, signs with a certificate when the
+    config has one, and keeps the token until it is about to expire.
+    """
+
+    def __init__(self, tokens: Tokens) -> None:
+        login = tokens.login
+        super().__init__(client_id=login.client_id, client_secret=None, tenant_id=login.tenant_id)
+        self.tokens = tokens
+
+    def refresh(self, session: Any) -> None:
+        """Take msal's current token (exchangelib calls this when a session's token has expired)."""
+        token = self.tokens.access_token()
+        value: dict[str, Any] = {"access_token": token.value, "token_type": "Bearer"}
+        if token.expires_at is not None:
+            value["expires_at"] = token.expires_at  # past it, the session raises TokenExpiredError
+        self.access_token = value
+
+    def session_params(self) -> dict[str, Any]:
+        """A new session's token, without exchangelib's own refresh through its fixed token URL."""
+        with self.lock:
+            expires_at = (self.access_token or {}).get("expires_at")
+            if self.access_token is None or (expires_at is not None and expires_at <= time.time()):
+                self.refresh(None)
+            return {"token": self.access_token}
+
+
+def app_login(config: ExchangeConfig) -> AppLogin:
+    """What a token request for EWS needs, from the source's config."""
+    assert config.tenant_id and config.client_id  # the config requires both with OAuth
+    return AppLogin(
+        tenant_id=config.tenant_id,
+        client_id=config.client_id,
+        client_secret=config.client_secret,
+        certificate_file=config.certificate_file,
+        authority=config.authority.rstrip("/"),
+        scope=config.scope,
+        ca_file=config.ca_file,
+        timeout=timedelta(seconds=30),
+    )
 
 
 # --- the source -----------------------------------------------------------------------------------
@@ -78,6 +139,8 @@ class ExchangeSource(FolderSource[ExchangeState]):
         self.config = config
         self._accounts: dict[str, Account] = {}
         self._configuration: Configuration | None = None
+        self._login: BaseCredentials | None = None
+        self._tokens: Tokens | None = None
 
     # -- public API --------------------------------------------------------------------------------
 
@@ -101,6 +164,9 @@ class ExchangeSource(FolderSource[ExchangeState]):
         accounts, self._accounts = self._accounts, {}
         for account in accounts.values():
             account.protocol.close()
+        tokens, self._tokens, self._login = self._tokens, None, None
+        if tokens is not None:
+            tokens.close()
 
     # -- the template --------------------------------------------------------------------------------
 
@@ -138,14 +204,15 @@ class ExchangeSource(FolderSource[ExchangeState]):
                 self.log.warning("folder %s: item skipped (%s)", folder.role, type(item).__name__)
                 continue
             try:
-                event = self._event(item, mailbox, role, now)
+                event = self._event(item, mailbox, folder.role, now)
             except Exception as err:  # one unreadable item must not stop the folder
                 self.log.warning(
                     "folder %s: item skipped (%s)", folder.role, type(err).__name__, exc_info=err
                 )
                 continue
             messages.append(event)
-            items[item.id] = (event.date.isoformat(), "seen" in event.flags)
+            arrived = _plain(item.datetime_received) or event.date
+            items[item.id] = (arrived.isoformat(), "seen" in event.flags)
         for item_id, read in read_flags.items():
             if item_id in items:
                 items[item_id] = (items[item_id][0], read)
@@ -189,7 +256,7 @@ class ExchangeSource(FolderSource[ExchangeState]):
         account = self._account(mailbox)
         return list(account.fetch(ids=list(ids), folder=ews_folder, only_fields=list(FIELDS)))
 
-    def _event(self, item: Any, mailbox: str, role: str, now: datetime) -> Any:
+    def _event(self, item: Any, mailbox: str, folder: str, now: datetime) -> Any:
         headers = [(h.name, h.value) for h in (item.headers or ()) if h.name and h.value is not None]
         block = MailItem(
             message_id=item.message_id,
@@ -208,7 +275,7 @@ class ExchangeSource(FolderSource[ExchangeState]):
         return to_event(
             block,
             source=self.name,
-            folder=role,
+            folder=folder,
             external_id=f"{mailbox}/{item.id}",
             internal_date=_plain(item.datetime_received),
             flags=["\\Seen"] if item.is_read else [],
@@ -231,15 +298,9 @@ class ExchangeSource(FolderSource[ExchangeState]):
     def _account(self, mailbox: str) -> Account:
         account = self._accounts.get(mailbox)
         if account is None:
-            cfg = self.config
-            assert cfg.password is not None  # the config requires one
-            try:
-                password = cfg.password.reveal().get_secret_value()
-            except SecretError as err:
-                raise AuthSourceError(str(err)) from err
-            credentials = Credentials(cfg.username, password)
-            access = IMPERSONATION if cfg.access == "impersonation" else DELEGATE
-            if cfg.autodiscover:
+            credentials = self._credentials()
+            access = IMPERSONATION if self.config.access_type == "impersonation" else DELEGATE
+            if self.config.autodiscover:
                 account = Account(mailbox, credentials=credentials, autodiscover=True, access_type=access)
             else:
                 account = Account(
@@ -248,7 +309,23 @@ class ExchangeSource(FolderSource[ExchangeState]):
             self._accounts[mailbox] = account
         return account
 
-    def _config(self, credentials: Credentials) -> Configuration:
+    def _credentials(self) -> BaseCredentials:
+        """The login: the service account's password, or the app's tokens (one object for every mailbox)."""
+        if self._login is None:
+            cfg = self.config
+            if cfg.login == "oauth":
+                self._tokens = Tokens(app_login(cfg))
+                self._login = AppCredentials(self._tokens)
+            else:
+                assert cfg.password is not None and cfg.username  # the config requires both
+                try:
+                    password = cfg.password.reveal().get_secret_value()
+                except SecretError as err:
+                    raise AuthSourceError(str(err)) from err
+                self._login = Credentials(cfg.username, password)
+        return self._login
+
+    def _config(self, credentials: BaseCredentials) -> Configuration:
         if self._configuration is None:
             cfg = self.config
             endpoint = cfg.endpoint
@@ -263,7 +340,7 @@ class ExchangeSource(FolderSource[ExchangeState]):
             self._configuration = Configuration(
                 service_endpoint=endpoint,
                 credentials=credentials,
-                auth_type=NTLM if cfg.auth == "ntlm" else BASIC,
+                auth_type={"ntlm": NTLM, "basic": BASIC, "oauth": OAUTH2}[cfg.login],
                 version=version,
                 max_connections=4,
             )
@@ -280,7 +357,8 @@ class ExchangeSource(FolderSource[ExchangeState]):
             wait = timedelta(seconds=err.back_off) if err.back_off else None
             raise TransientSourceError(f"{mailbox}: server busy (ErrorServerBusy)", retry_after=wait) from err
         except (ews_errors.UnauthorizedError, ews_errors.ErrorAccessDenied) as err:
-            raise AuthSourceError(f"{mailbox}: access refused to {self.config.username!r}: {err}") from err
+            who = self.config.username or f"app {self.config.client_id}"
+            raise AuthSourceError(f"{mailbox}: access refused to {who!r}: {err}") from err
         except ews_errors.ErrorImpersonateUserDenied as err:
             raise AuthSourceError(f"{mailbox}: impersonation refused: {err}") from err
         except (ews_errors.ErrorNonExistentMailbox, ews_errors.ErrorFolderNotFound) as err:

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from monitor.durations import Duration
 from monitor.plugins import SecretRef
 from monitor.sources.base import (
+    FOLDER_COUNTS,
     Source,
     SourceConfigBase,
     SourcePlugin,
@@ -48,6 +49,11 @@ class GraphFolders(BaseModel):
 
 class GraphConfig(SourceConfigBase):
     """Exchange Online mailboxes read through Microsoft Graph with an app's own (application) permission."""
+
+    mailbox_counts: ClassVar[frozenset[str]] = FOLDER_COUNTS
+    """Every folder count: the delta's first round lists every message of the folder and later rounds every
+    change (read flags included), so the items kept with the delta link give the folder's message and unread
+    counts and its oldest arrival without another request."""
 
     kind: Literal["graph"] = "graph"
     """Selects this plugin."""

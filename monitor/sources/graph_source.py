@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Mapping
 from contextlib import suppress
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import httpx
-import msal
-import requests
-from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.hazmat.primitives.serialization import Encoding
 
 from monitor.mail.event import to_event
-from monitor.plugins import SecretError
 from monitor.sources.base import (
     AuthSourceError,
     Folder,
@@ -29,110 +21,24 @@ from monitor.sources.base import (
     SourceError,
     TransientSourceError,
 )
+from monitor.sources.entra import AppLogin, Tokens
 from monitor.sources.graph import HEADERS, ID_TYPE, SELECT, GraphConfig
 from monitor.sources.imap import shared_ssl_context
 from monitor.sources.mail_item import ItemsState, Mailbox, MailItem, folder_counts, items_read
 
-# --- tokens ---------------------------------------------------------------------------------------
 
-
-class _Verifying:
-    """msal's HTTP client: a requests session that always verifies with the given CA file.
-
-    requests lets ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` override a session's ``verify``; passed with
-    every request, the configured CA file wins.
-    """
-
-    def __init__(self, verify: str | bool, timeout: float) -> None:
-        self._session = requests.Session()
-        self._verify = verify
-        self._timeout = timeout
-
-    def get(self, url: str, **kwargs: Any) -> requests.Response:
-        """GET with the configured verification."""
-        return self._session.get(url, verify=self._verify, timeout=self._timeout, **kwargs)
-
-    def post(self, url: str, **kwargs: Any) -> requests.Response:
-        """POST with the configured verification."""
-        return self._session.post(url, verify=self._verify, timeout=self._timeout, **kwargs)
-
-    def close(self) -> None:
-        """Close the session's connections."""
-        self._session.close()
-
-
-def certificate_credential(path: Path) -> dict[str, str]:
-    """msal's client credential from a PEM file holding a private key and its certificate."""
-    try:
-        pem = path.read_bytes()
-        cert = x509.load_pem_x509_certificate(pem)
-    except (OSError, ValueError) as err:
-        raise PermanentSourceError(f"certificate_file {str(path)!r} cannot be used: {err}") from err
-    if not isinstance(cert.public_key(), rsa.RSAPublicKey):
-        raise PermanentSourceError(f"certificate_file {str(path)!r}: Entra ID accepts only RSA certificates")
-    thumbprint = hashlib.sha1(cert.public_bytes(Encoding.DER)).hexdigest()  # what Entra ID names it by
-    return {"private_key": pem.decode("ascii"), "thumbprint": thumbprint}
-
-
-class Tokens:
-    """Application tokens for ``config.scope`` from msal (kept and renewed by msal's own cache)."""
-
-    def __init__(self, config: GraphConfig) -> None:
-        self.config = config
-        self._app: Any = None
-        self._http: _Verifying | None = None
-
-    def _application(self) -> Any:
-        if self._app is None:
-            cfg = self.config
-            credential: Any
-            if cfg.client_secret is not None:
-                try:
-                    credential = cfg.client_secret.reveal().get_secret_value()
-                except SecretError as err:
-                    raise AuthSourceError(str(err)) from err
-            else:
-                assert cfg.certificate_file is not None  # the config holds exactly one credential
-                credential = certificate_credential(cfg.certificate_file)
-            self._http = _Verifying(str(cfg.ca_file) if cfg.ca_file else True, cfg.timeout.total_seconds())
-            try:
-                self._app = msal.ConfidentialClientApplication(
-                    cfg.client_id,
-                    client_credential=credential,
-                    authority=f"{cfg.authority}/{cfg.tenant_id}",
-                    http_client=self._http,
-                    instance_discovery=False,  # the metadata comes from the authority itself
-                )
-            except ValueError as err:  # the authority's metadata is missing or wrong
-                self.close()
-                raise PermanentSourceError(f"authority {cfg.authority}: {err}") from err
-            except requests.RequestException as err:
-                self.close()
-                raise TransientSourceError(f"authority {cfg.authority}: {err}") from err
-        return self._app
-
-    def token(self) -> str:
-        """A valid access token (msal asks the authority only when its cached one is about to expire)."""
-        app = self._application()
-        try:
-            result = app.acquire_token_for_client(scopes=[self.config.scope])
-        except requests.RequestException as err:
-            raise TransientSourceError(f"token from {self.config.authority}: {err}") from err
-        token = result.get("access_token") if isinstance(result, dict) else None
-        if not isinstance(token, str):
-            answer = result if isinstance(result, dict) else {}
-            error = answer.get("error", "no token")
-            text = (str(answer.get("error_description") or "").splitlines() or [""])[0]
-            raise AuthSourceError(
-                f"{self.config.authority} refused a token for {self.config.scope}: {error} {text}".strip()
-            )
-        return token
-
-    def close(self) -> None:
-        """Drop the application and its connections."""
-        http, self._http, self._app = self._http, None, None
-        if http is not None:
-            http.close()
+def app_login(config: GraphConfig) -> AppLogin:
+    """What a token request for Graph needs, from the source's config."""
+    return AppLogin(
+        tenant_id=config.tenant_id,
+        client_id=config.client_id,
+        client_secret=config.client_secret,
+        certificate_file=config.certificate_file,
+        authority=config.authority,
+        scope=config.scope,
+        ca_file=config.ca_file,
+        timeout=config.timeout,
+    )
 
 
 # --- the source -----------------------------------------------------------------------------------
@@ -187,7 +93,7 @@ class GraphSource(FolderSource[GraphState]):
     ) -> None:
         super().__init__(name, clock=clock)
         self.config = config
-        self._tokens = Tokens(config)
+        self._tokens = Tokens(app_login(config))
         self._http_factory = http
         self._http: httpx.Client | None = None
         self.requests = 0
@@ -282,14 +188,15 @@ class GraphSource(FolderSource[GraphState]):
                         removed.append(f"{mailbox}/{item_id}")
                     continue
                 try:
-                    event = self._event(entry, mailbox, role, now)
+                    event = self._event(entry, mailbox, folder.role, now)
                 except Exception as err:  # one unreadable item must not stop the folder
                     self.log.warning(
                         "folder %s: message skipped (%s)", folder.role, type(err).__name__, exc_info=err
                     )
                     continue
                 messages.append(event)
-                items[item_id] = (event.date.isoformat(), "seen" in event.flags)
+                arrived = _when(entry.get("receivedDateTime")) or event.date
+                items[item_id] = (arrived.isoformat(), "seen" in event.flags)
             next_link = page.get("@odata.nextLink")
             if isinstance(next_link, str):
                 url = next_link
@@ -307,7 +214,7 @@ class GraphSource(FolderSource[GraphState]):
             )
         return items_read(new_state, messages, removed=removed)
 
-    def _event(self, entry: Mapping[str, Any], mailbox: str, role: str, now: datetime) -> Any:
+    def _event(self, entry: Mapping[str, Any], mailbox: str, folder: str, now: datetime) -> Any:
         headers = [
             (str(h.get("name", "")), str(h.get("value", "")))
             for h in entry.get("internetMessageHeaders") or ()
@@ -330,7 +237,7 @@ class GraphSource(FolderSource[GraphState]):
         return to_event(
             block,
             source=self.name,
-            folder=role,
+            folder=folder,
             external_id=f"{mailbox}/{entry['id']}",
             internal_date=_when(entry.get("receivedDateTime")),
             flags=["\\Seen"] if read is True or read == "true" else [],

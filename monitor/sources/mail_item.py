@@ -91,8 +91,8 @@ def items_read(
     resync: bool = False,
     removed: Sequence[str] = (),
 ) -> FolderRead[ItemsStateT]:
-    """A folder's read with its counts from ``state``. No "answered" count: EWS and Graph give one only
-    through extended properties, which are not read."""
+    """A folder's read with its counts from ``state``. No "answered" flag is read (EWS and Graph give one
+    only through extended properties): the unanswered count is replywatch's own, from its open items."""
     oldest = state["oldest"]
     return FolderRead(
         state,

@@ -1,7 +1,8 @@
 """A local HTTPS server (trustme CA) replaying recorded Graph and EWS answers and checking every request.
 
 It plays three parts on one port: an Entra ID authority (OpenID metadata and a client-credentials token
-endpoint), Microsoft Graph, and an EWS endpoint. Tests load it with answers per request (``graph`` by
+endpoint; each token it issues is new and remembers its scope and expiry), Microsoft Graph, and an EWS
+endpoint. Tests load it with answers per request (``graph`` by
 path and query, ``ews`` by SOAP operation); a request the client should not have sent (wrong path, a
 missing ``$select``, no ``Prefer``, a token for another audience) gets a 400 and is listed in
 ``mistakes``, which every test checks is empty.
@@ -14,6 +15,7 @@ import json
 import ssl
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -80,6 +82,9 @@ class ReplayServer:
         self.seen: list[Seen] = []
         self.mistakes: list[str] = []
         self.tokens_issued = 0
+        self._issued: dict[str, dict[str, Any]] = {}
+        self.token_lifetime = 3599
+        """``expires_in`` of the tokens issued, in seconds."""
         self.graph_checks: list[Check] = []
         self.ews_checks: list[Check] = []
         self._lock = threading.Lock()
@@ -88,10 +93,27 @@ class ReplayServer:
 
     # -- what tests use ------------------------------------------------------------------------------
 
-    @property
-    def token(self) -> str:
-        """The access token the server issues for Graph (its audience is this server's Graph)."""
-        return _token_for(f"{self.base}/.default")
+    def token_problem(self, authorization: str | None, scope: str) -> str | None:
+        """What is wrong with a request's ``Authorization`` header: not a bearer token this server issued,
+        issued for another scope (audience), or expired (None: fine)."""
+        token = (authorization or "").removeprefix("Bearer ")
+        with self._lock:
+            claims = self._issued.get(token)
+        if authorization is None or not authorization.startswith("Bearer ") or claims is None:
+            return f"not a token this server issued: {(authorization or '')[:40]!r}"
+        if claims["aud"] != scope:
+            return f"a token for {claims['aud']!r}, not {scope!r}"
+        if claims["exp"] < time.time():
+            return "an expired token"
+        return None
+
+    def token_requests(self) -> list[dict[str, str]]:
+        """The forms of the token requests received (client credentials)."""
+        return [
+            {k: v[0] for k, v in parse_qs(s.body.decode()).items()}
+            for s in self.seen
+            if s.path.endswith("/oauth2/v2.0/token")
+        ]
 
     def recorded(self, path: Path) -> bytes:
         """A recorded Graph body with the recorded host replaced by this server's."""
@@ -169,17 +191,16 @@ class ReplayServer:
             )
         with self._lock:
             self.tokens_issued += 1
-        return Answer(
-            body={
-                "token_type": "Bearer",
-                "expires_in": 3599,
-                "access_token": _token_for(form.get("scope", "")),
-            }
-        )
+            claims = {"aud": form.get("scope", ""), "exp": time.time() + self.token_lifetime,
+                      "n": self.tokens_issued}  # fmt: skip
+            token = "eyJ0eXAi." + base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
+            self._issued[token] = claims
+        return Answer(body={"token_type": "Bearer", "expires_in": self.token_lifetime, "access_token": token})
 
     def _graph(self, seen: Seen) -> Answer:
-        if seen.headers.get("authorization") != f"Bearer {self.token}":
-            return Answer(401, {"error": {"code": "InvalidAuthenticationToken", "message": "bad audience"}})
+        problem = self.token_problem(seen.headers.get("authorization"), f"{self.base}/.default")
+        if problem:
+            return Answer(401, {"error": {"code": "InvalidAuthenticationToken", "message": problem}})
         prefer = seen.headers.get("prefer", "")
         if 'IdType="ImmutableId"' not in prefer or "odata.maxpagesize=" not in prefer:
             return self._mistake(f"Prefer header {prefer!r}")
@@ -209,10 +230,6 @@ class ReplayServer:
                 self.mistakes.append(f"no answer recorded for {key}")
                 return Answer(400, {"error": {"code": "ReplayMismatch", "message": key}})
             return answers.pop(0) if len(answers) > 1 else answers[0]
-
-
-def _token_for(scope: str) -> str:
-    return "eyJ0eXAi." + base64.urlsafe_b64encode(json.dumps({"aud": scope}).encode()).decode().rstrip("=")
 
 
 def _assertion_for(assertion: str, audience: str) -> bool:
