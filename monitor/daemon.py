@@ -30,7 +30,7 @@ from monitor.plugins import SecretError
 from monitor.sources.base import SOURCES, Source, SourceConfigBase
 from monitor.store.db import Store
 from monitor.store.outbox import Outbox
-from monitor.supervisor import DISPATCH, EVALUATE, POLL, Job, Supervisor
+from monitor.supervisor import DISPATCH, EVALUATE, POLL, REPORT, Job, Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -401,10 +401,19 @@ class Daemon:
             )
 
     def dispatch(self) -> None:
-        """Send the alerts the outbox owes (supervised: a store failure backs off and is logged once)."""
-        every = self.loaded.config.engine.evaluate_every
+        """Owe the teams' scheduled reports, then send the alerts and reports the outbox owes (each
+        supervised: a store failure backs off and is logged once)."""
+        config = self.loaded.config
+        every = config.engine.evaluate_every
+        now = self.clock()
+        if any(team.report is not None for team in config.teams.values()):
+            from monitor.exporters.reports.build import owe_scheduled_reports
+
+            owe = Job(REPORT, "schedule", every, subject="report scheduling", field="job")
+            outbox = self.dispatcher.outbox
+            self.supervisor.run(owe, functools.partial(owe_scheduled_reports, outbox, config, now))
         job = Job(DISPATCH, "outbox", every, subject="alert dispatch", field="job")
-        self.supervisor.run(job, functools.partial(self.dispatcher.run, self.clock()))
+        self.supervisor.run(job, functools.partial(self.dispatcher.run, now))
 
 
 def _poll_job(name: str, cfg: SourceConfigBase) -> Job:
