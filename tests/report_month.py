@@ -108,8 +108,12 @@ def month_config(month: Month, store_url: str, **team: Any) -> dict[str, Any]:
         "calendars": {"london": {"timezone": "Europe/London", "hours": {"mon-fri": "09:00-17:30"}}},
         "sources": {
             "support-inbox": {"kind": "maildir", "path": str(month.maildir)},
-            "pbx": {"kind": "asterisk_csv", "path": str(month.calls), "timezone": "Europe/London",
-                    "default_region": "GB"},  # fmt: skip
+            "pbx": {
+                "kind": "asterisk_csv",
+                "path": str(month.calls),
+                "timezone": "Europe/London",
+                "default_region": "GB",
+            },
         },
         "teams": {
             "support": {
