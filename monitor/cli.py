@@ -97,7 +97,7 @@ def _starting(loaded: LoadedConfig, step: Callable[[], T]) -> T:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    """Validate a config (and with --probe, log in to every source)."""
+    """Validate a config (and with --probe, log in to every source and notifier, sending nothing)."""
     loaded = _load(args.config)
     from monitor.config_warnings import config_warnings
 
@@ -120,6 +120,21 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         for problem in found:
             print(f"sources.{name}: {problem}", file=sys.stderr)
         print(f"sources.{name}: {'ok' if not found else 'FAILED'}")
+        problems += len(found)
+    from monitor.exporters.outbox import build_notifiers
+
+    for name, notifier in build_notifiers(loaded.config).items():
+        probe = getattr(notifier, "probe", None)
+        if probe is None:
+            print(f"notifiers.{name}: not probed (its kind cannot check without sending)")
+            continue
+        try:
+            found = probe()
+        except Exception as err:
+            found = [str(err)]
+        for problem in found:
+            print(f"notifiers.{name}: {problem}", file=sys.stderr)
+        print(f"notifiers.{name}: {'ok' if not found else 'FAILED'}")
         problems += len(found)
     return EXIT_CONFIG if problems else EXIT_OK
 
@@ -303,7 +318,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check-config", help="validate a config file")
     p.add_argument("-c", "--config", required=True)
-    p.add_argument("--probe", action="store_true", help="also log in to every source and check its folders")
+    p.add_argument(
+        "--probe", action="store_true", help="also log in to every source and notifier (nothing is sent)"
+    )
     p.set_defaults(func=cmd_check_config)
 
     p = sub.add_parser("status", help="who waits, how long, due when; open breaches")

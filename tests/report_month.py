@@ -42,7 +42,7 @@ def _answer_delay(rng: random.Random, september: bool) -> timedelta | None:
         return timedelta(minutes=rng.randint(6, 240))
     if roll < 0.88 - slow / 2:
         return timedelta(hours=rng.uniform(4, 22))
-    if roll < 0.97:
+    if roll < 0.985:
         return timedelta(hours=rng.uniform(24, 80))
     return None
 
@@ -88,7 +88,7 @@ def write_month(root: Path, seed: int = 2026) -> Month:
                 linked = log.call_id(at)
                 log.leg(linked, at, caller, LINE, app="Queue", data=f"{LINE},t,,,60", ring=25)
                 missed_calls += 1
-                if rng.random() < 0.85:
+                if rng.random() < 0.93:
                     minutes = rng.randint(5, 150) if rng.random() < 0.85 else rng.randint(150, 20 * 60)
                     back = at + timedelta(minutes=minutes)
                     _, _, ext = rng.choice(MEMBERS)
