@@ -405,6 +405,28 @@ class Config(StrictConfig):
             raise config_errors(type(self).__name__, problems)
         return self
 
+    @model_validator(mode="after")
+    def _reports_carried(self) -> Config:
+        problems: list[tuple[tuple[str | int, ...], str]] = []
+        for team, cfg in self.teams.items():
+            via = cfg.report_via
+            notifier = self.notifiers.get(via) if cfg.report is not None and via is not None else None
+            if notifier is not None and not notifier.carries_reports:
+                where = (
+                    ("teams", team, "report", "via")
+                    if cfg.report and cfg.report.via
+                    else ("teams", team, "report")
+                )
+                problems.append(
+                    (
+                        where,
+                        f"notifier {via!r} ({notifier.kind}) cannot carry reports: set report.via",
+                    )
+                )
+        if problems:
+            raise config_errors(type(self).__name__, problems)
+        return self
+
     @cached_property
     def calendar_objects(self) -> dict[str, BusinessCalendar]:
         """Built calendars by name."""

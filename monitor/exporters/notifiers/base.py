@@ -16,6 +16,11 @@ class NotifierConfigBase(PluginConfig):
     addressed: ClassVar[bool] = True
     """Whether the notifier delivers to people's addresses (mail); False: to one endpoint (a webhook)."""
 
+    @property
+    def carries_reports(self) -> bool:
+        """Whether this notifier can deliver a team report (not every endpoint takes one)."""
+        return True
+
 
 @dataclass(frozen=True, slots=True)
 class AlertItem:

@@ -45,6 +45,11 @@ class WebhookConfig(NotifierConfigBase):
     ca_file: Path | None = None
     timeout: Duration = Field(default_factory=lambda: timedelta(seconds=15))
 
+    @property
+    def carries_reports(self) -> bool:
+        """Alertmanager takes alerts only; the other formats carry a report's figures or text."""
+        return self.format != "alertmanager"
+
     @field_validator("url")
     @classmethod
     def _secure(cls, value: str) -> str:
