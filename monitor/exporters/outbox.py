@@ -126,7 +126,7 @@ class Dispatcher:
         be delivered for :data:`REPORT_EXPIRY` is dropped with one logged error.
         """
         config = self.config()
-        rendered: dict[tuple[str, str], Any] = {}
+        rendered: dict[tuple[str, str, str], Any] = {}
         delivered = 0
         for row in self.outbox.due_reports(now, team, period):
             if row.team not in config.teams or now - row.due_at > REPORT_EXPIRY:
@@ -141,11 +141,12 @@ class Dispatcher:
                 send_report = getattr(sender, "send_report", None)
                 if sender is None or send_report is None:
                     raise NotifierError("config", f"notifier {row.notifier!r} cannot send reports")
-                key = (row.team, row.period)
+                key = (row.notifier, row.team, row.period)
                 if key not in rendered:
                     from monitor.exporters.reports.build import report_mail  # matplotlib: reports only
 
-                    rendered[key] = report_mail(self.outbox.store, config, row.team, row.period, now)
+                    store = self.outbox.store
+                    rendered[key] = report_mail(store, config, row.team, row.period, now, row.notifier)
                 send_report(rendered[key].to(row.recipient, now))
             except NotifierError as err:
                 if row.attempts == 0:

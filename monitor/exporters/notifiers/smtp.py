@@ -50,7 +50,8 @@ class SmtpConfig(NotifierConfigBase):
     """``From:``, e.g. ``replywatch <replywatch@example.com>``."""
     reply_to: str | None = None
     templates: Path | None = None
-    """A directory whose ``alert.txt.j2`` / ``alert.html.j2`` replace the built-in templates."""
+    """A directory whose ``alert.txt.j2`` / ``alert.html.j2`` (alerts) and ``report.html.j2`` /
+    ``report.md.j2`` (reports) replace the built-in templates."""
     timeout: Duration = Field(default_factory=lambda: timedelta(seconds=30))
 
     @field_validator("sender", "reply_to")

@@ -98,11 +98,15 @@ class ReportMail:
         )
 
 
-def report_mail(store: Store, config: Config, team: str, label: str, now: datetime) -> ReportMail:
-    """The report of ``team`` for the period ``label``, rendered for mail."""
+def report_mail(
+    store: Store, config: Config, team: str, label: str, now: datetime, notifier: str | None = None
+) -> ReportMail:
+    """The report of ``team`` for the period ``label``, rendered for mail (with the ``templates`` directory
+    of ``notifier`` when it has one)."""
     report = stored_report(store, config, team, team_period(config, team, label), now)
     data = report_data(report)
-    rendered = mail(data, chart_images(report))
+    templates = getattr(config.notifiers.get(notifier or ""), "templates", None)
+    rendered = mail(data, chart_images(report), templates)
     return ReportMail(team, label, rendered.subject, rendered.text, rendered.html, rendered.images, data)
 
 
