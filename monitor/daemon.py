@@ -82,6 +82,8 @@ class Daemon:
         )
         self.state = DaemonState(self.supervisor, notifications=self.dispatcher.snapshot, clock=clock)
         self.sources: dict[str, Source] = {}
+        self._reports_owed: set[tuple[str, str]] = set()
+        """(team, period) of the reports this process has owed already."""
         self._source_cfgs: dict[str, SourceConfigBase] = {}
         self._evaluate_lock = threading.Lock()
         self._lock = threading.RLock()
@@ -221,6 +223,7 @@ class Daemon:
                 self.loaded = fresh
                 self.evaluator.reconfigure(fresh.config)
                 self.dispatcher.notifiers = build_notifiers(fresh.config)
+                self._reports_owed.clear()  # new recipients are owed the current period's report
                 self._apply_sources()
                 self._schedule_evaluation()
                 self._schedule_dispatch()
@@ -411,7 +414,8 @@ class Daemon:
 
             owe = Job(REPORT, "schedule", every, subject="report scheduling", field="job")
             outbox = self.dispatcher.outbox
-            self.supervisor.run(owe, functools.partial(owe_scheduled_reports, outbox, config, now))
+            owing = functools.partial(owe_scheduled_reports, outbox, config, now, self._reports_owed)
+            self.supervisor.run(owe, owing)
         job = Job(DISPATCH, "outbox", every, subject="alert dispatch", field="job")
         self.supervisor.run(job, functools.partial(self.dispatcher.run, now))
 

@@ -127,14 +127,23 @@ def owe_report(
     return names
 
 
-def owe_scheduled_reports(outbox: Outbox, config: Config, now: datetime) -> int:
+def owe_scheduled_reports(
+    outbox: Outbox, config: Config, now: datetime, done: set[tuple[str, str]] | None = None
+) -> int:
     """Owe every team with a ``report`` its latest ended period, due at the team's next opening hour after
-    the period ends; returns how many teams have one. A report owed before is never owed again."""
-    teams = 0
+    the period ends; returns how many reports were looked at. A report owed before is never owed again (the
+    outbox's unique rows); ``done`` remembers what this process already wrote, so that an unchanged period
+    costs no database write."""
+    looked = 0
     for team, cfg in config.teams.items():
         if cfg.report is None:
             continue
         owed = owed_report(cfg.report.every, config.team_calendar(team), now)
+        key = (team, owed.period.label)
+        if done is not None and key in done:
+            continue
         owe_report(outbox, config, team, owed.period, owed.due_at, now)
-        teams += 1
-    return teams
+        if done is not None:
+            done.add(key)
+        looked += 1
+    return looked
