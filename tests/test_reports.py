@@ -220,3 +220,19 @@ def test_report_usage_errors(
     assert main(["db", "upgrade", "-c", str(other)]) == 0
     assert main(["report", "-c", str(other), "--team", "support", "--period", "2026-10"]) == 2
     assert "no source of team 'support' has been polled" in capsys.readouterr().err
+
+
+def test_streak_counts_open_days_without_a_missed_deadline() -> None:
+    from monitor.exporters.reports.figures import Day, _longest_streak, percentile
+
+    def day(n: int, *, breach: bool = False, open_: bool = True) -> Day:
+        return Day(date(2026, 10, n), 0, None, 0, 0, breach, open_)
+
+    days = [day(1), day(2, breach=True), day(3), day(4, open_=False), day(5, open_=False), day(6), day(7),
+            day(8, breach=True), day(9)]  # fmt: skip
+    streak = _longest_streak(days)
+    assert (streak.days, streak.first, streak.last) == (3, date(2026, 10, 3), date(2026, 10, 7))
+    assert _longest_streak([day(1, breach=True)]).days == 0
+    assert percentile([4.0, 1.0, 3.0, 2.0], 0.5) == 2.0
+    assert percentile([float(n) for n in range(1, 11)], 0.9) == 9.0
+    assert percentile([], 0.5) is None
