@@ -1,4 +1,4 @@
-"""The ``replywatch`` command: run, demo, check-config, status, replay, db upgrade."""
+"""The ``replywatch`` command: run, demo, check-config, status, replay, report, db upgrade."""
 
 from __future__ import annotations
 
@@ -10,11 +10,15 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from monitor import __version__
 from monitor import config as config_mod
 from monitor.config import ConfigError, LoadedConfig
+
+if TYPE_CHECKING:
+    from monitor.exporters.reports.period import Period
+    from monitor.store.db import Store
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
@@ -93,7 +97,7 @@ def _starting(loaded: LoadedConfig, step: Callable[[], T]) -> T:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    """Validate a config (and with --probe, log in to every source)."""
+    """Validate a config (and with --probe, log in to every source and notifier, sending nothing)."""
     loaded = _load(args.config)
     from monitor.config_warnings import config_warnings
 
@@ -116,6 +120,21 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         for problem in found:
             print(f"sources.{name}: {problem}", file=sys.stderr)
         print(f"sources.{name}: {'ok' if not found else 'FAILED'}")
+        problems += len(found)
+    from monitor.exporters.outbox import build_notifiers
+
+    for name, notifier in build_notifiers(loaded.config).items():
+        probe = getattr(notifier, "probe", None)
+        if probe is None:
+            print(f"notifiers.{name}: not probed (its kind cannot check without sending)")
+            continue
+        try:
+            found = probe()
+        except Exception as err:
+            found = [str(err)]
+        for problem in found:
+            print(f"notifiers.{name}: {problem}", file=sys.stderr)
+        print(f"notifiers.{name}: {'ok' if not found else 'FAILED'}")
         problems += len(found)
     return EXIT_CONFIG if problems else EXIT_OK
 
@@ -211,6 +230,78 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return EXIT_FINDINGS if late or breaches else EXIT_OK
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """Write a team's report for a month or a week from the store, or send it through the outbox."""
+    from monitor.exporters.reports.build import render_file, stored_report, team_period
+
+    loaded = _load(args.config, check_secrets=args.send)
+    config = loaded.config
+    if args.team not in config.teams:
+        known = ", ".join(sorted(config.teams)) or "none"
+        print(f"unknown team {args.team!r} (known: {known})", file=sys.stderr)
+        return EXIT_FINDINGS
+    try:
+        period = team_period(config, args.team, args.period)
+    except ValueError as err:
+        print(f"--period: {err}", file=sys.stderr)
+        return EXIT_FINDINGS
+    now = datetime.now(UTC)
+    if args.send and period.end > now:
+        print(f"--send: the period {period.label} has not ended yet", file=sys.stderr)
+        return EXIT_FINDINGS
+    from monitor.store.db import Store
+
+    store = _starting(loaded, lambda: Store.open(config.store.url, _password(loaded)))
+    try:
+        polled = store.last_polls()
+        if not any(source in polled for source in config.teams[args.team].sources):
+            print(
+                f"replywatch report: no source of team {args.team!r} has been polled into this store yet: "
+                "start `replywatch run` first",
+                file=sys.stderr,
+            )
+            return EXIT_CONFIG
+        if args.send:
+            return _send_report(loaded, store, args.team, period, now)
+        report = stored_report(store, config, args.team, period, now)
+        text = render_file(report, args.format)
+    finally:
+        store.close()
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as out:
+            out.write(text)
+        print(f"{args.out}: {args.team} {period.label} ({args.format})")
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
+def _send_report(loaded: LoadedConfig, store: Store, team: str, period: Period, now: datetime) -> int:
+    """Owe the period's report to the team's recipients and send it now (once per period and recipient)."""
+    from monitor.exporters.outbox import Dispatcher, build_notifiers
+    from monitor.exporters.reports.build import owe_report
+    from monitor.store.outbox import Outbox
+
+    config = loaded.config
+    if config.teams[team].report is None or config.teams[team].report_via is None:
+        print(f"teams.{team}: --send needs report: {{to: [...]}} in the config", file=sys.stderr)
+        return EXIT_CONFIG
+    outbox = Outbox(store)
+    recipients = owe_report(outbox, config, team, period, now, now)
+    dispatcher = Dispatcher(outbox, lambda: config, build_notifiers(config))
+    sent = dispatcher.run_reports(now, team, period.label)
+    rows = {recipient: outcome for label, recipient, outcome in outbox.reports(team) if label == period.label}
+    for recipient in recipients:
+        print(f"{recipient}: {rows.get(recipient, 'unknown')}")
+    failed = [r for r in recipients if rows.get(r) == "pending"]
+    if failed:
+        print(f"{len(failed)} not delivered yet: the daemon retries them", file=sys.stderr)
+        return EXIT_FINDINGS
+    if not sent:
+        print(f"the {period.label} report of {team} was sent before; nothing sent again")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand."""
     from monitor.durations import parse_duration
@@ -227,7 +318,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check-config", help="validate a config file")
     p.add_argument("-c", "--config", required=True)
-    p.add_argument("--probe", action="store_true", help="also log in to every source and check its folders")
+    p.add_argument(
+        "--probe", action="store_true", help="also log in to every source and notifier (nothing is sent)"
+    )
     p.set_defaults(func=cmd_check_config)
 
     p = sub.add_parser("status", help="who waits, how long, due when; open breaches")
@@ -255,6 +348,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--all", action="store_true", help="also one row per message that opened no item, with why"
     )
     p.set_defaults(func=cmd_replay)
+
+    p = sub.add_parser("report", help="a team's month or week: response times, breaches, wins")
+    p.add_argument("-c", "--config", required=True)
+    p.add_argument("--team", required=True)
+    p.add_argument("--period", required=True, help="a month (2026-10) or an ISO week (2026-W44)")
+    p.add_argument("--format", choices=["html", "md", "json"], default="html")
+    p.add_argument("--out", help="file to write (default: standard output)")
+    p.add_argument(
+        "--send", action="store_true", help="send it to the team's report recipients (once per period)"
+    )
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("demo", help="run on realistic sample mail written relative to now")
     p.add_argument("--dir", help="where to write the sample (default: a new temporary folder)")

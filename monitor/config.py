@@ -27,6 +27,7 @@ from monitor.durations import Duration, Interval
 from monitor.escalation import Member, NotifyConfig
 from monitor.events import Channel
 from monitor.exporters.notifiers.base import NOTIFIERS, NotifierConfigBase
+from monitor.exporters.reports.schedule import ReportConfig
 from monitor.plugins import PluginError, Scope, SecretRef, StrictConfig, config_errors
 from monitor.rules.base import RULES, RuleConfigBase
 from monitor.sources.base import SOURCES, SourceConfigBase
@@ -252,6 +253,31 @@ class TeamConfig(StrictConfig):
     customers whose address and number are linked in ``contacts``."""
     notify: NotifyConfig | None = None
     """Who is told what and when about the team's warnings and breaches (none: nobody)."""
+    report: ReportConfig | None = None
+    """A report of the team's month or week, sent after it ends (none: only ``replywatch report``)."""
+
+    @property
+    def report_via(self) -> str | None:
+        """The notifier that carries the team's report: ``report.via``, else ``notify.via``."""
+        if self.report is not None and self.report.via is not None:
+            return self.report.via
+        return self.notify.via if self.notify is not None else None
+
+    @model_validator(mode="after")
+    def _report_addressable(self) -> TeamConfig:
+        if self.report is None:
+            return self
+        problems: list[tuple[tuple[str | int, ...], str]] = []
+        names = [m.name for m in self.members]
+        for entry in self.report.unknown_members(names):
+            index = self.report.to.index(entry)
+            expected = "expected lead, team, a member's name or an address"
+            problems.append((("report", "to", index), f"unknown recipient {entry!r}: {expected}"))
+        if self.report_via is None:
+            problems.append((("report", "via"), "a report needs a notifier: set report.via or notify.via"))
+        if problems:
+            raise config_errors(type(self).__name__, problems)
+        return self
 
     def escalation_members(self) -> list[Member]:
         """The members as escalation sees them: name, first address, whether they lead."""
@@ -375,6 +401,28 @@ class Config(StrictConfig):
                                     f"remove {option} or name a source that can",
                                 )
                             )
+        if problems:
+            raise config_errors(type(self).__name__, problems)
+        return self
+
+    @model_validator(mode="after")
+    def _reports_carried(self) -> Config:
+        problems: list[tuple[tuple[str | int, ...], str]] = []
+        for team, cfg in self.teams.items():
+            via = cfg.report_via
+            notifier = self.notifiers.get(via) if cfg.report is not None and via is not None else None
+            if notifier is not None and not notifier.carries_reports:
+                where = (
+                    ("teams", team, "report", "via")
+                    if cfg.report and cfg.report.via
+                    else ("teams", team, "report")
+                )
+                problems.append(
+                    (
+                        where,
+                        f"notifier {via!r} ({notifier.kind}) cannot carry reports: set report.via",
+                    )
+                )
         if problems:
             raise config_errors(type(self).__name__, problems)
         return self

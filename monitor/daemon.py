@@ -30,7 +30,7 @@ from monitor.plugins import SecretError
 from monitor.sources.base import SOURCES, Source, SourceConfigBase
 from monitor.store.db import Store
 from monitor.store.outbox import Outbox
-from monitor.supervisor import DISPATCH, EVALUATE, POLL, Job, Supervisor
+from monitor.supervisor import DISPATCH, EVALUATE, POLL, REPORT, Job, Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +82,8 @@ class Daemon:
         )
         self.state = DaemonState(self.supervisor, notifications=self.dispatcher.snapshot, clock=clock)
         self.sources: dict[str, Source] = {}
+        self._reports_owed: set[tuple[str, str]] = set()
+        """(team, period) of the reports this process has owed already."""
         self._source_cfgs: dict[str, SourceConfigBase] = {}
         self._evaluate_lock = threading.Lock()
         self._lock = threading.RLock()
@@ -221,6 +223,7 @@ class Daemon:
                 self.loaded = fresh
                 self.evaluator.reconfigure(fresh.config)
                 self.dispatcher.notifiers = build_notifiers(fresh.config)
+                self._reports_owed.clear()  # new recipients are owed the current period's report
                 self._apply_sources()
                 self._schedule_evaluation()
                 self._schedule_dispatch()
@@ -401,10 +404,20 @@ class Daemon:
             )
 
     def dispatch(self) -> None:
-        """Send the alerts the outbox owes (supervised: a store failure backs off and is logged once)."""
-        every = self.loaded.config.engine.evaluate_every
+        """Owe the teams' scheduled reports, then send the alerts and reports the outbox owes (each
+        supervised: a store failure backs off and is logged once)."""
+        config = self.loaded.config
+        every = config.engine.evaluate_every
+        now = self.clock()
+        if any(team.report is not None for team in config.teams.values()):
+            from monitor.exporters.reports.build import owe_scheduled_reports
+
+            owe = Job(REPORT, "schedule", every, subject="report scheduling", field="job")
+            outbox = self.dispatcher.outbox
+            owing = functools.partial(owe_scheduled_reports, outbox, config, now, self._reports_owed)
+            self.supervisor.run(owe, owing)
         job = Job(DISPATCH, "outbox", every, subject="alert dispatch", field="job")
-        self.supervisor.run(job, functools.partial(self.dispatcher.run, self.clock()))
+        self.supervisor.run(job, functools.partial(self.dispatcher.run, now))
 
 
 def _poll_job(name: str, cfg: SourceConfigBase) -> Job:

@@ -26,6 +26,8 @@ EVALUATE = "evaluate"
 """The kind of a team's evaluation (named after the team)."""
 DISPATCH = "dispatch"
 """The kind of the outbox dispatcher's job (named ``outbox``)."""
+REPORT = "report"
+"""The kind of the job that owes teams their scheduled reports (named ``schedule``)."""
 INTERNAL = "internal"
 """The reason of an unexpected exception (a bug or an unreachable store), not a :class:`SourceError`."""
 SLOW_REASONS = frozenset({"auth", "config"})

@@ -3,12 +3,12 @@
 # tests, MariaDB for the cdr_sql tests (the one system service this script starts: the tests need it on
 # 127.0.0.1:3306 with root and no password, like PostgreSQL on 5432); promtool, which lints /metrics and
 # checks and unit-tests the Prometheus rules; Prometheus and Alertmanager for the end-to-end alerting test;
-# podman and debootstrap, which build the container image.
+# podman and debootstrap, which build the container image; Chromium, which opens the HTML report headless.
 # Idempotent. Starts no system service: the test fixtures start their own server processes on loopback
 # ports with their own configs (tests/servers/). Meant for root on Debian 12; uses sudo otherwise.
 set -euo pipefail
 
-packages=(dovecot-imapd mariadb-server podman debootstrap)
+packages=(dovecot-imapd mariadb-server podman debootstrap chromium)
 
 say() { printf 'test-servers: %s\n' "$*"; }
 

@@ -12,14 +12,14 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from monitor.exporters.notifiers.base import AlertItem, Delivery, NotifierError
+from monitor.exporters.notifiers.base import AlertItem, Delivery, NotifierError, ReportDelivery
 from monitor.exporters.notifiers.webhook import WebhookConfig, WebhookNotifier
 from tests.servers.alertmanager import Alertmanager
 
 T = datetime.now(UTC).replace(microsecond=0)
 
 
-def delivery(level: str = "breach") -> Delivery:
+def delivery(level: str = "breach", unreadable: tuple[str, ...] = ()) -> Delivery:
     item = AlertItem(
         breach_id=42,
         step="breach+4h" if level == "breach" else level,
@@ -31,6 +31,7 @@ def delivery(level: str = "breach") -> Delivery:
         waiting_since=T.replace(hour=0),
         due_at=T,
         owner="Bob",
+        unreadable=unreadable,
     )
     return Delivery("support", "lead", (item,), "replywatch.abc", "https://grafana.example.com/d/x")
 
@@ -119,3 +120,46 @@ def test_plain_http_only_to_loopback() -> None:
     with pytest.raises(ValidationError, match="http:// is allowed only to this machine"):
         WebhookConfig.model_validate({"kind": "webhook", "url": "http://hooks.example.com/x"})
     WebhookConfig.model_validate({"kind": "webhook", "url": "https://hooks.example.com/x", "format": "slack"})
+
+
+def test_alertmanager_alert_names_the_mailbox_that_could_not_be_read(alertmanager: Alertmanager) -> None:
+    webhook(f"{alertmanager.url}/api/v2/alerts", "alertmanager").send(delivery(unreadable=("sales-inbox",)))
+    [alert] = alertmanager.alerts()
+    assert alert["annotations"]["unreadable"] == "sales-inbox"
+
+
+def test_json_and_chat_alerts_name_the_mailbox_that_could_not_be_read(
+    recorder: tuple[str, list[Any]],
+) -> None:
+    url, bodies = recorder
+    webhook(url, "json").send(delivery(unreadable=("sales-inbox", "pbx")))
+    webhook(url, "slack").send(delivery(unreadable=("sales-inbox",)))
+    webhook(url, "json").send(delivery())
+    [(_, as_json), (_, as_slack), (_, complete)] = bodies
+    assert as_json["items"][0]["unreadable"] == ["sales-inbox", "pbx"]
+    assert "judged on incomplete data: could not read sales-inbox" in as_slack["text"]
+    assert complete["items"][0]["unreadable"] == []
+
+
+def report(key: str = "replywatch.report.1") -> ReportDelivery:
+    return ReportDelivery(
+        team="support", period="2026-10", recipient="lead", subject="[replywatch] support, October 2026: 90%",
+        text="# support: October 2026", html="<p>x</p>", images={"response": b"png"},
+        data={"team": "support", "channels": [{"channel": "email", "items": 3}]}, key=key, at=T,
+    )  # fmt: skip
+
+
+def test_reports_post_their_figures_or_text(
+    recorder: tuple[str, list[Any]], alertmanager: Alertmanager
+) -> None:
+    url, bodies = recorder
+    webhook(url, "json").send_report(report())
+    webhook(url, "teams").send_report(report())
+    [(key, as_json), (_, as_teams)] = bodies
+    assert key == "replywatch.report.1"
+    assert as_json == {"report": "2026-10", "key": "replywatch.report.1", "team": "support",
+                       "channels": [{"channel": "email", "items": 3}]}  # fmt: skip
+    assert as_teams == {"title": "[replywatch] support, October 2026: 90%", "text": "# support: October 2026"}
+    with pytest.raises(NotifierError, match="an alertmanager webhook cannot carry reports"):
+        webhook(f"{alertmanager.url}/api/v2/alerts", "alertmanager").send_report(report())
+    assert alertmanager.alerts() == []

@@ -138,3 +138,49 @@ def test_dispatcher_cancels_stale_expires_undeliverable_and_sends_the_rest(
     assert dispatcher.run(later + timedelta(minutes=2)) == 0
     assert [o for *_, o in outbox.all()] == ["cancelled"] * 2 + ["expired"] * 2 + ["sent"]
     assert outbox.pending_counts() == {}
+
+
+def test_a_breach_judged_on_incomplete_data_says_which_mailbox_could_not_be_read(
+    store: Store, smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OUTBOX_SMTP_PASSWORD", PASSWORD)
+    outbox = Outbox(store)
+    cfg = config(smtp_server)
+    dispatcher = Dispatcher(outbox, lambda: cfg, build_notifiers(cfg))
+    opened = Opened("support", "reply_within", "m1", Level.BREACH, T, T, unreadable=("sales-inbox", "pbx"))
+    apply(outbox, store, [opened, Opened("support", "reply_within", "m2", Level.BREACH, T, T)], T)
+    rows = outbox.due(T)
+    assert sorted({row.unreadable for row in rows}) == ["", "sales-inbox pbx"]
+    assert dispatcher.run(T) == 4  # two breaches to each of two recipients, one message each
+    for received in smtp_server.received:
+        text = received.message.get_body(preferencelist=("plain",))
+        html = received.message.get_body(preferencelist=("html",))
+        assert text is not None and html is not None
+        # Only the breach judged on incomplete data carries the line, naming both sources.
+        assert text.get_content().count("judged on incomplete data: could not read sales-inbox, pbx") == 1
+        assert html.get_content().count("replywatch could not read sales-inbox, pbx") == 1
+
+
+def test_report_rows_are_owed_once_per_team_period_and_recipient(store: Store) -> None:
+    outbox = Outbox(store)
+    due = T + timedelta(hours=1)
+    assert (
+        outbox.owe_report("support", "mail", "2026-10", ["alice@example.com", "ops@example.com"], due, T) == 2
+    )
+    # Owed again (the next run, a restart, `report --send`): nothing new, the first due time stays.
+    again = Outbox(store)
+    assert again.owe_report("support", "mail", "2026-10", ["alice@example.com"], T, T) == 0
+    assert again.owe_report("support", "mail", "2026-W44", ["alice@example.com"], due, T) == 1
+    assert again.owe_report("sales", "mail", "2026-10", ["alice@example.com"], due, T) == 1
+    assert outbox.due_reports(T) == []
+    assert [(r.team, r.period, r.recipient) for r in outbox.due_reports(due, "support", "2026-10")] == [
+        ("support", "2026-10", "alice@example.com"),
+        ("support", "2026-10", "ops@example.com"),
+    ]
+    assert outbox.due(due) == []  # alerts only: report rows belong to no breach
+    assert outbox.pending_counts() == {"mail": 4}
+    assert outbox.reports("support") == [
+        ("2026-10", "alice@example.com", "pending"),
+        ("2026-10", "ops@example.com", "pending"),
+        ("2026-W44", "alice@example.com", "pending"),
+    ]

@@ -9,11 +9,12 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from monitor.config import Config
 from monitor.escalation import BREACH, RESOLVED, WARNING, parse_at
 from monitor.exporters.notifiers.base import NOTIFIERS, AlertItem, Delivery, Notifier, NotifierError
-from monitor.store.outbox import CANCELLED, EXPIRED, SENT, Outbox, PendingNotification
+from monitor.store.outbox import CANCELLED, EXPIRED, SENT, Outbox, PendingNotification, PendingReport
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +23,8 @@ FAILED = "failed"
 FIRST_RETRY = timedelta(seconds=30)
 MAX_RETRY = timedelta(hours=1)
 DEFAULT_EXPIRY = timedelta(days=2)
+REPORT_EXPIRY = timedelta(days=7)
+"""A report not delivered this long after it was due is dropped (a week-old report is still worth reading)."""
 
 
 def build_notifiers(config: Config) -> dict[str, Notifier]:
@@ -65,6 +68,7 @@ def alert_item(row: PendingNotification) -> AlertItem:
         waiting_since=row.received_at or row.opened_at,
         due_at=row.deadline,
         owner=row.owner,
+        unreadable=tuple(row.unreadable.split()),
     )
 
 
@@ -113,6 +117,47 @@ class Dispatcher:
         delivered = 0
         for (notifier, team, recipient), rows in groups.items():
             delivered += self._send(config, notifier, team, recipient, rows, now)
+        return delivered + self.run_reports(now)
+
+    def run_reports(self, now: datetime, team: str | None = None, period: str | None = None) -> int:
+        """Send every due report (optionally only ``team``'s for ``period``); returns how many went out.
+
+        A report is rendered once per team and period and addressed to each recipient; one that could not
+        be delivered for :data:`REPORT_EXPIRY` is dropped with one logged error.
+        """
+        config = self.config()
+        rendered: dict[tuple[str, str, str], Any] = {}
+        delivered = 0
+        for row in self.outbox.due_reports(now, team, period):
+            if row.team not in config.teams or now - row.due_at > REPORT_EXPIRY:
+                log.error(
+                    "report expired undelivered",
+                    extra={"notifier": row.notifier, "team": row.team, "error": row.last_error},
+                )
+                self._finish([row], EXPIRED, now, row.last_error)
+                continue
+            try:
+                sender = self.notifiers.get(row.notifier)
+                send_report = getattr(sender, "send_report", None)
+                if sender is None or send_report is None:
+                    raise NotifierError("config", f"notifier {row.notifier!r} cannot send reports")
+                key = (row.notifier, row.team, row.period)
+                if key not in rendered:
+                    from monitor.exporters.reports.build import report_mail  # matplotlib: reports only
+
+                    store = self.outbox.store
+                    rendered[key] = report_mail(store, config, row.team, row.period, now, row.notifier)
+                send_report(rendered[key].to(row.recipient, now))
+            except NotifierError as err:
+                if row.attempts == 0:
+                    extra = {"notifier": row.notifier, "team": row.team, "reason": err.reason}
+                    log.warning("report not delivered, will retry", extra=extra | {"error": str(err)})
+                self.outbox.retry([row.id], now + retry_delay(row.attempts + 1), str(err))
+                self._count(row.notifier, FAILED, 1)
+                continue
+            self.outbox.finish([row.id], SENT, now)
+            self._count(row.notifier, SENT, 1)
+            delivered += 1
         return delivered
 
     def _send(
@@ -155,7 +200,11 @@ class Dispatcher:
         return len(ids)
 
     def _finish(
-        self, rows: Sequence[PendingNotification], outcome: str, now: datetime, error: str | None = None
+        self,
+        rows: Sequence[PendingNotification | PendingReport],
+        outcome: str,
+        now: datetime,
+        error: str | None = None,
     ) -> None:
         self.outbox.finish([row.id for row in rows], outcome, now, error)
         for row in rows:

@@ -185,17 +185,22 @@ class Breach(SQLModel, table=True):
 
 
 class Notification(SQLModel, table=True):
-    """A message owed to a recipient for one step of a breach (the outbox): written with the transition
-    that caused it, sent by the dispatcher, retried until delivered or expired, never sent twice."""
+    """A message owed to a recipient for one step of a breach, or a team's report for one period (the
+    outbox): written with the transition that caused it (or when the period ended), sent by the dispatcher,
+    retried until delivered or expired, never sent twice."""
 
     __tablename__ = "notification"
     __table_args__ = (
         UniqueConstraint("breach_id", "step", "recipient", name="uq_notification_breach_step_recipient"),
+        UniqueConstraint("team", "report_period", "recipient", name="uq_notification_report"),
         Index("ix_notification_pending", "outcome", "due_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    breach_id: int = Field(foreign_key="breach.id")
+    breach_id: int | None = Field(default=None, foreign_key="breach.id")
+    """The breach an alert is about (None for a report)."""
+    report_period: str | None = Field(default=None, max_length=20)
+    """The period a report covers (``2026-10``, ``2026-W44``); None for an alert."""
     team: str = Field(max_length=200)
     notifier: str = Field(max_length=200)
     step: str = Field(max_length=50)

@@ -48,6 +48,22 @@ class PendingNotification:
     last_error: str | None
     title: str | None
     """The subject line of the customer's mail (None for a call or a non-item breach)."""
+    unreadable: str = ""
+    """Sources that could not be read when the breach was judged, space-separated (empty: complete data)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PendingReport:
+    """A team report due now for one recipient."""
+
+    id: int
+    team: str
+    notifier: str
+    period: str
+    recipient: str
+    due_at: datetime
+    attempts: int
+    last_error: str | None
 
 
 class Outbox:
@@ -158,6 +174,7 @@ class Outbox:
                 BREACH.c.breached_at,
                 BREACH.c.resolved_at,
                 BREACH.c.due_at.label("deadline"),
+                BREACH.c.unreadable,
                 AWAITING.c.customer,
                 AWAITING.c.received_at,
                 AWAITING.c.owner,
@@ -199,9 +216,88 @@ class Outbox:
                     channel=r.channel,
                     last_error=r.last_error,
                     title=r.title,
+                    unreadable=r.unreadable or "",
                 )
                 for r in conn.execute(query)
             ]
+
+    # -- reports ----------------------------------------------------------------------------------
+
+    def owe_report(
+        self,
+        team: str,
+        notifier: str,
+        period: str,
+        recipients: Sequence[str],
+        due_at: datetime,
+        now: datetime,
+    ) -> int:
+        """Owe ``period``'s report to each recipient once (a report already owed or sent is kept as it is);
+        returns how many rows are new."""
+        if not recipients:
+            return 0
+        insert = self.store._insert()
+        with self.store.engine.begin() as conn:
+            result = conn.execute(
+                insert(NOTIFICATION)
+                .on_conflict_do_nothing(index_elements=["team", "report_period", "recipient"])
+                .returning(NOTIFICATION.c.id),
+                [
+                    {
+                        "breach_id": None,
+                        "report_period": period,
+                        "team": team,
+                        "notifier": notifier,
+                        "step": "report",
+                        "recipient": recipient,
+                        "due_at": due_at,
+                        "created_at": now,
+                        "outcome": PENDING,
+                        "attempts": 0,
+                    }
+                    for recipient in recipients
+                ],
+            )
+            return len(result.fetchall())
+
+    def due_reports(
+        self, now: datetime, team: str | None = None, period: str | None = None
+    ) -> list[PendingReport]:
+        """Pending reports whose time has come and whose retry wait is over (optionally one team's period)."""
+        query = select(NOTIFICATION).where(
+            NOTIFICATION.c.report_period.is_not(None),
+            NOTIFICATION.c.outcome == PENDING,
+            NOTIFICATION.c.due_at <= now,
+            NOTIFICATION.c.next_attempt_at.is_(None) | (NOTIFICATION.c.next_attempt_at <= now),
+        )
+        if team is not None:
+            query = query.where(NOTIFICATION.c.team == team)
+        if period is not None:
+            query = query.where(NOTIFICATION.c.report_period == period)
+        with self.store.engine.connect() as conn:
+            return [
+                PendingReport(
+                    id=r.id,
+                    team=r.team,
+                    notifier=r.notifier,
+                    period=r.report_period,
+                    recipient=r.recipient,
+                    due_at=r.due_at,
+                    attempts=r.attempts,
+                    last_error=r.last_error,
+                )
+                for r in conn.execute(query.order_by(NOTIFICATION.c.due_at, NOTIFICATION.c.id))
+            ]
+
+    def reports(self, team: str) -> list[tuple[str, str, str]]:
+        """(period, recipient, outcome) of every report row of ``team``, in order."""
+        query = (
+            select(NOTIFICATION.c.report_period, NOTIFICATION.c.recipient, NOTIFICATION.c.outcome)
+            .where(NOTIFICATION.c.team == team, NOTIFICATION.c.report_period.is_not(None))
+            .order_by(NOTIFICATION.c.id)
+        )
+        with self.store.engine.connect() as conn:
+            return [(r[0], r[1], r[2]) for r in conn.execute(query)]
 
     def finish(self, ids: Sequence[int], outcome: str, now: datetime, error: str | None = None) -> None:
         """Mark notifications sent, expired or cancelled (never attempted again)."""
@@ -241,7 +337,7 @@ class Outbox:
         with self.store.engine.connect() as conn:
             return {name: int(count) for name, count in conn.execute(query)}
 
-    def all(self) -> list[tuple[int, str, str, str, str]]:
+    def all(self) -> list[tuple[int | None, str, str, str, str]]:
         """(breach id, step, recipient, notifier, outcome) of every notification, in order (for status and
         tests)."""
         query = select(

@@ -16,6 +16,11 @@ class NotifierConfigBase(PluginConfig):
     addressed: ClassVar[bool] = True
     """Whether the notifier delivers to people's addresses (mail); False: to one endpoint (a webhook)."""
 
+    @property
+    def carries_reports(self) -> bool:
+        """Whether this notifier can deliver a team report (not every endpoint takes one)."""
+        return True
+
 
 @dataclass(frozen=True, slots=True)
 class AlertItem:
@@ -35,6 +40,8 @@ class AlertItem:
     due_at: datetime | None
     owner: str | None
     """The member who answers for it (None: the team)."""
+    unreadable: tuple[str, ...] = ()
+    """Sources that could not be read when it was judged: the verdict stands on incomplete data."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +59,27 @@ class Delivery:
     """The team calendar's time zone, in which times are shown."""
 
 
+@dataclass(frozen=True, slots=True)
+class ReportDelivery:
+    """A team report for one recipient: rendered parts, its PNG charts and its figures."""
+
+    team: str
+    period: str
+    recipient: str
+    subject: str
+    text: str
+    html: str
+    """Shows each chart as ``cid:<name>``."""
+    images: dict[str, bytes]
+    """PNG charts by name."""
+    data: dict[str, Any]
+    """Every number of the report (what the JSON format writes)."""
+    key: str
+    """Stable over retries: the Message-ID's local part, the webhook's dedup key."""
+    at: datetime
+    """When it was made (the Date of the mail)."""
+
+
 class NotifierError(Exception):
     """A delivery failed; ``reason`` is short and free of customer data (``refused``, ``unreachable``)."""
 
@@ -65,6 +93,13 @@ class Notifier(Protocol):
 
     def send(self, delivery: Delivery) -> None:
         """Deliver one message."""
+
+    def send_report(self, report: ReportDelivery) -> None:
+        """Deliver one team report."""
+
+    def probe(self) -> list[str]:
+        """Check that deliveries could go out (connect, TLS, login) without sending anything; problems
+        found, empty when all is well."""
 
 
 NotifierFactory = Callable[[str, Any], Notifier]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import smtplib
 import ssl
-from datetime import timedelta
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, getaddresses
@@ -17,7 +19,13 @@ from pydantic import Field, field_validator, model_validator
 
 from monitor.config import is_loopback
 from monitor.durations import Duration
-from monitor.exporters.notifiers.base import Delivery, NotifierConfigBase, NotifierError, NotifierPlugin
+from monitor.exporters.notifiers.base import (
+    Delivery,
+    NotifierConfigBase,
+    NotifierError,
+    NotifierPlugin,
+    ReportDelivery,
+)
 from monitor.exporters.notifiers.render import environment, render
 from monitor.plugins import SecretRef
 
@@ -42,7 +50,8 @@ class SmtpConfig(NotifierConfigBase):
     """``From:``, e.g. ``replywatch <replywatch@example.com>``."""
     reply_to: str | None = None
     templates: Path | None = None
-    """A directory whose ``alert.txt.j2`` / ``alert.html.j2`` replace the built-in templates."""
+    """A directory whose ``alert.txt.j2`` / ``alert.html.j2`` (alerts) and ``report.html.j2`` /
+    ``report.md.j2`` (reports) replace the built-in templates."""
     timeout: Duration = Field(default_factory=lambda: timedelta(seconds=30))
 
     @field_validator("sender", "reply_to")
@@ -80,24 +89,70 @@ class SmtpNotifier:
     def message(self, delivery: Delivery) -> EmailMessage:
         """The message for ``delivery``: stable Message-ID, automatic-mail headers, both parts."""
         rendered = render(delivery, self._templates)
-        sender = getaddresses([self.config.sender])[0][1]
-        msg = EmailMessage()
-        msg["From"] = self.config.sender
-        msg["To"] = Address(addr_spec=delivery.recipient) if "@" in delivery.recipient else delivery.recipient
-        if self.config.reply_to:
-            msg["Reply-To"] = self.config.reply_to
-        msg["Subject"] = rendered.subject
-        msg["Date"] = format_datetime(max(item.at for item in delivery.items))
-        msg["Message-ID"] = f"<{delivery.key}@{sender.rpartition('@')[2]}>"
-        msg["Auto-Submitted"] = "auto-generated"
-        msg["X-Auto-Response-Suppress"] = "All"
+        at = max(item.at for item in delivery.items)
+        msg = self._headers(delivery.recipient, rendered.subject, at, delivery.key)
         msg.set_content(rendered.text)
         msg.add_alternative(rendered.html, subtype="html")
         return msg
 
+    def report_message(self, report: ReportDelivery) -> EmailMessage:
+        """A report as mail: plain text, and HTML whose PNG charts are related parts named by Content-ID
+        (RFC 2387 multipart/related), which Outlook and Gmail show inline."""
+        msg = self._headers(report.recipient, report.subject, report.at, report.key)
+        msg.set_content(report.text)
+        msg.add_alternative(report.html, subtype="html")
+        html_part = msg.get_body(preferencelist=("html",))
+        assert isinstance(html_part, EmailMessage)
+        for name, png in report.images.items():
+            html_part.add_related(png, "image", "png", cid=f"<{name}>", disposition="inline",
+                                  filename=f"{name}.png")  # fmt: skip
+        return msg
+
+    def _headers(self, recipient: str, subject: str, at: datetime, key: str) -> EmailMessage:
+        sender = getaddresses([self.config.sender])[0][1]
+        msg = EmailMessage()
+        msg["From"] = self.config.sender
+        msg["To"] = Address(addr_spec=recipient) if "@" in recipient else recipient
+        if self.config.reply_to:
+            msg["Reply-To"] = self.config.reply_to
+        msg["Subject"] = subject
+        msg["Date"] = format_datetime(at)
+        msg["Message-ID"] = f"<{key}@{sender.rpartition('@')[2]}>"
+        msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies to this
+        msg["X-Auto-Response-Suppress"] = "All"  # Exchange/Outlook: no out-of-office, no read receipts
+        return msg
+
     def send(self, delivery: Delivery) -> None:
         """Deliver one message; :class:`NotifierError` when the relay is unreachable or refuses it."""
-        msg = self.message(delivery)
+        self._deliver(self.message(delivery))
+
+    def send_report(self, report: ReportDelivery) -> None:
+        """Deliver one report; :class:`NotifierError` like :meth:`send`."""
+        self._deliver(self.report_message(report))
+
+    def probe(self) -> list[str]:
+        """Connect, start TLS and log in, then quit without sending anything."""
+        try:
+            with self._session():
+                pass
+        except NotifierError as err:
+            return [str(err)]
+        return []
+
+    def _deliver(self, msg: EmailMessage) -> None:
+        with self._session() as smtp:
+            try:
+                smtp.send_message(msg)
+            except smtplib.SMTPRecipientsRefused as err:
+                raise NotifierError("refused", f"{self.config.host} refused the recipient") from err
+            except smtplib.SMTPResponseException as err:
+                raise NotifierError("refused", f"{self.config.host} answered {err.smtp_code}") from err
+            except (smtplib.SMTPException, OSError) as err:
+                raise NotifierError("protocol", f"{self.config.host}: {type(err).__name__}") from err
+
+    @contextmanager
+    def _session(self) -> Iterator[smtplib.SMTP]:
+        """A logged-in connection to the relay (TLS verified); errors become :class:`NotifierError`."""
         cfg = self.config
         timeout = cfg.timeout.total_seconds()
         try:
@@ -107,25 +162,30 @@ class SmtpNotifier:
                 smtp = smtplib.SMTP_SSL(cfg.host, cfg.effective_port, timeout=timeout, context=context)
             else:
                 smtp = smtplib.SMTP(cfg.host, cfg.effective_port, timeout=timeout)
-            with smtp:
-                if cfg.tls == "starttls":
-                    smtp.starttls(context=context)
-                if cfg.username:
-                    password = cfg.password.reveal().get_secret_value() if cfg.password else ""
-                    smtp.login(cfg.username, password)
-                smtp.send_message(msg)
-        except smtplib.SMTPAuthenticationError as err:
-            raise NotifierError("auth", f"{cfg.host} refused the login ({err.smtp_code})") from err
-        except smtplib.SMTPResponseException as err:
-            raise NotifierError("refused", f"{cfg.host} answered {err.smtp_code}") from err
-        except smtplib.SMTPRecipientsRefused as err:
-            raise NotifierError("refused", f"{cfg.host} refused the recipient") from err
         except (smtplib.SMTPException, ssl.SSLError) as err:
             raise NotifierError("protocol", f"{cfg.host}: {type(err).__name__}") from err
         except OSError as err:
             raise NotifierError(
                 "unreachable", f"{cfg.host}:{cfg.effective_port}: {err.strerror or err}"
             ) from err
+        with smtp:
+            try:
+                if cfg.tls == "starttls":
+                    smtp.starttls(context=context)
+                if cfg.username:
+                    password = cfg.password.reveal().get_secret_value() if cfg.password else ""
+                    smtp.login(cfg.username, password)
+            except smtplib.SMTPAuthenticationError as err:
+                raise NotifierError("auth", f"{cfg.host} refused the login ({err.smtp_code})") from err
+            except smtplib.SMTPResponseException as err:
+                raise NotifierError("refused", f"{cfg.host} answered {err.smtp_code}") from err
+            except (smtplib.SMTPException, ssl.SSLError) as err:
+                raise NotifierError("protocol", f"{cfg.host}: {type(err).__name__}") from err
+            except OSError as err:
+                raise NotifierError(
+                    "unreachable", f"{cfg.host}:{cfg.effective_port}: {err.strerror or err}"
+                ) from err
+            yield smtp
 
 
 PLUGIN = NotifierPlugin(SmtpConfig, SmtpNotifier)

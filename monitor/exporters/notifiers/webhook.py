@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import ssl
 import urllib.error
@@ -23,6 +24,7 @@ from monitor.exporters.notifiers.base import (
     NotifierConfigBase,
     NotifierError,
     NotifierPlugin,
+    ReportDelivery,
 )
 from monitor.exporters.notifiers.render import environment, render
 
@@ -42,6 +44,11 @@ class WebhookConfig(NotifierConfigBase):
     text message for an incoming webhook."""
     ca_file: Path | None = None
     timeout: Duration = Field(default_factory=lambda: timedelta(seconds=15))
+
+    @property
+    def carries_reports(self) -> bool:
+        """Alertmanager takes alerts only; the other formats carry a report's figures or text."""
+        return self.format != "alertmanager"
 
     @field_validator("url")
     @classmethod
@@ -82,6 +89,8 @@ def alertmanager_alerts(delivery: Delivery) -> list[dict[str, Any]]:
             },
             "startsAt": _iso(item.waiting_since if item.level == "resolved" else item.at),
         }
+        if item.unreadable:  # judged on incomplete data: say which sources could not be read
+            alert["annotations"]["unreadable"] = " ".join(item.unreadable)
         if item.level == "resolved":
             alert["endsAt"] = _iso(item.at)
         if delivery.dashboard_url:
@@ -102,6 +111,7 @@ def _item(item: AlertItem) -> dict[str, Any]:
         "at": _iso(item.at),
         "waiting_since": _iso(item.waiting_since),
         "due_at": _iso(item.due_at) if item.due_at else None,
+        "unreadable": list(item.unreadable),
     }
 
 
@@ -136,12 +146,53 @@ class WebhookNotifier:
 
     def send(self, delivery: Delivery) -> None:
         """POST the payload; :class:`NotifierError` on a network error or a non-2xx answer."""
-        body = json.dumps(self.payload(delivery)).encode()
+        self._post(self.payload(delivery), delivery.key)
+
+    def send_report(self, report: ReportDelivery) -> None:
+        """POST a report: its figures as JSON (``json``), or its text (``slack``/``teams``); Alertmanager
+        takes alerts only, so an ``alertmanager`` webhook refuses reports."""
+        fmt = self.config.format
+        if fmt == "alertmanager":
+            raise NotifierError("config", "an alertmanager webhook cannot carry reports")
+        payload: Any
+        if fmt == "json":
+            payload = {"report": report.period, "key": report.key, **report.data}
+        elif fmt == "slack":
+            payload = {"text": f"*{report.subject}*\n{report.text}"}
+        else:
+            payload = {"title": report.subject, "text": report.text}
+        self._post(payload, report.key)
+
+    def probe(self) -> list[str]:
+        """Open a connection to the endpoint (TCP, and TLS verified for https) without sending a request."""
+        parts = urlsplit(self.config.url)
+        host = parts.hostname or ""
+        timeout = self.config.timeout.total_seconds()
+        connection: http.client.HTTPConnection
+        if parts.scheme == "https":
+            context = ssl.create_default_context(
+                cafile=str(self.config.ca_file) if self.config.ca_file else None
+            )
+            connection = http.client.HTTPSConnection(host, parts.port, timeout=timeout, context=context)
+        else:
+            connection = http.client.HTTPConnection(host, parts.port, timeout=timeout)
+        try:
+            connection.connect()
+        except ssl.SSLError as err:
+            return [f"{host}: TLS failed: {err.reason or err}"]
+        except OSError as err:
+            return [f"{host}:{connection.port}: {err.strerror or err}"]
+        finally:
+            connection.close()
+        return []
+
+    def _post(self, payload: Any, key: str) -> None:
+        body = json.dumps(payload).encode()
         request = urllib.request.Request(
             self.config.url,
             data=body,
             method="POST",
-            headers={"Content-Type": "application/json", "Idempotency-Key": delivery.key},
+            headers={"Content-Type": "application/json", "Idempotency-Key": key},
         )
         context = ssl.create_default_context(cafile=str(self.config.ca_file) if self.config.ca_file else None)
         host = urlsplit(self.config.url).hostname
