@@ -188,7 +188,11 @@ def period_title(period: dict[str, Any]) -> str:
 
 
 def duration(seconds: float | None) -> str:
-    """``1h 25m``, ``3d 2h``, ``40s``; ``-`` when there is none."""
+    """``1h 25m``, ``74h``, ``40s``; ``-`` when there is none.
+
+    Never days: most durations in a report are business time, where a day is not 24 hours (32 business
+    hours read ``32h``, as in ``status``).
+    """
     if seconds is None:
         return "-"
     total = round(seconds)
@@ -196,9 +200,8 @@ def duration(seconds: float | None) -> str:
         return f"{total}s"
     minutes, _ = divmod(total, 60)
     hours, minutes = divmod(minutes, 60)
-    days, hours = divmod(hours, 24)
-    if days:
-        return f"{days}d {hours}h" if hours else f"{days}d"
+    if hours >= 24:
+        return f"{hours}h"
     if hours:
         return f"{hours}h {minutes:02d}m" if minutes else f"{hours}h"
     return f"{minutes}m"
