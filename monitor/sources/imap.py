@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from monitor.config import is_loopback
 from monitor.durations import Duration
-from monitor.events import MessageEvent
+from monitor.events import MessageEvent, archive_role
 from monitor.mail.classify import HEADERS_USED
 from monitor.mail.event import to_event
 from monitor.mail.headers import WANTED_HEADERS, parse_header_block
@@ -119,6 +119,9 @@ class ImapFolders(BaseModel):
     RFC 6154, else a usual name such as ``Sent`` or ``Sent Items``)."""
     extra: list[str] = Field(default_factory=list)
     """More folders to watch (events carry the folder's name as their role)."""
+    archive: list[str] = Field(default_factory=list)
+    """Folders where the team files handled mail: a message moved there is not removed, and mail found
+    only there neither opens an item nor answers one (events carry ``archive:<name>`` as their role)."""
 
     @field_validator("inbox", "sent")
     @classmethod
@@ -139,6 +142,12 @@ class ImapFolders(BaseModel):
                 raise ValueError("extra: folder name must not be empty")
             if name.lower() in ("inbox", "sent") or name in seen:
                 raise ValueError(f"extra: folder {name!r} is already watched or names a role")
+            seen.add(name)
+        for name in self.archive:
+            if not name.strip():
+                raise ValueError("archive: folder name must not be empty")
+            if name in seen:
+                raise ValueError(f"archive: folder {name!r} is already watched")
             seen.add(name)
         return self
 
@@ -521,7 +530,12 @@ class ImapSource(FolderSource[ImapState]):
                 with self._talking("listing folders"):
                     self._sent_folder = self._find_sent(client.list_folders())
             sent = self._sent_folder
-        return [("inbox", folders.inbox), ("sent", sent), *((name, name) for name in folders.extra)]
+        return [
+            ("inbox", folders.inbox),
+            ("sent", sent),
+            *((name, name) for name in folders.extra),
+            *((archive_role(name), name) for name in folders.archive),
+        ]
 
     def _find_sent(self, listing: Sequence[tuple[Sequence[bytes], Any, str]]) -> str:
         # RFC 6154 §2: the \Sent attribute names the folder whatever its (localized) name is. Dovecot,
@@ -646,8 +660,10 @@ class ImapSource(FolderSource[ImapState]):
         last_uid = state["last_uid"] if state else 0
         known_flags: dict[int, frozenset[bytes]] = {}
         changed: list[int] = []
+        listed: list[int] | None = None
         if state is None:
             new = sorted(client.search("ALL"))
+            listed = new
         elif modseq is not None and state["highestmodseq"] is not None:
             # RFC 7162 §3.1.5: every message whose flags changed or that arrived since the last poll.
             touched = client.search(["MODSEQ", state["highestmodseq"] + 1])
@@ -658,9 +674,14 @@ class ImapSource(FolderSource[ImapState]):
             new = sorted(uid for uid in client.search(f"UID {last_uid + 1}:*") if uid > last_uid)
             known_flags, changed = self._flags_changed(client, state, last_uid)
 
+        # Fewer messages than the cursor's and the new ones make: some left (expunged, moved away). One
+        # UID SEARCH ALL then lists what remains; a folder that only grew costs nothing more.
+        expunged = state is not None and exists < state["messages"] + len(new)
+        if expunged:
+            listed = list(client.search("ALL"))
         fetched = self._fetch(client, folder.role, folder.name, uidvalidity, [*changed, *new], now)
         skipped = {*(state["skipped"] if state else []), *fetched.skipped}
-        oldest = self._oldest(client, state, exists, len(new), fetched.dates)
+        oldest = self._oldest(client, state, exists, expunged, fetched.dates)
         new_state = ImapState(
             name=folder.name,
             uidvalidity=uidvalidity,
@@ -677,6 +698,8 @@ class ImapSource(FolderSource[ImapState]):
             new_state["flags"] = _flag_sets({**known_flags, **fetched.flags})
         read = _counted(new_state, fetched.events)
         read.resync = resync
+        if listed is not None:
+            read.remaining = frozenset(f"{folder.name}/{uidvalidity}/{uid}" for uid in listed)
         return read
 
     def _flags_changed(
@@ -696,7 +719,7 @@ class ImapSource(FolderSource[ImapState]):
         return flags_now, sorted(uid for uid in changed if uid in flags_now)
 
     def _oldest(
-        self, client: Any, state: ImapState | None, exists: int, new_count: int, dates: list[datetime]
+        self, client: Any, state: ImapState | None, exists: int, expunged: bool, dates: list[datetime]
     ) -> datetime | None:
         """The earliest INTERNALDATE in the folder: carried in the cursor, searched for after expunges."""
         if exists == 0:
@@ -705,7 +728,6 @@ class ImapSource(FolderSource[ImapState]):
             if dates:
                 return min(dates)
         else:
-            expunged = exists < state["messages"] + new_count
             oldest = state["oldest"]
             previous = datetime.fromisoformat(oldest) if oldest else None
             candidates = [d for d in (previous, *dates) if d is not None]
