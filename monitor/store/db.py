@@ -75,6 +75,8 @@ class IngestResult:
 
     inserted: int
     updated: int
+    removed: int = 0
+    """Messages recorded as deleted or moved away (or dropped as superseded after a resync)."""
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -231,9 +233,9 @@ class Store:
             for snap in result.snapshots:
                 self._save_snapshot(conn, insert, snap)
             removed = self._mark_removed(conn, source, result, now)
-            engine_changed = messages.engine_changed or calls.engine_changed or removed
+            engine_changed = messages.engine_changed or calls.engine_changed or bool(removed)
             self._save_cursor(conn, insert, source, result.cursor, now, engine_changed)
-        return IngestResult(messages.inserted + calls.inserted, messages.updated + calls.updated)
+        return IngestResult(messages.inserted + calls.inserted, messages.updated + calls.updated, removed)
 
     def _upsert(
         self,
@@ -281,8 +283,8 @@ class Store:
             )
         return _Upserted(inserted, updated, engine_changed)
 
-    def _mark_removed(self, conn: Connection, source: str, result: PollResult, now: datetime) -> bool:
-        """Record the messages of ``source`` that left their folder; True when a row changed.
+    def _mark_removed(self, conn: Connection, source: str, result: PollResult, now: datetime) -> int:
+        """Record the messages of ``source`` that left their folder; returns how many rows changed.
 
         Gone are the ids the poll names in ``removed``, and the rows of a folder listed in ``remaining``
         that the listing lacks. A gone row whose Message-ID another row of the same folder still holds was
@@ -299,7 +301,7 @@ class Store:
             )
             gone.update(row.external_id for row in listed if row.external_id not in present)
         if not gone:
-            return False
+            return 0
         rows: list[Any] = []
         ids = sorted(gone)
         for start in range(0, len(ids), _BATCH):
@@ -313,7 +315,7 @@ class Store:
                 )
             )
         if not rows:
-            return False
+            return 0
         row_ids = {row.id for row in rows}
         message_ids = sorted({row.message_id for row in rows if row.message_id is not None})
         still_there: set[tuple[str, str]] = set()
@@ -340,7 +342,7 @@ class Store:
             "messages left their folders",
             extra={"source": source, "removed": len(removed), "superseded": len(superseded)},
         )
-        return True
+        return len(rows)
 
     def _known(
         self, conn: Connection, table: Any, source: str, ids: Sequence[str], columns: Sequence[str]
@@ -411,6 +413,12 @@ class Store:
         query = select(MESSAGE).where(MESSAGE.c.source.in_(sources))
         if since is not None:
             query = query.where(MESSAGE.c.date >= since)
+        with self.engine.connect() as conn:
+            return [row_event(row) for row in conn.execute(query)]
+
+    def removed_messages(self, sources: Sequence[str]) -> list[MessageEvent]:
+        """Every stored message of ``sources`` that its source reported deleted or moved away."""
+        query = select(MESSAGE).where(MESSAGE.c.source.in_(sources), MESSAGE.c.removed_at.is_not(None))
         with self.engine.connect() as conn:
             return [row_event(row) for row in conn.execute(query)]
 
