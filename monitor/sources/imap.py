@@ -6,6 +6,11 @@ batches of explicit UIDs. With CONDSTORE (RFC 7162) ``UID SEARCH MODSEQ`` names 
 whose flags changed; without it the cursor keeps each flag's UID set and a changed folder's FLAGS are
 compared against it.
 
+Messages deleted or moved away are looked for only when a folder holds fewer messages than the cursor's
+count and the new ones make: with QRESYNC (RFC 7162 §3.2) one ``UID FETCH ... (CHANGEDSINCE m VANISHED)``
+names the UIDs expunged since the cursor's HIGHESTMODSEQ; without it one ``UID SEARCH ALL`` lists what
+remains, and the store compares.
+
 Header fetches skip imapclient's generic response parser, which lexes every byte in Python: the UID
 FETCH goes through imapclient's own imaplib connection and :func:`parse_fetch_records` reads exactly the
 items asked for. A batch it cannot read is fetched again through imapclient.
@@ -479,9 +484,13 @@ class ImapSource(FolderSource[ImapState]):
             else:
                 client.login(cfg.username, secret)
             self._capabilities = frozenset(c.upper() for c in client.capabilities())
-            if b"CONDSTORE" in self._capabilities and b"ENABLE" in self._capabilities:
-                # RFC 7162 §3.1: makes EXAMINE report HIGHESTMODSEQ.
-                client.enable("CONDSTORE")
+            if b"ENABLE" in self._capabilities:
+                # RFC 7162 §3.1: makes EXAMINE report HIGHESTMODSEQ. QRESYNC implies CONDSTORE and lets a
+                # FETCH name the UIDs expunged since a modseq (VANISHED); nothing is written either way.
+                if b"QRESYNC" in self._capabilities and b"CONDSTORE" in self._capabilities:
+                    client.enable("QRESYNC")
+                elif b"CONDSTORE" in self._capabilities:
+                    client.enable("CONDSTORE")
         self.log.debug("connected to %s:%d", cfg.host, cfg.port)
         return client
 
@@ -677,8 +686,12 @@ class ImapSource(FolderSource[ImapState]):
         # Fewer messages than the cursor's and the new ones make: some left (expunged, moved away). One
         # UID SEARCH ALL then lists what remains; a folder that only grew costs nothing more.
         expunged = state is not None and exists < state["messages"] + len(new)
+        vanished: list[int] | None = None
         if expunged:
-            listed = list(client.search("ALL"))
+            assert state is not None
+            vanished = self._vanished(client, state, last_uid)
+            if vanished is None:
+                listed = list(client.search("ALL"))
         fetched = self._fetch(client, folder.role, folder.name, uidvalidity, [*changed, *new], now)
         skipped = {*(state["skipped"] if state else []), *fetched.skipped}
         oldest = self._oldest(client, state, exists, expunged, fetched.dates)
@@ -700,7 +713,39 @@ class ImapSource(FolderSource[ImapState]):
         read.resync = resync
         if listed is not None:
             read.remaining = frozenset(f"{folder.name}/{uidvalidity}/{uid}" for uid in listed)
+        if vanished:
+            read.removed = [f"{folder.name}/{uidvalidity}/{uid}" for uid in vanished]
         return read
+
+    def _vanished(self, client: Any, state: ImapState, last_uid: int) -> list[int] | None:
+        """With QRESYNC: the UIDs up to ``last_uid`` expunged since the cursor's HIGHESTMODSEQ (RFC 7162
+        §3.2.6, ``VANISHED (EARLIER)``); None when the server cannot say (the caller lists the folder)."""
+        imap = getattr(client, "_imap", None)
+        modseq = state["highestmodseq"]
+        if not self._has(b"QRESYNC") or modseq is None or not last_uid or not isinstance(imap, imaplib.IMAP4):
+            return None
+        imap.untagged_responses.pop("VANISHED", None)  # unsolicited ones from earlier commands
+        try:
+            typ, _ = imap.uid("FETCH", f"1:{last_uid}", "(UID)", f"(CHANGEDSINCE {modseq} VANISHED)")
+        except IMAPClientAbortError:
+            raise
+        except IMAPClientError:
+            typ = "BAD"
+        finally:
+            imap.untagged_responses.pop("FETCH", None)  # flag changes: read by SEARCH MODSEQ already
+        lines = imap.untagged_responses.pop("VANISHED", [])
+        if typ != "OK":
+            return None
+        uids: set[int] = set()
+        for line in lines:
+            text = line.decode("ascii", "replace").strip() if isinstance(line, bytes) else str(line)
+            if text.upper().startswith("(EARLIER)"):
+                text = text[len("(EARLIER)") :].strip()
+            try:
+                uids |= parse_uid_set(text)
+            except ValueError:
+                return None
+        return sorted(uid for uid in uids if uid <= last_uid)
 
     def _flags_changed(
         self, client: Any, state: ImapState, last_uid: int
