@@ -43,6 +43,15 @@ class AwaitingItem:
     """How many times the customer tried while waiting (repeated missed calls from one number)."""
     outside_hours: bool = False
     """The customer called while the team's calendar was closed."""
+    removed_at: datetime | None = None
+    """When every message of the unanswered item was deleted or moved out of every watched folder: the
+    item is closed as ``removed`` (not an answer, not a breach). None while any copy remains, and always
+    None once answered."""
+
+    @property
+    def closed_at(self) -> datetime | None:
+        """When the item stopped waiting: its response, else its removal; None while the customer waits."""
+        return self.response.at if self.response is not None else self.removed_at
 
     @property
     def responded_at(self) -> datetime | None:
@@ -67,7 +76,8 @@ class Unopened:
     event: MessageEvent | CallEvent
     reason: str
     """``automated:<reason>``, ``internal``, ``outbound``, ``internal_forward``, ``duplicate``,
-    ``follow_up``, ``closing_thanks``, ``response``, ``acknowledgment``, ``no_sender``; for calls
+    ``follow_up``, ``closing_thanks``, ``response``, ``acknowledgment``, ``no_sender``, ``archived`` (found
+    in archive folders only); for calls
     ``internal``, ``answered``, ``short_abandon``, ``outbound``, ``callback``, ``follow_up``, ``other_line``,
     ``anonymous``."""
 

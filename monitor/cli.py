@@ -210,7 +210,7 @@ def _timestamp(value: str) -> datetime:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     """Run the engine and rules over past data and write one CSV row per item."""
-    from monitor.replay import collect_events, write_replay
+    from monitor.replay import collect_events, stored_removals, write_replay
 
     loaded = _load(args.config)
     names = args.source or [s for team in loaded.config.teams.values() for s in team.sources]
@@ -220,7 +220,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
         return EXIT_FINDINGS
     names = list(dict.fromkeys(names))
     now = args.now or args.until or datetime.now(UTC)
-    events = collect_events(loaded, names, args.since, args.until)
+    try:
+        removed = stored_removals(loaded.config.store.url, _password(loaded), names)
+    except Exception as err:  # the store is an extra here: replay still reads the sources
+        print(f"replay: store not read ({type(err).__name__}); removed mail is not shown", file=sys.stderr)
+        removed = {}
+    events = collect_events(loaded, names, args.since, args.until, removed)
     with open(args.out, "w", encoding="utf-8", newline="") as out:
         counts = write_replay(loaded, events, now, out, include_all=args.all)
     summary = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "no items"

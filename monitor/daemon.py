@@ -356,9 +356,10 @@ class Daemon:
     def _poll(self, name: str, source: Source) -> bool:
         result = source.poll(self.store.load_cursor(name))
         saved = self.store.save_poll(name, result, self.clock())
-        changed = bool(saved.inserted or saved.updated)
+        changed = bool(saved.inserted or saved.updated or saved.removed)
         if changed:
-            log.debug("ingested", extra={"source": name, "new": saved.inserted, "changed": saved.updated})
+            counts = {"new": saved.inserted, "changed": saved.updated, "removed": saved.removed}
+            log.debug("ingested", extra={"source": name, **counts})
         return changed
 
     def _evaluate_soon(self) -> None:

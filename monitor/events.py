@@ -51,11 +51,29 @@ class MessageEvent:
     """True when the message says it is a holding reply (``X-Replywatch-Holding``), not a full answer."""
     preview: str = ""
     """The first words of the message's own text (quotes removed), only when the source reads text."""
+    removed_at: datetime | None = None
+    """When the store learnt that the message was deleted or moved out of its folder (None: still there).
+    Sources never set it: they report removals in ``PollResult.removed`` and ``PollResult.remaining``."""
 
     @property
     def channel(self) -> Channel:
         """Always :attr:`Channel.EMAIL`."""
         return Channel.EMAIL
+
+
+ARCHIVE_ROLE_PREFIX = "archive:"
+"""The role of an archive folder is ``archive:<its name>``: a watched folder that answers nothing."""
+
+
+def archive_role(name: str) -> str:
+    """The role of the archive folder ``name``."""
+    return f"{ARCHIVE_ROLE_PREFIX}{name}"
+
+
+def is_archive(role: str) -> bool:
+    """Whether a folder role is an archive folder's: its messages keep known mail from counting as removed,
+    but never open an item or answer one by themselves."""
+    return role.startswith(ARCHIVE_ROLE_PREFIX)
 
 
 class CallDirection(StrEnum):

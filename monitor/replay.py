@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TextIO
 
 from monitor.awaiting import Unopened
@@ -44,12 +45,18 @@ MAX_POLLS = 10_000
 
 
 def collect_events(
-    loaded: LoadedConfig, sources: Sequence[str], since: datetime | None, until: datetime | None
+    loaded: LoadedConfig,
+    sources: Sequence[str],
+    since: datetime | None,
+    until: datetime | None,
+    removed: Mapping[str, Sequence[MessageEvent]] | None = None,
 ) -> ReplayEvents:
     """Read every message and call of ``sources`` from the beginning (nothing is stored), by source.
 
     A source is polled again with the cursor it returned until a poll brings nothing new, so a source
-    that reads in batches is read whole.
+    that reads in batches is read whole. ``removed`` (by source) are messages the daemon's store saw
+    and recorded as deleted or moved away: they are added, so that an item whose messages are all gone
+    shows as ``removed`` rather than not at all.
     """
     from monitor.daemon import build_source
 
@@ -73,9 +80,38 @@ def collect_events(
                     break
         finally:
             source.close()
+        # A removed copy beside one read now (moved to an archive folder, or back) is still one message:
+        # the engine keeps it waiting, as the daemon does.
+        for gone in (removed or {}).get(name, ()):
+            messages.setdefault(gone.external_id, gone)
         out.messages[name] = [m for m in messages.values() if inside(m.date)]
         out.calls[name] = [c for c in calls.values() if inside(c.started_at)]
     return out
+
+
+def stored_removals(url: str, password: str | None, sources: Sequence[str]) -> dict[str, list[MessageEvent]]:
+    """The messages of ``sources`` the store at ``url`` recorded as removed, by source, read-only.
+
+    An SQLite store that does not exist is not created: there is nothing to read. Raises what the
+    database raises when it cannot be read (the caller says so and replays without).
+    """
+    from sqlalchemy.engine import make_url
+
+    from monitor.store.db import Store
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database
+        if not database or database == ":memory:" or not Path(database).is_file():
+            return {}
+    store = Store.open(url, password)
+    try:
+        out: dict[str, list[MessageEvent]] = {}
+        for message in store.removed_messages(sources):
+            out.setdefault(message.source, []).append(message)
+        return out
+    finally:
+        store.close()
 
 
 def write_replay(

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import TextIO
 
 from monitor.config import Config
+from monitor.durations import format_duration
 from monitor.evaluate import build_rules
 from monitor.freshness import TeamFreshness, team_freshness
 from monitor.store.db import Store, row_item
@@ -70,7 +71,10 @@ def render_status(config: Config, store: Store, now: datetime, out: TextIO) -> i
     for team in config.teams:
         tz = config.team_calendar(team).zone
         verdicts = waiting_verdicts(config, store, team, now)
-        out.write(f"team {team}: {len(verdicts)} waiting\n")
+        removed = store.removed_since(team, now - config.engine.lookback)
+        window = format_duration(config.engine.lookback)
+        gone = f", {removed} removed (deleted or moved away) in the last {window}" if removed else ""
+        out.write(f"team {team}: {len(verdicts)} waiting{gone}\n")
         for missing in freshness[team].missing:
             limit = _age(config.sources[missing.source].staleness_limit.total_seconds())
             out.write(

@@ -1,4 +1,4 @@
-"""The verdict core: the one place that decides whether an item is on time, late, waiting or breached.
+"""The verdict core: the one place that decides if an item is on time, late, waiting, breached or removed.
 
 :func:`evaluate_team` is pure (items, rules, calendar and ``now`` in; findings and per-item verdicts out) and
 is used alike by the daemon's evaluation, ``replay``, ``status`` and the golden tests, so they cannot
@@ -27,6 +27,9 @@ class ItemStatus(StrEnum):
     ANSWERED_LATE = "answered_late"
     WAITING = "waiting"
     BREACHED = "breached"
+    REMOVED = "removed"
+    """Unanswered, and every message of it was deleted or moved out of every watched folder: not an
+    answer, not a breach, no longer waiting."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,12 +103,14 @@ def evaluate_team(
 def _judge(
     item: AwaitingItem, finding: Finding | None, calendar: BusinessCalendar, now: datetime
 ) -> ItemVerdict:
-    end = item.responded_at if item.responded_at is not None else now
+    end = item.closed_at if item.closed_at is not None else now
     end = max(end, item.received_at)
     due = finding.due_at if finding is not None else None
     late = due is not None and end > due
     if item.response is not None:
         status = ItemStatus.ANSWERED_LATE if late else ItemStatus.ANSWERED_ON_TIME
+    elif item.removed_at is not None:
+        status = ItemStatus.REMOVED
     else:
         status = ItemStatus.BREACHED if late else ItemStatus.WAITING
     return ItemVerdict(

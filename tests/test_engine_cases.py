@@ -61,6 +61,7 @@ def load_messages(spec: list[dict[str, Any]]) -> list[MessageEvent]:
                 automated=m.get("automated"),
                 holding_marker=bool(m.get("holding", False)),
                 preview=m.get("text", ""),
+                removed_at=_dt(m["removed"]) if "removed" in m else None,
             )
         )
     return out

@@ -98,4 +98,4 @@ def _earliest(item: AwaitingItem, candidates: list[tuple[datetime, str, str | No
     at, response_id, responder = min(candidates, key=lambda c: c[0])
     if item.response is not None and item.response.at <= at:
         return item
-    return replace(item, response=Response(at, response_id, responder))
+    return replace(item, response=Response(at, response_id, responder), removed_at=None)

@@ -8,12 +8,12 @@ from __future__ import annotations
 import bisect
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from monitor.awaiting import AwaitingItem, EngineResult, Response, Unopened
 from monitor.engine.team import TeamContext
-from monitor.events import Channel, MessageEvent, folder_role
+from monitor.events import Channel, MessageEvent, folder_role, is_archive
 from monitor.mail.preview import is_closing_thanks
 from monitor.mail.subject import normalized_subject
 
@@ -31,6 +31,17 @@ class _Pending:
     """The member whose own address the customer wrote to."""
     response: Response | None = None
     acknowledged_at: datetime | None = None
+    removed_at: datetime | None = None
+    """When the last of its customer messages was removed (meaningful only when ``live`` is False)."""
+    live: bool = True
+    """Whether any of its customer messages (the opening one and the follow-ups) is still in a folder."""
+
+    def note(self, message: MessageEvent) -> None:
+        """Record one customer message of the item: a live one keeps it open, removed ones may close it."""
+        if message.removed_at is None:
+            self.live = True
+        elif self.removed_at is None or message.removed_at > self.removed_at:
+            self.removed_at = message.removed_at
 
     def freeze(self, team: str, owner: str | None) -> AwaitingItem:
         """The finished item."""
@@ -45,6 +56,7 @@ class _Pending:
             acknowledged_at=self.acknowledged_at,
             addresses=self.addresses,
             owner=owner,
+            removed_at=self.removed_at if not self.live and self.response is None else None,
         )
 
 
@@ -147,16 +159,7 @@ def build_awaiting(messages: Iterable[MessageEvent], team: TeamContext) -> Engin
     """Turn a team's messages into awaiting items (next-reply semantics) and reasons for the rest."""
     result = EngineResult([], [])
     pending: list[_Pending] = []
-    unique: list[MessageEvent] = []
-    seen: set[str] = set()
-    for message in sorted(messages, key=_order):
-        if message.message_id is not None:
-            if message.message_id in seen:
-                result.unopened.append(Unopened(message, "duplicate"))
-                continue
-            seen.add(message.message_id)
-        unique.append(message)
-
+    unique = _unique(messages, result.unopened)
     conversations = thread(unique, team)
     by_conversation: dict[str, list[MessageEvent]] = defaultdict(list)
     for message in unique:
@@ -167,6 +170,41 @@ def build_awaiting(messages: Iterable[MessageEvent], team: TeamContext) -> Engin
     pending.sort(key=lambda item: (item.received_at, item.key))
     result.items = _with_owners(pending, team)
     return result
+
+
+def _unique(messages: Iterable[MessageEvent], unopened: list[Unopened]) -> list[MessageEvent]:
+    """One message per Message-ID, in time order; the other copies are ``duplicate``.
+
+    A message held in several folders (moved between two watched folders, or filed in an archive folder)
+    is one message: the copy kept is the first one outside archive folders, and it counts as removed only
+    when every copy was removed. A message found in archive folders only opens and answers nothing
+    (``archived``).
+    """
+    copies: dict[str, list[MessageEvent]] = defaultdict(list)
+    unique: list[MessageEvent] = []
+    for message in messages:
+        if message.message_id is None:
+            unique.append(message)
+        else:
+            copies[message.message_id].append(message)
+    for found in copies.values():
+        found.sort(key=lambda m: (is_archive(m.folder), _order(m)))
+        first, others = found[0], found[1:]
+        unopened.extend(Unopened(other, "duplicate") for other in others)
+        if others:
+            removed = [c.removed_at for c in found]
+            last = None if None in removed else max(r for r in removed if r is not None)
+            if last != first.removed_at:
+                first = replace(first, removed_at=last)
+        unique.append(first)
+    kept = []
+    for message in unique:
+        if is_archive(message.folder):
+            unopened.append(Unopened(message, "archived"))
+        else:
+            kept.append(message)
+    kept.sort(key=_order)
+    return kept
 
 
 def _with_owners(pending: list[_Pending], team: TeamContext) -> list[AwaitingItem]:
@@ -246,6 +284,7 @@ def _walk(
         written_by[message_key(message)] = customer
         if customer in open_items:
             open_items[customer].addresses |= addresses
+            open_items[customer].note(message)
             unopened.append(Unopened(message, "follow_up"))
             continue
         if team.closing_thanks and customer in answered and is_closing_thanks(message.preview):
@@ -258,7 +297,9 @@ def _walk(
             message.date,
             addresses,
             team.member_reached(message),
+            live=False,
         )
+        item.note(message)
         open_items[customer] = item
         items.append(item)
 

@@ -230,6 +230,18 @@ class ReplywatchCollector(Collector):
         yield open_
         yield total
 
+        removed = CounterMetricFamily(
+            "replywatch_removed",
+            "Customer contacts closed unanswered because their mail was deleted or moved out of every "
+            "watched folder.",
+            labels=["team", "channel"],
+        )
+        removed_counts = {(team, channel): n for team, channel, n in self.store.removed_counts()}
+        for team in config.teams:
+            for team_channel in config.team_channels(team):
+                removed.add_metric([team, team_channel], float(removed_counts.get((team, team_channel), 0)))
+        yield removed
+
         response = HistogramMetricFamily(
             "replywatch_response_seconds",
             "Time from a customer's contact to the team's response, in the team's business hours "

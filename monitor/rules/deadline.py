@@ -63,13 +63,14 @@ class DeadlineRule:
             if item.channel != self.deadline_channel:
                 continue
             due = self.due_at(view, item.received_at)
-            end = item.responded_at if item.responded_at is not None else now
+            # A removed item stops waiting when it was removed: a breach it had resolves then.
+            end = item.closed_at if item.closed_at is not None else now
             if end > due:
-                resolved = item.responded_at
+                resolved = item.closed_at
                 findings.append(Finding(self.name, item.key, Level.BREACH, due, due, resolved))
                 continue
             warn = self.warn_at(view, item.received_at)
-            if item.responded_at is None and warn is not None and now >= warn:
+            if item.closed_at is None and warn is not None and now >= warn:
                 findings.append(Finding(self.name, item.key, Level.WARNING, due, warn))
             else:
                 findings.append(Finding(self.name, item.key, Level.OK, due))

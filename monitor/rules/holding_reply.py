@@ -73,7 +73,8 @@ class HoldingReply:
             if item.channel != self.config.channel:
                 continue
             due = self.deadline(view, item.received_at)
-            told = [t for t in (item.responded_at, item.acknowledged_at) if t is not None]
+            # A removed item needs no acknowledgment after its removal: a breach it had resolves then.
+            told = [t for t in (item.closed_at, item.acknowledged_at) if t is not None]
             first = min(told) if told else None
             if first is not None and first <= due:
                 findings.append(Finding(self.name, item.key, Level.OK, due))

@@ -72,7 +72,10 @@ class PollResult:
     resync: bool = False
     """True when the source discarded its old position (e.g. UIDVALIDITY changed)."""
     removed: list[str] = field(default_factory=list)
-    """External ids of messages the server reported deleted or moved out of their folder (not stored yet)."""
+    """External ids of messages the server reported deleted or moved out of their folder."""
+    remaining: dict[str, frozenset[str]] = field(default_factory=dict)
+    """Folder role -> the external ids of every message now in that folder, for folders whose listing was
+    compared (a removal suspected, or a resync): the store marks its other rows of that folder removed."""
 
 
 class SourceConfigBase(PluginConfig):
@@ -181,6 +184,9 @@ class FolderRead(Generic[StateT]):
     """True when the folder's old position no longer held (e.g. UIDVALIDITY changed, a file rewritten)."""
     removed: list[str] = field(default_factory=list)
     """External ids of messages the server reported gone from the folder since ``state``."""
+    remaining: frozenset[str] | None = None
+    """When the folder was listed whole (a removal suspected, a resync): the external ids of every message
+    in it, so that the store finds those removed. None when not listed (the no-change poll's case)."""
 
 
 def _utc_now() -> datetime:
@@ -255,6 +261,8 @@ class FolderSource(ABC, Generic[StateT]):
             states[folder.role] = raw if unchanged else self._states.dump_python(read.state, mode="json")
             result.messages.extend(read.messages)
             result.removed.extend(read.removed)
+            if read.remaining is not None:
+                result.remaining[folder.role] = read.remaining
             result.snapshots.append(
                 MailboxSnapshot(
                     self.name, folder.role, now, read.total, read.unseen, read.unanswered, read.oldest

@@ -6,6 +6,11 @@ batches of explicit UIDs. With CONDSTORE (RFC 7162) ``UID SEARCH MODSEQ`` names 
 whose flags changed; without it the cursor keeps each flag's UID set and a changed folder's FLAGS are
 compared against it.
 
+Messages deleted or moved away are looked for only when a folder holds fewer messages than the cursor's
+count and the new ones make: with QRESYNC (RFC 7162 §3.2) one ``UID FETCH ... (CHANGEDSINCE m VANISHED)``
+names the UIDs expunged since the cursor's HIGHESTMODSEQ; without it one ``UID SEARCH ALL`` lists what
+remains, and the store compares.
+
 Header fetches skip imapclient's generic response parser, which lexes every byte in Python: the UID
 FETCH goes through imapclient's own imaplib connection and :func:`parse_fetch_records` reads exactly the
 items asked for. A batch it cannot read is fetched again through imapclient.
@@ -33,7 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from monitor.config import is_loopback
 from monitor.durations import Duration
-from monitor.events import MessageEvent
+from monitor.events import MessageEvent, archive_role
 from monitor.mail.classify import HEADERS_USED
 from monitor.mail.event import to_event
 from monitor.mail.headers import WANTED_HEADERS, parse_header_block
@@ -119,6 +124,9 @@ class ImapFolders(BaseModel):
     RFC 6154, else a usual name such as ``Sent`` or ``Sent Items``)."""
     extra: list[str] = Field(default_factory=list)
     """More folders to watch (events carry the folder's name as their role)."""
+    archive: list[str] = Field(default_factory=list)
+    """Folders where the team files handled mail: a message moved there is not removed, and mail found
+    only there neither opens an item nor answers one (events carry ``archive:<name>`` as their role)."""
 
     @field_validator("inbox", "sent")
     @classmethod
@@ -139,6 +147,12 @@ class ImapFolders(BaseModel):
                 raise ValueError("extra: folder name must not be empty")
             if name.lower() in ("inbox", "sent") or name in seen:
                 raise ValueError(f"extra: folder {name!r} is already watched or names a role")
+            seen.add(name)
+        for name in self.archive:
+            if not name.strip():
+                raise ValueError("archive: folder name must not be empty")
+            if name in seen:
+                raise ValueError(f"archive: folder {name!r} is already watched")
             seen.add(name)
         return self
 
@@ -470,9 +484,13 @@ class ImapSource(FolderSource[ImapState]):
             else:
                 client.login(cfg.username, secret)
             self._capabilities = frozenset(c.upper() for c in client.capabilities())
-            if b"CONDSTORE" in self._capabilities and b"ENABLE" in self._capabilities:
-                # RFC 7162 §3.1: makes EXAMINE report HIGHESTMODSEQ.
-                client.enable("CONDSTORE")
+            if b"ENABLE" in self._capabilities:
+                # RFC 7162 §3.1: makes EXAMINE report HIGHESTMODSEQ. QRESYNC implies CONDSTORE and lets a
+                # FETCH name the UIDs expunged since a modseq (VANISHED); nothing is written either way.
+                if b"QRESYNC" in self._capabilities and b"CONDSTORE" in self._capabilities:
+                    client.enable("QRESYNC")
+                elif b"CONDSTORE" in self._capabilities:
+                    client.enable("CONDSTORE")
         self.log.debug("connected to %s:%d", cfg.host, cfg.port)
         return client
 
@@ -521,7 +539,12 @@ class ImapSource(FolderSource[ImapState]):
                 with self._talking("listing folders"):
                     self._sent_folder = self._find_sent(client.list_folders())
             sent = self._sent_folder
-        return [("inbox", folders.inbox), ("sent", sent), *((name, name) for name in folders.extra)]
+        return [
+            ("inbox", folders.inbox),
+            ("sent", sent),
+            *((name, name) for name in folders.extra),
+            *((archive_role(name), name) for name in folders.archive),
+        ]
 
     def _find_sent(self, listing: Sequence[tuple[Sequence[bytes], Any, str]]) -> str:
         # RFC 6154 §2: the \Sent attribute names the folder whatever its (localized) name is. Dovecot,
@@ -646,8 +669,10 @@ class ImapSource(FolderSource[ImapState]):
         last_uid = state["last_uid"] if state else 0
         known_flags: dict[int, frozenset[bytes]] = {}
         changed: list[int] = []
+        listed: list[int] | None = None
         if state is None:
             new = sorted(client.search("ALL"))
+            listed = new
         elif modseq is not None and state["highestmodseq"] is not None:
             # RFC 7162 §3.1.5: every message whose flags changed or that arrived since the last poll.
             touched = client.search(["MODSEQ", state["highestmodseq"] + 1])
@@ -658,9 +683,18 @@ class ImapSource(FolderSource[ImapState]):
             new = sorted(uid for uid in client.search(f"UID {last_uid + 1}:*") if uid > last_uid)
             known_flags, changed = self._flags_changed(client, state, last_uid)
 
+        # Fewer messages than the cursor's and the new ones make: some left (expunged, moved away). One
+        # UID SEARCH ALL then lists what remains; a folder that only grew costs nothing more.
+        expunged = state is not None and exists < state["messages"] + len(new)
+        vanished: list[int] | None = None
+        if expunged:
+            assert state is not None
+            vanished = self._vanished(client, state, last_uid)
+            if vanished is None:
+                listed = list(client.search("ALL"))
         fetched = self._fetch(client, folder.role, folder.name, uidvalidity, [*changed, *new], now)
         skipped = {*(state["skipped"] if state else []), *fetched.skipped}
-        oldest = self._oldest(client, state, exists, len(new), fetched.dates)
+        oldest = self._oldest(client, state, exists, expunged, fetched.dates)
         new_state = ImapState(
             name=folder.name,
             uidvalidity=uidvalidity,
@@ -677,7 +711,41 @@ class ImapSource(FolderSource[ImapState]):
             new_state["flags"] = _flag_sets({**known_flags, **fetched.flags})
         read = _counted(new_state, fetched.events)
         read.resync = resync
+        if listed is not None:
+            read.remaining = frozenset(f"{folder.name}/{uidvalidity}/{uid}" for uid in listed)
+        if vanished:
+            read.removed = [f"{folder.name}/{uidvalidity}/{uid}" for uid in vanished]
         return read
+
+    def _vanished(self, client: Any, state: ImapState, last_uid: int) -> list[int] | None:
+        """With QRESYNC: the UIDs up to ``last_uid`` expunged since the cursor's HIGHESTMODSEQ (RFC 7162
+        §3.2.6, ``VANISHED (EARLIER)``); None when the server cannot say (the caller lists the folder)."""
+        imap = getattr(client, "_imap", None)
+        modseq = state["highestmodseq"]
+        if not self._has(b"QRESYNC") or modseq is None or not last_uid or not isinstance(imap, imaplib.IMAP4):
+            return None
+        imap.untagged_responses.pop("VANISHED", None)  # unsolicited ones from earlier commands
+        try:
+            typ, _ = imap.uid("FETCH", f"1:{last_uid}", "(UID)", f"(CHANGEDSINCE {modseq} VANISHED)")
+        except IMAPClientAbortError:
+            raise
+        except IMAPClientError:
+            typ = "BAD"
+        finally:
+            imap.untagged_responses.pop("FETCH", None)  # flag changes: read by SEARCH MODSEQ already
+        lines = imap.untagged_responses.pop("VANISHED", [])
+        if typ != "OK":
+            return None
+        uids: set[int] = set()
+        for line in lines:
+            text = line.decode("ascii", "replace").strip() if isinstance(line, bytes) else str(line)
+            if text.upper().startswith("(EARLIER)"):
+                text = text[len("(EARLIER)") :].strip()
+            try:
+                uids |= parse_uid_set(text)
+            except ValueError:
+                return None
+        return sorted(uid for uid in uids if uid <= last_uid)
 
     def _flags_changed(
         self, client: Any, state: ImapState, last_uid: int
@@ -696,7 +764,7 @@ class ImapSource(FolderSource[ImapState]):
         return flags_now, sorted(uid for uid in changed if uid in flags_now)
 
     def _oldest(
-        self, client: Any, state: ImapState | None, exists: int, new_count: int, dates: list[datetime]
+        self, client: Any, state: ImapState | None, exists: int, expunged: bool, dates: list[datetime]
     ) -> datetime | None:
         """The earliest INTERNALDATE in the folder: carried in the cursor, searched for after expunges."""
         if exists == 0:
@@ -705,7 +773,6 @@ class ImapSource(FolderSource[ImapState]):
             if dates:
                 return min(dates)
         else:
-            expunged = exists < state["messages"] + new_count
             oldest = state["oldest"]
             previous = datetime.fromisoformat(oldest) if oldest else None
             candidates = [d for d in (previous, *dates) if d is not None]

@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from monitor.events import MessageEvent
+from monitor.events import MessageEvent, archive_role
 from monitor.mail.event import to_event
 from monitor.mail.headers import parse_header_block
 from monitor.mail.preview import preview
@@ -63,6 +63,19 @@ class MaildirFolders(BaseModel):
     """The inbox: ``""`` is the maildir's root (INBOX); else a subfolder such as ``.Support``."""
     sent: str | None = "auto"
     """The Sent folder: ``auto`` finds ``.Sent``, ``.Sent Items``...; or a name such as ``.Sent``; or null."""
+    archive: list[str] = []
+    """Folders where the team files handled mail (such as ``.Archive``): a message moved there is not
+    removed, and mail found only there neither opens an item nor answers one."""
+
+    @field_validator("archive")
+    @classmethod
+    def _archive_names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not name or name.upper() == "INBOX" or "/" in name or "\\" in name or name in (".", ".."):
+                raise ValueError(f"archive folder {name!r} must be one directory name under the maildir")
+        if len(set(value)) != len(value):
+            raise ValueError("archive folders must be distinct")
+        return value
 
     @field_validator("inbox")
     @classmethod
@@ -244,6 +257,7 @@ class MaildirSource(FolderSource[MaildirState]):
                 "no Sent folder %r under %s; polling the inbox only", self.config.folders.sent, root
             )
             self._sent_missing_logged = True
+        folders.extend(Folder(archive_role(name), str(root / name)) for name in self.config.folders.archive)
         return folders
 
     # -- Source protocol -------------------------------------------------------------------------
@@ -270,6 +284,9 @@ class MaildirSource(FolderSource[MaildirState]):
                 )
             else:
                 problems.append(f"folders.sent: folder '{sent}' not found under '{root}'")
+        for name in self.config.folders.archive:
+            if not is_maildir(root / name):
+                problems.append(f"folders.archive: folder '{name}' is not a maildir under '{root}'")
         return problems
 
     def close(self) -> None:
@@ -343,16 +360,24 @@ class MaildirSource(FolderSource[MaildirState]):
 
         # The real clock, not the injected one: it is compared with the filesystem's timestamps.
         racy = time.time_ns() - max(mtimes) < _RACY_NS
+        trusted = complete and not racy
+        # A (key, flags) pair no longer listed: a file was removed, or only renamed with new flags (which
+        # the listing tells apart by its key). A listing that may be incomplete never reports a removal:
+        # the pairs stay known until a trusted listing decides.
+        gone = known - still_known
         new_state = MaildirState(
             name=folder.name,
-            mtimes=mtimes if complete and not racy else None,
-            known=encode_known(still_known),
+            mtimes=mtimes if trusted else None,
+            known=encode_known(still_known if trusted else still_known | gone),
             total=len(listing),
             unseen=sum(1 for e in listing.values() if "S" not in e.flags),
             unanswered=sum(1 for e in listing.values() if "R" not in e.flags),
             oldest=self._oldest(path, listing, state, read_mtimes),
         )
-        return self._counted(new_state, messages)
+        read = self._counted(new_state, messages)
+        if trusted and (gone or state is None):
+            read.remaining = frozenset(self._external_id(folder.role, key) for key in listing)
+        return read
 
     @staticmethod
     def _counted(state: MaildirState, messages: list[MessageEvent]) -> FolderRead[MaildirState]:
@@ -397,12 +422,17 @@ class MaildirSource(FolderSource[MaildirState]):
             preview=preview(raw) if self.config.text_preview else "",
             source=self.name,
             folder=role,
-            external_id=f"{role}/{_safe_text(entry.key)}",
+            external_id=self._external_id(role, entry.key),
             internal_date=_utc_from_ns(mtime_ns),
             flags=sorted(flag_names(entry.flags)),
             now=now,
             report=self.log.reporter(f"folder {role} file {_safe_text(entry.key)}"),
         )
+
+    @staticmethod
+    def _external_id(role: str, key: str) -> str:
+        """A message's id: its folder's role and its unique name (the same in ``new/`` and ``cur/``)."""
+        return f"{role}/{_safe_text(key)}"
 
 
 PLUGIN = SourcePlugin(MaildirConfig, MaildirSource)

@@ -264,11 +264,13 @@ class MboxSource(FolderSource[MboxState]):
             stat = os.fstat(fh.fileno())
             read = state["file"] if state is not None else None
             restarted = False
+            whole = False
             messages: list[MessageEvent] = []
             if state is None or read is None or not read.unchanged(stat):
                 restarted = state is not None and read is not None and not self._appended_to(fh, stat, state)
                 if restarted:
                     self.log.info("%s was rewritten; reading it again from the start", path)
+                whole = state is None or restarted
                 state = _empty_state(path) if state is None or restarted else MboxState(**state)
                 try:
                     messages, scanned_to = self._read(fh, folder.role, path, state, now)
@@ -285,6 +287,8 @@ class MboxSource(FolderSource[MboxState]):
             state["unanswered"],
             datetime.fromisoformat(oldest) if oldest else None,
             resync=restarted,
+            # Read from the start: what it holds now is all there is; a message cut from it was removed.
+            remaining=frozenset(m.external_id for m in messages) if whole else None,
         )
 
     @staticmethod

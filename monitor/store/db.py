@@ -52,7 +52,7 @@ CALL = Call.__table__  # type: ignore[attr-defined]
 
 _BATCH = 500
 # Columns refreshed when a known message is seen again (its flags changed, or a resync re-read it).
-_MUTABLE = ("flags", "folder", "automated", "holding_marker", "preview")
+_MUTABLE = ("flags", "folder", "automated", "holding_marker", "preview", "removed_at")
 # Those the engine does not read: a change of them alone (a flag such as \Seen) leaves the engine stamp.
 _ENGINE_IGNORES = frozenset({"flags"})
 # Columns of a call refreshed when a known call is seen again (a late leg joined it).
@@ -75,6 +75,8 @@ class IngestResult:
 
     inserted: int
     updated: int
+    removed: int = 0
+    """Messages recorded as deleted or moved away (or dropped as superseded after a resync)."""
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -145,6 +147,7 @@ def message_row(event_: MessageEvent, now: datetime) -> dict[str, Any]:
         "holding_marker": event_.holding_marker,
         "preview": event_.preview,
         "ingested_at": now,
+        "removed_at": None,  # seen again: no longer removed
     }
 
 
@@ -170,6 +173,7 @@ def row_event(row: Any) -> MessageEvent:
         flags=frozenset(_split(row.flags)),
         holding_marker=bool(row.holding_marker),
         preview=row.preview,
+        removed_at=row.removed_at,
     )
 
 
@@ -228,9 +232,10 @@ class Store:
             )
             for snap in result.snapshots:
                 self._save_snapshot(conn, insert, snap)
-            engine_changed = messages.engine_changed or calls.engine_changed
+            removed = self._mark_removed(conn, source, result, now)
+            engine_changed = messages.engine_changed or calls.engine_changed or bool(removed)
             self._save_cursor(conn, insert, source, result.cursor, now, engine_changed)
-        return IngestResult(messages.inserted + calls.inserted, messages.updated + calls.updated)
+        return IngestResult(messages.inserted + calls.inserted, messages.updated + calls.updated, removed)
 
     def _upsert(
         self,
@@ -277,6 +282,67 @@ class Store:
                 or any(_differs(known[r["external_id"]], r, engine_reads) for r in changed)
             )
         return _Upserted(inserted, updated, engine_changed)
+
+    def _mark_removed(self, conn: Connection, source: str, result: PollResult, now: datetime) -> int:
+        """Record the messages of ``source`` that left their folder; returns how many rows changed.
+
+        Gone are the ids the poll names in ``removed``, and the rows of a folder listed in ``remaining``
+        that the listing lacks. A gone row whose Message-ID another row of the same folder still holds was
+        superseded (a resync read the folder again under new ids): it is deleted. Every other gone row is
+        kept with ``removed_at``: an answer stays an answer, and the engine closes an unanswered item
+        whose messages are all removed as ``removed``.
+        """
+        gone = set(result.removed)
+        for folder, present in result.remaining.items():
+            listed = conn.execute(
+                select(MESSAGE.c.external_id).where(
+                    MESSAGE.c.source == source, MESSAGE.c.folder == folder, MESSAGE.c.removed_at.is_(None)
+                )
+            )
+            gone.update(row.external_id for row in listed if row.external_id not in present)
+        if not gone:
+            return 0
+        rows: list[Any] = []
+        ids = sorted(gone)
+        for start in range(0, len(ids), _BATCH):
+            rows.extend(
+                conn.execute(
+                    select(MESSAGE.c.id, MESSAGE.c.folder, MESSAGE.c.message_id).where(
+                        MESSAGE.c.source == source,
+                        MESSAGE.c.external_id.in_(ids[start : start + _BATCH]),
+                        MESSAGE.c.removed_at.is_(None),
+                    )
+                )
+            )
+        if not rows:
+            return 0
+        row_ids = {row.id for row in rows}
+        message_ids = sorted({row.message_id for row in rows if row.message_id is not None})
+        still_there: set[tuple[str, str]] = set()
+        for start in range(0, len(message_ids), _BATCH):
+            copies = conn.execute(
+                select(MESSAGE.c.id, MESSAGE.c.folder, MESSAGE.c.message_id).where(
+                    MESSAGE.c.source == source,
+                    MESSAGE.c.message_id.in_(message_ids[start : start + _BATCH]),
+                    MESSAGE.c.removed_at.is_(None),
+                )
+            )
+            still_there.update((c.folder, c.message_id) for c in copies if c.id not in row_ids)
+        superseded = [row.id for row in rows if (row.folder, row.message_id) in still_there]
+        removed = [row.id for row in rows if (row.folder, row.message_id) not in still_there]
+        for start in range(0, len(superseded), _BATCH):
+            conn.execute(delete(MESSAGE).where(MESSAGE.c.id.in_(superseded[start : start + _BATCH])))
+        for start in range(0, len(removed), _BATCH):
+            conn.execute(
+                update(MESSAGE)
+                .where(MESSAGE.c.id.in_(removed[start : start + _BATCH]))
+                .values(removed_at=now)
+            )
+        log.debug(
+            "messages left their folders",
+            extra={"source": source, "removed": len(removed), "superseded": len(superseded)},
+        )
+        return len(rows)
 
     def _known(
         self, conn: Connection, table: Any, source: str, ids: Sequence[str], columns: Sequence[str]
@@ -350,6 +416,12 @@ class Store:
         with self.engine.connect() as conn:
             return [row_event(row) for row in conn.execute(query)]
 
+    def removed_messages(self, sources: Sequence[str]) -> list[MessageEvent]:
+        """Every stored message of ``sources`` that its source reported deleted or moved away."""
+        query = select(MESSAGE).where(MESSAGE.c.source.in_(sources), MESSAGE.c.removed_at.is_not(None))
+        with self.engine.connect() as conn:
+            return [row_event(row) for row in conn.execute(query)]
+
     def calls(self, sources: Sequence[str], since: datetime | None = None) -> list[CallEvent]:
         """Every stored call of ``sources`` that started at or after ``since``."""
         query = select(CALL).where(CALL.c.source.in_(sources))
@@ -381,6 +453,8 @@ class Store:
                 AWAITING.c.team == team,
                 AWAITING.c.channel == Channel.EMAIL.value,
                 AWAITING.c.responded_at.is_(None),
+                AWAITING.c.removed_at.is_(None),
+                MESSAGE.c.removed_at.is_(None),
                 MESSAGE.c.source.in_(sources),
             )
             .group_by(MESSAGE.c.source, MESSAGE.c.folder)
@@ -469,10 +543,13 @@ class Store:
         query = select(AWAITING).order_by(AWAITING.c.received_at)
         if team is not None:
             query = query.where(AWAITING.c.team == team)
+        waiting = and_(AWAITING.c.responded_at.is_(None), AWAITING.c.removed_at.is_(None))
         if open_only:
-            query = query.where(AWAITING.c.responded_at.is_(None))
+            query = query.where(waiting)
         if since is not None:
-            query = query.where((AWAITING.c.responded_at.is_(None)) | (AWAITING.c.responded_at >= since))
+            query = query.where(
+                waiting | (AWAITING.c.responded_at >= since) | (AWAITING.c.removed_at >= since)
+            )
         with self.engine.connect() as conn:
             return list(conn.execute(query))
 
@@ -488,7 +565,7 @@ class Store:
             select(AWAITING)
             .where(
                 AWAITING.c.team == team,
-                AWAITING.c.responded_at.is_(None)
+                and_(AWAITING.c.responded_at.is_(None), AWAITING.c.removed_at.is_(None))
                 | (AWAITING.c.updated_at > changed_since)
                 | AWAITING.c.item_key.in_(open_subjects),
             )
@@ -626,7 +703,9 @@ class Store:
         with self.engine.connect() as conn:
             value = conn.execute(
                 select(func.min(AWAITING.c.received_at)).where(
-                    AWAITING.c.team == team, AWAITING.c.responded_at.is_(None)
+                    AWAITING.c.team == team,
+                    AWAITING.c.responded_at.is_(None),
+                    AWAITING.c.removed_at.is_(None),
                 )
             ).scalar()
         return _aware(value)
@@ -635,7 +714,7 @@ class Store:
         """(team, channel, open items, oldest arrival) for every team and channel with open items."""
         query = (
             select(AWAITING.c.team, AWAITING.c.channel, func.count(), func.min(AWAITING.c.received_at))
-            .where(AWAITING.c.responded_at.is_(None))
+            .where(AWAITING.c.responded_at.is_(None), AWAITING.c.removed_at.is_(None))
             .group_by(AWAITING.c.team, AWAITING.c.channel)
         )
         with self.engine.connect() as conn:
@@ -659,7 +738,12 @@ class Store:
         outcome is known at ``now``: answered, or past their deadline; on time = answered by the deadline."""
         answered = AWAITING.c.responded_at.is_not(None)
         on_time = and_(answered, AWAITING.c.responded_at <= AWAITING.c.due_at)
-        decided = and_(AWAITING.c.due_at.is_not(None), or_(answered, AWAITING.c.due_at < now))
+        # A removed item was neither answered nor late: it is not decided.
+        decided = and_(
+            AWAITING.c.due_at.is_not(None),
+            AWAITING.c.removed_at.is_(None),
+            or_(answered, AWAITING.c.due_at < now),
+        )
         query = (
             select(
                 AWAITING.c.team,
@@ -672,6 +756,24 @@ class Store:
         )
         with self.engine.connect() as conn:
             return [(r[0], r[1], int(r[2]), int(r[3] or 0)) for r in conn.execute(query)]
+
+    def removed_counts(self) -> list[tuple[str, str, int]]:
+        """(team, channel, items closed as removed) for every team and channel with any."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(AWAITING.c.team, AWAITING.c.channel, func.count())
+                .where(AWAITING.c.removed_at.is_not(None))
+                .group_by(AWAITING.c.team, AWAITING.c.channel)
+            )
+            return [(r[0], r[1], int(r[2])) for r in rows]
+
+    def removed_since(self, team: str, since: datetime) -> int:
+        """How many of ``team``'s items were closed as removed at or after ``since``."""
+        with self.engine.connect() as conn:
+            value = conn.execute(
+                select(func.count()).where(AWAITING.c.team == team, AWAITING.c.removed_at >= since)
+            ).scalar()
+        return int(value or 0)
 
     def breach_counts(self) -> list[tuple[str, str, int, int]]:
         """(team, rule, open breaches, breaches ever opened) for every team and rule with any."""
@@ -713,6 +815,7 @@ def awaiting_row(item: AwaitingItem) -> dict[str, Any]:
         "owner": item.owner,
         "attempts": item.attempts,
         "outside_hours": item.outside_hours,
+        "removed_at": item.removed_at,
     }
 
 
@@ -735,6 +838,7 @@ def row_item(row: Any) -> AwaitingItem:
         owner=row.owner,
         attempts=row.attempts,
         outside_hours=bool(row.outside_hours),
+        removed_at=row.removed_at,
     )
 
 

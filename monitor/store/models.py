@@ -72,6 +72,10 @@ class Message(SQLModel, table=True):
     holding_marker: bool = False
     preview: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     ingested_at: datetime = Field(sa_column=_ts(index=True))
+    removed_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    """When the source reported it deleted or moved out of its folder (None: still there). The row stays:
+    a removed answer is still an answer; the engine closes an unanswered item all of whose messages are
+    removed as ``removed``."""
 
 
 class Call(SQLModel, table=True):
@@ -152,6 +156,9 @@ class AwaitingRow(SQLModel, table=True):
     """How many times the customer tried while waiting (missed calls from one number)."""
     outside_hours: bool = False
     """The customer called while the team's calendar was closed."""
+    removed_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
+    """When the unanswered item's messages were all deleted or moved out of every watched folder: it is
+    closed as ``removed`` (not open, not answered)."""
     business_seconds: float | None = None
     """Time from arrival to response in the team calendar's opening hours (None while open)."""
     wall_seconds: float | None = None
