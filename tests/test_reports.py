@@ -240,7 +240,15 @@ def test_streak_counts_open_days_without_a_missed_deadline() -> None:
 
 @pytest.mark.parametrize(
     ("seconds", "text"),
-    [(None, "-"), (40, "40s"), (600, "10m"), (5100, "1h 25m"), (7200, "2h"), (32 * 3600, "32h"), (90000, "25h")],
+    [
+        (None, "-"),
+        (40, "40s"),
+        (600, "10m"),
+        (5100, "1h 25m"),
+        (7200, "2h"),
+        (32 * 3600, "32h"),
+        (90000, "25h"),
+    ],
 )
 def test_durations_read_in_hours_never_days(seconds: float | None, text: str) -> None:
     """Business durations: 32 business hours are "32h", not "1d 8h" (a business day is not 24 hours)."""
