@@ -38,15 +38,25 @@ def _when(value: datetime | None, zone: str) -> str:
     return value.astimezone(ZoneInfo(zone)).strftime("%a %d %b %Y %H:%M %Z")
 
 
-def environment(templates: Path | None = None) -> Environment:
-    """Templates from ``templates`` first (a deployment's overrides), then the built-in ones."""
+def template_environment(package: str, templates: Path | None = None, *, trim: bool = False) -> Environment:
+    """Jinja2 templates from ``templates`` first (a deployment's overrides), then ``package``'s built-in ones.
+
+    HTML templates are autoescaped, an undefined name is an error, not an empty string.
+    """
     loaders = [FileSystemLoader(str(templates))] if templates is not None else []
-    env = Environment(
-        loader=ChoiceLoader([*loaders, PackageLoader("monitor.exporters.notifiers", "templates")]),
+    return Environment(
+        loader=ChoiceLoader([*loaders, PackageLoader(package, "templates")]),
         autoescape=select_autoescape(enabled_extensions=("html", "html.j2"), default_for_string=False),
         undefined=StrictUndefined,
         keep_trailing_newline=True,
+        trim_blocks=trim,
+        lstrip_blocks=trim,
     )
+
+
+def environment(templates: Path | None = None) -> Environment:
+    """The alert templates: a deployment's directory first, then the built-in ones."""
+    env = template_environment("monitor.exporters.notifiers", templates)
     env.filters["when"] = _when
     return env
 

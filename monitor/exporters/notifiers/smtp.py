@@ -162,12 +162,8 @@ class SmtpNotifier:
                 smtp = smtplib.SMTP_SSL(cfg.host, cfg.effective_port, timeout=timeout, context=context)
             else:
                 smtp = smtplib.SMTP(cfg.host, cfg.effective_port, timeout=timeout)
-        except (smtplib.SMTPException, ssl.SSLError) as err:
-            raise NotifierError("protocol", f"{cfg.host}: {type(err).__name__}") from err
-        except OSError as err:
-            raise NotifierError(
-                "unreachable", f"{cfg.host}:{cfg.effective_port}: {err.strerror or err}"
-            ) from err
+        except OSError as err:  # smtplib.SMTPException and ssl.SSLError are OSErrors
+            raise _connection_error(cfg, err) from err
         with smtp:
             try:
                 if cfg.tls == "starttls":
@@ -179,14 +175,17 @@ class SmtpNotifier:
                 raise NotifierError("auth", f"{cfg.host} refused the login ({err.smtp_code})") from err
             except smtplib.SMTPResponseException as err:
                 raise NotifierError("refused", f"{cfg.host} answered {err.smtp_code}") from err
-            except (smtplib.SMTPException, ssl.SSLError) as err:
-                raise NotifierError("protocol", f"{cfg.host}: {type(err).__name__}") from err
             except OSError as err:
-                raise NotifierError(
-                    "unreachable", f"{cfg.host}:{cfg.effective_port}: {err.strerror or err}"
-                ) from err
+                raise _connection_error(cfg, err) from err
             yield smtp
 
 
 PLUGIN = NotifierPlugin(SmtpConfig, SmtpNotifier)
 """The ``smtp`` notifier plugin (entry point ``replywatch.notifiers: smtp``)."""
+
+
+def _connection_error(cfg: SmtpConfig, err: OSError) -> NotifierError:
+    """A protocol or TLS failure, or a relay that cannot be reached, as the dispatcher's error class."""
+    if isinstance(err, smtplib.SMTPException | ssl.SSLError):
+        return NotifierError("protocol", f"{cfg.host}: {type(err).__name__}")
+    return NotifierError("unreachable", f"{cfg.host}:{cfg.effective_port}: {err.strerror or err}")

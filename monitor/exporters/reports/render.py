@@ -12,15 +12,9 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from jinja2 import (
-    ChoiceLoader,
-    Environment,
-    FileSystemLoader,
-    PackageLoader,
-    StrictUndefined,
-    select_autoescape,
-)
+from jinja2 import Environment
 
+from monitor.exporters.notifiers.render import template_environment
 from monitor.exporters.reports.figures import ChannelFigures, ItemLine, PeriodFigures, TeamReport
 
 HTML_TEMPLATE = "report.html.j2"
@@ -228,15 +222,7 @@ def delta(value: float | None, kind: str = "count") -> str:
 
 def environment(templates: Path | None = None) -> Environment:
     """The report templates: a deployment's directory first, then the built-in ones."""
-    loaders = [FileSystemLoader(str(templates))] if templates is not None else []
-    env = Environment(
-        loader=ChoiceLoader([*loaders, PackageLoader("monitor.exporters.reports", "templates")]),
-        autoescape=select_autoescape(enabled_extensions=("html", "html.j2"), default_for_string=False),
-        undefined=StrictUndefined,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
+    env = template_environment("monitor.exporters.reports", templates, trim=True)
     env.filters.update(duration=duration, share=share, delta=delta)
     env.globals["period_title"] = period_title
     return env
