@@ -84,6 +84,11 @@ class SecretRef(BaseModel):
         """The config key the secret was given under, e.g. ``password_env``."""
         return f"{self.name}_env" if self.env else f"{self.name}_file"
 
+    @property
+    def origin(self) -> str:
+        """Where the secret comes from, for messages: ``password_env 'IMAP_PASSWORD'`` (never the secret)."""
+        return f"{self.key} {self.env or str(self.file)!r}"
+
     def problems(self, env: Mapping[str, str] | None) -> list[tuple[str | None, str]]:
         """Every mistake, one each, as ``(key, message)`` (key None: the setting as a whole).
 
