@@ -52,7 +52,7 @@ CALL = Call.__table__  # type: ignore[attr-defined]
 
 _BATCH = 500
 # Columns refreshed when a known message is seen again (its flags changed, or a resync re-read it).
-_MUTABLE = ("flags", "folder", "automated", "holding_marker", "preview")
+_MUTABLE = ("flags", "folder", "automated", "bulk_precedence", "holding_marker", "preview")
 # Those the engine does not read: a change of them alone (a flag such as \Seen) leaves the engine stamp.
 _ENGINE_IGNORES = frozenset({"flags"})
 # Columns of a call refreshed when a known call is seen again (a late leg joined it).
@@ -141,6 +141,7 @@ def message_row(event_: MessageEvent, now: datetime) -> dict[str, Any]:
         "references": _join(event_.references),
         "thread_id": event_.thread_id,
         "automated": event_.automated,
+        "bulk_precedence": event_.bulk_precedence,
         "flags": _join(sorted(event_.flags)),
         "holding_marker": event_.holding_marker,
         "preview": event_.preview,
@@ -167,6 +168,7 @@ def row_event(row: Any) -> MessageEvent:
         references=_split(row.references),
         thread_id=row.thread_id,
         automated=row.automated,
+        bulk_precedence=bool(row.bulk_precedence),
         flags=frozenset(_split(row.flags)),
         holding_marker=bool(row.holding_marker),
         preview=row.preview,
