@@ -174,3 +174,59 @@ def test_a_real_wrong_version_error_gets_the_tls_hint(dovecot: DovecotServer) ->
         context.wrap_socket(raw, server_hostname=HOST)
     hint = connection_hint(caught.value, host=HOST, port=dovecot.imap_port, tls="implicit")
     assert hint is not None and "`tls: implicit` does not match the port" in hint
+
+
+# --- after --probe: who writes from the team's Sent folder --------------------------------------------
+
+
+def _sent(sender: str, n: int) -> bytes:
+    return (
+        f"From: {sender}\r\nTo: customer@example.net\r\nSubject: Re: order {n}\r\n"
+        f"Message-ID: <s{n}@example.com>\r\nDate: Mon, 16 Nov 2026 10:00:00 +0000\r\n\r\nDone.\r\n"
+    ).encode()
+
+
+def test_sent_mail_from_an_address_nobody_declared_is_a_warning(
+    imap_mailbox: Mailbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    imap_mailbox.create_folder("Sent")
+    for n, sender in enumerate(
+        ["Alice <alice@example.com>", "support@example.com", "Bob <bob@example.com>", "bob@example.com"]
+    ):
+        imap_mailbox.append("Sent", _sent(sender, n))
+    team = {
+        "addresses": ["support@example.com"],
+        "members": [{"name": "Alice", "email": ["alice@example.com"]}],
+        "sources": ["mail"],
+    }
+    path = tmp_path / "replywatch.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "sources": {"mail": imap_mailbox.imap_settings() | {"folders": {"sent": "Sent"}}},
+                "teams": {"support": team},
+            }
+        ),
+        encoding="utf-8",
+    )
+    assert main(["check-config", "-c", str(path), "--probe"]) == 0  # a warning, not an error
+    out = capsys.readouterr().out.splitlines()
+    assert out == [
+        "sources.mail: ok",
+        "warning: teams.support: 2 of the last 4 messages in the Sent folder of source 'mail' come from "
+        "bob@example.com, which is neither a member's nor a team address: those replies are credited to "
+        "nobody; add it to a member's `email` or to `addresses`",
+    ]
+    # Declared, the warning goes.
+    team["members"].append({"name": "Bob", "email": ["bob@example.com"]})  # type: ignore[attr-defined]
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "sources": {"mail": imap_mailbox.imap_settings() | {"folders": {"sent": "Sent"}}},
+                "teams": {"support": team},
+            }
+        ),
+        encoding="utf-8",
+    )
+    assert main(["check-config", "-c", str(path), "--probe"]) == 0
+    assert capsys.readouterr().out.splitlines() == ["sources.mail: ok"]

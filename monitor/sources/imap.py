@@ -36,7 +36,7 @@ from monitor.durations import Duration
 from monitor.events import MessageEvent
 from monitor.mail.classify import HEADERS_USED
 from monitor.mail.event import to_event
-from monitor.mail.headers import WANTED_HEADERS, parse_header_block
+from monitor.mail.headers import WANTED_HEADERS, first_address, parse_header_block
 from monitor.mail.preview import preview
 from monitor.plugins import SecretError, SecretRef
 from monitor.sources.base import (
@@ -371,6 +371,26 @@ class ImapSource(FolderSource[ImapState]):
         except SourceError as err:
             problems.append(str(err))
         return problems
+
+    def sent_senders(self, limit: int = 50) -> list[str]:
+        """The From address of each of the newest ``limit`` messages in the Sent folder (read-only, for
+        ``check-config --probe``: one EXAMINE, one UID SEARCH and one FETCH of the From field)."""
+        client = self._connection()
+        sent = dict(self._folders(client))["sent"]
+        with self._talking(f"reading {sent!r}"):
+            client.select_folder(sent, readonly=True)
+            try:
+                newest = sorted(client.search(["ALL"]))[-limit:]
+                fetched = client.fetch(newest, ["BODY.PEEK[HEADER.FIELDS (FROM)]"]) if newest else {}
+            finally:
+                self._unselect(client)
+        out = []
+        for item in fetched.values():
+            raw = item.get(b"BODY[HEADER.FIELDS (FROM)]") or b""
+            address, _name = first_address(parse_header_block(raw).get("From"))
+            if address:
+                out.append(address)
+        return out
 
     def poll(self, cursor: Cursor | None) -> PollResult:
         """Report messages new or changed since ``cursor`` and each folder's counts, within ``poll_deadline``.
