@@ -352,6 +352,17 @@ class Store:
         with self.engine.connect() as conn:
             return [row_event(row) for row in conn.execute(query)]
 
+    def subjects(self, message_ids: Sequence[str]) -> dict[str, str]:
+        """The Subject of each stored message among ``message_ids`` (``status`` names mail by subject)."""
+        out: dict[str, str] = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(message_ids), _BATCH):
+                query = select(MESSAGE.c.message_id, MESSAGE.c.subject).where(
+                    MESSAGE.c.message_id.in_(message_ids[start : start + _BATCH])
+                )
+                out.update({row.message_id: row.subject for row in conn.execute(query)})
+        return out
+
     def calls(self, sources: Sequence[str], since: datetime | None = None) -> list[CallEvent]:
         """Every stored call of ``sources`` that started at or after ``since``."""
         query = select(CALL).where(CALL.c.source.in_(sources))
