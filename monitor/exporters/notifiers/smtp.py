@@ -115,17 +115,30 @@ class SmtpNotifier:
                     smtp.login(cfg.username, password)
                 smtp.send_message(msg)
         except smtplib.SMTPAuthenticationError as err:
-            raise NotifierError("auth", f"{cfg.host} refused the login ({err.smtp_code})") from err
+            from monitor.sources.hints import login_refused, server_text
+
+            origin = cfg.password.origin if cfg.password else "no password"
+            said = f"{err.smtp_code} {server_text(err.smtp_error)}"
+            raise NotifierError("auth", login_refused(cfg.host, cfg.username or "", origin, said)) from err
         except smtplib.SMTPResponseException as err:
             raise NotifierError("refused", f"{cfg.host} answered {err.smtp_code}") from err
         except smtplib.SMTPRecipientsRefused as err:
             raise NotifierError("refused", f"{cfg.host} refused the recipient") from err
         except (smtplib.SMTPException, ssl.SSLError) as err:
-            raise NotifierError("protocol", f"{cfg.host}: {type(err).__name__}") from err
+            hint = self._hint(err)
+            raise NotifierError("protocol", hint or f"{cfg.host}: {type(err).__name__}") from err
         except OSError as err:
+            hint = self._hint(err)
             raise NotifierError(
-                "unreachable", f"{cfg.host}:{cfg.effective_port}: {err.strerror or err}"
+                "unreachable", hint or f"{cfg.host}:{cfg.effective_port}: {err.strerror or err}"
             ) from err
+
+    def _hint(self, err: BaseException) -> str | None:
+        """What a failed connection means and the setting to change (the sources' hints)."""
+        from monitor.sources.hints import connection_hint
+
+        cfg = self.config
+        return connection_hint(err, host=cfg.host, port=cfg.effective_port, tls=cfg.tls, ca_file=cfg.ca_file)
 
 
 PLUGIN = NotifierPlugin(SmtpConfig, SmtpNotifier)
