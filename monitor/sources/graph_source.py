@@ -30,6 +30,7 @@ from monitor.sources.base import (
     TransientSourceError,
 )
 from monitor.sources.graph import HEADERS, ID_TYPE, SELECT, GraphConfig
+from monitor.sources.hints import url_hint
 from monitor.sources.imap import shared_ssl_context
 from monitor.sources.mail_item import ItemsState, Mailbox, MailItem, folder_counts, items_read
 
@@ -108,7 +109,8 @@ class Tokens:
                 raise PermanentSourceError(f"authority {cfg.authority}: {err}") from err
             except requests.RequestException as err:
                 self.close()
-                raise TransientSourceError(f"authority {cfg.authority}: {err}") from err
+                hint = url_hint(err, cfg.authority, cfg.ca_file)
+                raise TransientSourceError(f"authority {hint or f'{cfg.authority}: {err}'}") from err
         return self._app
 
     def token(self) -> str:
@@ -117,7 +119,8 @@ class Tokens:
         try:
             result = app.acquire_token_for_client(scopes=[self.config.scope])
         except requests.RequestException as err:
-            raise TransientSourceError(f"token from {self.config.authority}: {err}") from err
+            hint = url_hint(err, self.config.authority, self.config.ca_file)
+            raise TransientSourceError(f"token from {hint or f'{self.config.authority}: {err}'}") from err
         token = result.get("access_token") if isinstance(result, dict) else None
         if not isinstance(token, str):
             answer = result if isinstance(result, dict) else {}
@@ -354,7 +357,10 @@ class GraphSource(FolderSource[GraphState]):
         try:
             response = self._http.get(url, params=params, headers=headers)
         except httpx.HTTPError as err:
-            raise TransientSourceError(f"GET {self.config.graph_url}: {type(err).__name__}: {err}") from err
+            hint = url_hint(err, self.config.graph_url, self.config.ca_file)
+            raise TransientSourceError(
+                f"GET {hint}" if hint else f"GET {self.config.graph_url}: {type(err).__name__}: {err}"
+            ) from err
         status = response.status_code
         if status == 200:
             try:

@@ -136,3 +136,33 @@ def missing_folder(folder: str, host: str, existing: list[str], setting: str = "
     more = f" and {len(existing) - 30} more" if len(existing) > 30 else ""
     listing = f"; folders there: {shown}{more}" if existing else ""
     return f"folder {folder!r} not found on {host}{listing}; set `{setting}` to one of them"
+
+
+def url_hint(err: BaseException, url: str, ca_file: Path | str | None = None) -> str | None:
+    """:func:`connection_hint` for an HTTP client's error (httpx, requests), found in its chain of causes."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    host = parts.hostname or url
+    tls = "implicit" if parts.scheme == "https" else "none"
+    port = parts.port or (443 if tls == "implicit" else 80)
+    cause = _root_cause(err)
+    if cause is None:
+        return None
+    return connection_hint(cause, host=host, port=port, tls=tls, ca_file=ca_file)
+
+
+def _root_cause(err: BaseException) -> BaseException | None:
+    """The first TLS or socket error among ``err``'s causes, contexts, ``reason`` and arguments."""
+    seen: set[int] = set()
+    queue: list[BaseException] = [err]
+    while queue:
+        current = queue.pop(0)
+        if id(current) in seen or len(seen) > 50:
+            continue
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLError | ConnectionRefusedError | socket.gaierror | TimeoutError):
+            return current
+        linked = [current.__cause__, current.__context__, getattr(current, "reason", None), *current.args]
+        queue.extend(e for e in linked if isinstance(e, BaseException))
+    return None
