@@ -344,6 +344,5 @@ def test_connection_errors_say_which_setting_to_change(replay: ReplayServer, tmp
     with pytest.raises(TransientSourceError) as caught:
         source(replay, authority=closed, graph_url=closed).poll(None)
     assert str(caught.value).endswith(
-        f"{closed.removeprefix('https://')}: connection refused: nothing listens there; "
-        "check `host` and `port`"
+        f"{closed.removeprefix('https://')}: connection refused: nothing listens there; check `authority`"
     )

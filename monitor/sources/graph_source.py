@@ -109,7 +109,7 @@ class Tokens:
                 raise PermanentSourceError(f"authority {cfg.authority}: {err}") from err
             except requests.RequestException as err:
                 self.close()
-                hint = url_hint(err, cfg.authority, cfg.ca_file)
+                hint = url_hint(err, cfg.authority, cfg.ca_file, "authority")
                 raise TransientSourceError(f"authority {hint or f'{cfg.authority}: {err}'}") from err
         return self._app
 
@@ -119,7 +119,7 @@ class Tokens:
         try:
             result = app.acquire_token_for_client(scopes=[self.config.scope])
         except requests.RequestException as err:
-            hint = url_hint(err, self.config.authority, self.config.ca_file)
+            hint = url_hint(err, self.config.authority, self.config.ca_file, "authority")
             raise TransientSourceError(f"token from {hint or f'{self.config.authority}: {err}'}") from err
         token = result.get("access_token") if isinstance(result, dict) else None
         if not isinstance(token, str):
@@ -357,7 +357,7 @@ class GraphSource(FolderSource[GraphState]):
         try:
             response = self._http.get(url, params=params, headers=headers)
         except httpx.HTTPError as err:
-            hint = url_hint(err, self.config.graph_url, self.config.ca_file)
+            hint = url_hint(err, self.config.graph_url, self.config.ca_file, "graph_url")
             raise TransientSourceError(
                 f"GET {hint}" if hint else f"GET {self.config.graph_url}: {type(err).__name__}: {err}"
             ) from err

@@ -138,8 +138,11 @@ def missing_folder(folder: str, host: str, existing: list[str], setting: str = "
     return f"folder {folder!r} not found on {host}{listing}; set `{setting}` to one of them"
 
 
-def url_hint(err: BaseException, url: str, ca_file: Path | str | None = None) -> str | None:
-    """:func:`connection_hint` for an HTTP client's error (httpx, requests), found in its chain of causes."""
+def url_hint(
+    err: BaseException, url: str, ca_file: Path | str | None = None, setting: str = "url"
+) -> str | None:
+    """:func:`connection_hint` for an HTTP client's error (httpx, requests), found in its chain of causes;
+    ``setting`` names the URL's config key, which replaces ``host`` and ``port`` in the advice."""
     from urllib.parse import urlsplit
 
     parts = urlsplit(url)
@@ -149,7 +152,10 @@ def url_hint(err: BaseException, url: str, ca_file: Path | str | None = None) ->
     cause = _root_cause(err)
     if cause is None:
         return None
-    return connection_hint(cause, host=host, port=port, tls=tls, ca_file=ca_file)
+    hint = connection_hint(cause, host=host, port=port, tls=tls, ca_file=ca_file)
+    return (
+        hint.replace("`host` and `port`", f"`{setting}`").replace("`host`", f"`{setting}`") if hint else None
+    )
 
 
 def _root_cause(err: BaseException) -> BaseException | None:
