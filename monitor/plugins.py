@@ -145,7 +145,7 @@ class StrictConfig(BaseModel):
         problems: list[tuple[Location, str]] = []
         for name in names:
             if name in data and not isinstance(data[name], SecretRef):  # only Python callers pass one
-                problems.append(((name,), "unknown key"))
+                problems.append(((name,), f"unknown key; did you mean '{name}_env' or '{name}_file'?"))
                 del data[name]
             env, file = data.pop(f"{name}_env", None), data.pop(f"{name}_file", None)
             wrong = [
