@@ -50,7 +50,14 @@ class TeamContext:
         # Issue 8: Precedence bulk/junk/list reached the team through a list or Bcc, not written to it. On
         # mail To or Cc the team's or a member's own address it stays a hint: list software (a Google
         # Group behind the team's address) adds it to what customers write.
-        if message.bulk_precedence and not self.addressed_personally(message):
+        # The team's own mail is never judged so: helpdesk tools (RT, OTRS) put Precedence: bulk on the
+        # replies they send to customers, to keep auto-responders quiet; those replies are answers.
+        if (
+            message.bulk_precedence
+            and message.folder != "sent"
+            and self.responder(message) is None
+            and not self.addressed_personally(message)
+        ):
             return "bulk"
         return None
 
