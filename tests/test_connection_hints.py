@@ -5,8 +5,10 @@ Every message is the whole line the user reads on stderr, checked word for word 
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -230,3 +232,35 @@ def test_sent_mail_from_an_address_nobody_declared_is_a_warning(
     )
     assert main(["check-config", "-c", str(path), "--probe"]) == 0
     assert capsys.readouterr().out.splitlines() == ["sources.mail: ok"]
+
+
+def test_a_certificate_for_another_name_says_set_host() -> None:
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("mail.other.example").configure_cert(server_context)
+    listener = socket.create_server((HOST, 0))
+    port = listener.getsockname()[1]
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn, contextlib.suppress(OSError):
+            server_context.wrap_socket(conn, server_side=True)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+    try:
+        with (
+            socket.create_connection((HOST, port), timeout=10) as raw,
+            pytest.raises(ssl.SSLCertVerificationError) as caught,
+        ):
+            client_context.wrap_socket(raw, server_hostname=HOST)
+    finally:
+        thread.join(timeout=10)
+        listener.close()
+    hint = connection_hint(caught.value, host=HOST, port=port, tls="implicit")
+    assert hint == (
+        f"{HOST}:{port}: the server's certificate is not for {HOST!r} (IP address mismatch, certificate is "
+        f"not valid for '{HOST}'.); set `host` to a name the certificate lists"
+    )
