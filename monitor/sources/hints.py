@@ -3,7 +3,7 @@
 IMAP sources, the SMTP notifier and the HTTP sources (Graph, EWS) all fail the same few ways: a certificate
 nobody told us to trust, TLS spoken to a clear-text port (or the reverse), nothing listening, a wrong
 password. The library's own text (``[SSL: WRONG_VERSION_NUMBER]``, ``b'[AUTHENTICATIONFAILED] ...'``) says
-what broke, not what to change; :func:`connection_hint` adds that (issue 8).
+what broke, not what to change; :func:`connection_hint` adds that.
 """
 
 from __future__ import annotations
@@ -15,8 +15,6 @@ from pathlib import Path
 
 IMPLICIT_TLS_PORTS = frozenset({993, 995, 465, 443})
 """Ports where the server expects TLS from the first byte (IMAPS, POP3S, SMTPS, HTTPS)."""
-CLEAR_TEXT_PORTS = frozenset({143, 110, 25, 587, 80})
-"""Ports where the server greets in clear text (STARTTLS upgrades later)."""
 
 
 def server_text(value: object) -> str:
@@ -63,6 +61,8 @@ def connection_hint(
                 f"{where}: the server's certificate is not for {host!r} ({detail}); "
                 "set `host` to a name the certificate lists"
             )
+        if "expired" in detail.lower() or "not yet valid" in detail.lower():
+            return f"{where}: the server's certificate is out of date ({detail}); the server must renew it"
         trusted = f"the CAs in ca_file {str(ca_file)!r}" if ca_file else "the system's CAs"
         return (
             f"{where}: the server's certificate is not signed by {trusted} ({detail}); "
