@@ -10,6 +10,7 @@ import socket
 import ssl
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -234,10 +235,10 @@ def test_sent_mail_from_an_address_nobody_declared_is_a_warning(
     assert capsys.readouterr().out.splitlines() == ["sources.mail: ok"]
 
 
-def test_a_certificate_for_another_name_says_set_host() -> None:
-    ca = trustme.CA()
+def _handshake_error(cert: Any, ca: trustme.CA) -> tuple[ssl.SSLError, int]:
+    """The error a verifying client gets from a real TLS server presenting ``cert``."""
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("mail.other.example").configure_cert(server_context)
+    cert.configure_cert(server_context)
     listener = socket.create_server((HOST, 0))
     port = listener.getsockname()[1]
 
@@ -259,8 +260,24 @@ def test_a_certificate_for_another_name_says_set_host() -> None:
     finally:
         thread.join(timeout=10)
         listener.close()
-    hint = connection_hint(caught.value, host=HOST, port=port, tls="implicit")
-    assert hint == (
+    return caught.value, port
+
+
+def test_a_certificate_for_another_name_says_set_host() -> None:
+    ca = trustme.CA()
+    err, port = _handshake_error(ca.issue_cert("mail.other.example"), ca)
+    assert connection_hint(err, host=HOST, port=port, tls="implicit") == (
         f"{HOST}:{port}: the server's certificate is not for {HOST!r} (IP address mismatch, certificate is "
         f"not valid for '{HOST}'.); set `host` to a name the certificate lists"
+    )
+
+
+def test_an_expired_certificate_is_the_servers_to_renew() -> None:
+    ca = trustme.CA()
+    past = datetime.now(UTC) - timedelta(days=10)
+    cert = ca.issue_cert(HOST, not_before=past - timedelta(days=30), not_after=past)
+    err, port = _handshake_error(cert, ca)
+    assert connection_hint(err, host=HOST, port=port, tls="implicit", ca_file="/etc/ca.pem") == (
+        f"{HOST}:{port}: the server's certificate is out of date (certificate has expired); the server must "
+        "renew it"
     )
