@@ -106,13 +106,17 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     if not args.probe:
         print(f"{args.config}: ok ({len(loaded.sources)} sources, {len(loaded.config.teams)} teams)")
         return EXIT_OK
+    from monitor.config_warnings import sent_folder_warnings
     from monitor.daemon import build_source
 
     problems = 0
+    senders: dict[str, list[str]] = {}
     for name, cfg in loaded.sources.items():
         source = build_source(name, cfg)
         try:
             found = source.check()
+            if not found and hasattr(source, "sent_senders"):
+                senders[name] = _sent_senders(source)
         except Exception as err:
             found = [str(err)]
         finally:
@@ -121,6 +125,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
             print(f"sources.{name}: {problem}", file=sys.stderr)
         print(f"sources.{name}: {'ok' if not found else 'FAILED'}")
         problems += len(found)
+    for warning in sent_folder_warnings(loaded.config, senders):
+        print(f"warning: {warning}")
     from monitor.exporters.outbox import build_notifiers
 
     for name, notifier in build_notifiers(loaded.config).items():
@@ -137,6 +143,16 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         print(f"notifiers.{name}: {'ok' if not found else 'FAILED'}")
         problems += len(found)
     return EXIT_CONFIG if problems else EXIT_OK
+
+
+def _sent_senders(source: object) -> list[str]:
+    """The From addresses of a probed source's newest sent mail; none when it cannot tell."""
+    from monitor.sources.base import SourceError
+
+    try:
+        return list(source.sent_senders())  # type: ignore[attr-defined]
+    except SourceError:  # the folders checked out; a failed look at the Sent folder only skips a warning
+        return []
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -487,11 +487,14 @@ def _loc(loc: tuple[int | str, ...], data: Any, prefix: str = "") -> str:
 
 
 def _messages(err: ValidationError, data: Any, prefix: str) -> list[str]:
+    from monitor.config_keys import did_you_mean, known_keys, plain_message
+
     out = []
     for e in err.errors(include_url=False):
-        msg = e["msg"].removeprefix("Value error, ")
+        msg = plain_message(e["type"], e["msg"].removeprefix("Value error, "))
         if e["type"] == "extra_forbidden":
-            msg = "unknown key"
+            loc = tuple(e["loc"])
+            msg = "unknown key" + did_you_mean(str(loc[-1]), known_keys(Config, loc[:-1], data))
         elif e["type"] == "missing":
             msg = "required"
         where = _loc(tuple(e["loc"]), data, prefix)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Mapping, Sequence
+
 from monitor.config import Config
 
 
@@ -22,4 +25,29 @@ def config_warnings(config: Config) -> list[str]:
             )
     for name in sorted(set(config.calendars) - used):
         out.append(f"calendars.{name}: no team uses this calendar")
+    return out
+
+
+def sent_folder_warnings(config: Config, senders: Mapping[str, Sequence[str]]) -> list[str]:
+    """Warnings about mail in a team's Sent folders from an address that is neither a member's nor the team's.
+
+    ``senders`` holds, per source, the From address of its newest sent messages (``check-config --probe``).
+    Such a reply is the team's, yet it is credited to nobody and a customer's next message to that address
+    is not known to be the team's.
+    """
+    out: list[str] = []
+    for name, team in config.teams.items():
+        known = {a.lower() for a in team.addresses}
+        known |= {a.lower() for member in team.members for a in member.email}
+        for source in team.sources:
+            found = Counter(a.lower() for a in senders.get(source, ()))
+            total = sum(found.values())
+            for address, count in sorted(found.items(), key=lambda item: (-item[1], item[0])):
+                if address in known:
+                    continue
+                out.append(
+                    f"teams.{name}: {count} of the last {total} messages in the Sent folder of source "
+                    f"{source!r} come from {address}, which is neither a member's nor a team address: "
+                    "those replies are credited to nobody; add it to a member's `email` or to `addresses`"
+                )
     return out

@@ -20,15 +20,16 @@ DEMO_CONFIG = """\
 store: {{url: "sqlite:///{db}"}}
 http: {{listen: "{listen}"}}
 calendars:
-  # Always open, so that the demo shows the same waits whatever the day you run it.
-  demo-hours: {{timezone: UTC, hours: {{mon-sun: "00:00-24:00"}}}}
+  # Office hours: a customer's wait counts only while the team is at work (weekdays 09:00-17:30 in
+  # London); the sample's overdue mail is more than a week old, so it is overdue whatever the day.
+  office-hours: {{timezone: Europe/London, hours: {{mon-fri: "09:00-17:30"}}}}
 sources:
   demo-mailbox: {{kind: maildir, path: "{mail}", poll_every: 30s}}
   # The phone system's call log (Asterisk's Master.csv), followed as it grows.
   demo-pbx: {{kind: asterisk_csv, path: "{calls}", timezone: UTC, default_region: GB, poll_every: 30s}}
 teams:
   support:
-    calendar: demo-hours
+    calendar: office-hours
     addresses: [support@demo.example]
     internal_domains: [demo.example]
     members:
@@ -44,9 +45,19 @@ teams:
 
 
 def command_prefix() -> str:
-    """How to run replywatch from here, as printed: the installed command, else this interpreter."""
+    """How to run replywatch from another shell, as printed: a command that works there as it stands.
+
+    The bare ``replywatch`` only when it is installed outside a virtual environment; from one (``uv run``,
+    an environment not activated) the script's own path, which exists and works from any shell; else this
+    interpreter with ``-m monitor``.
+    """
     found = shutil.which("replywatch")
-    return "replywatch" if found else f"{sys.executable} -m monitor"
+    if found is None:
+        return f"{sys.executable} -m monitor"
+    in_venv = sys.prefix != sys.base_prefix
+    if in_venv and Path(found).resolve().is_relative_to(Path(sys.prefix).resolve()):
+        return str(Path(found).absolute())
+    return "replywatch"
 
 
 def run_demo(directory: str | None, listen: str, duration: timedelta | None) -> int:

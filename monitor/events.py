@@ -45,6 +45,9 @@ class MessageEvent:
     """The source's own conversation id (Gmail X-GM-THRID, Outlook Thread-Index root), if any."""
     automated: str | None = None
     """Why this message is automated (``auto_reply``, ``bounce``, ``bulk``...); None for human mail."""
+    bulk_precedence: bool = False
+    """``Precedence: bulk|junk|list`` on a message that is no discussion-list post: bulk mail unless it was
+    addressed to the team personally (decided per team, :meth:`monitor.engine.team.TeamContext.automated`)."""
     flags: frozenset[str] = field(default_factory=frozenset)
     """IMAP-style system flags in lower case without the backslash: ``seen``, ``answered``, ``flagged``."""
     holding_marker: bool = False

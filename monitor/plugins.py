@@ -84,6 +84,11 @@ class SecretRef(BaseModel):
         """The config key the secret was given under, e.g. ``password_env``."""
         return f"{self.name}_env" if self.env else f"{self.name}_file"
 
+    @property
+    def origin(self) -> str:
+        """Where the secret comes from, for messages: ``password_env 'IMAP_PASSWORD'`` (never the secret)."""
+        return f"{self.key} {self.env or str(self.file)!r}"
+
     def problems(self, env: Mapping[str, str] | None) -> list[tuple[str | None, str]]:
         """Every mistake, one each, as ``(key, message)`` (key None: the setting as a whole).
 
@@ -140,7 +145,7 @@ class StrictConfig(BaseModel):
         problems: list[tuple[Location, str]] = []
         for name in names:
             if name in data and not isinstance(data[name], SecretRef):  # only Python callers pass one
-                problems.append(((name,), "unknown key"))
+                problems.append(((name,), f"unknown key; did you mean '{name}_env' or '{name}_file'?"))
                 del data[name]
             env, file = data.pop(f"{name}_env", None), data.pop(f"{name}_file", None)
             wrong = [

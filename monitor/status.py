@@ -31,6 +31,12 @@ def _hours(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m" if minutes else f"{hours}h"
 
 
+def _subject(text: str) -> str:
+    """A subject as status prints it: quoted, one line, at most 70 characters."""
+    flat = " ".join(text.split()) or "(no subject)"
+    return f'"{flat[:67]}..."' if len(flat) > 70 else f'"{flat}"'
+
+
 class NeverPolled(Exception):
     """The store holds no poll of any source: ``status`` would only say "0 waiting", which is not true."""
 
@@ -71,6 +77,13 @@ def render_status(config: Config, store: Store, now: datetime, out: TextIO) -> i
     for team in config.teams:
         tz = config.team_calendar(team).zone
         verdicts = waiting_verdicts(config, store, team, now)
+        breaches = store.open_breaches(team)
+        # A waiting mail is named by its subject, as the team knows it, not by its Message-ID.
+        subjects = store.subjects(
+            sorted(
+                {v.item.key for v in verdicts if v.item.channel == "email"} | {b.subject for b in breaches}
+            )
+        )
         removed = store.removed_since(team, now - config.engine.lookback)
         window = format_duration(config.engine.lookback)
         gone = f", {removed} removed (deleted or moved away) in the last {window}" if removed else ""
@@ -98,7 +111,8 @@ def render_status(config: Config, store: Store, now: datetime, out: TextIO) -> i
                 f"{_age(judged.wall_seconds):>8} {_hours(judged.business_seconds):>8}  "
                 f"{_when(judged.due_at, tz):17} {state}\n"
             )
-        breaches = store.open_breaches(team)
+            if item.key in subjects:
+                out.write(f"           {_subject(subjects[item.key])}\n")
         if breaches:
             out.write(
                 f"  open: {sum(b.level == 'breach' for b in breaches)} breaches, "
@@ -106,6 +120,7 @@ def render_status(config: Config, store: Store, now: datetime, out: TextIO) -> i
             )
             for b in breaches:
                 gaps = f"  (judged without {', '.join(b.unreadable)})" if b.unreadable else ""
-                out.write(f"    {b.level:8} {b.rule:16} since {_when(b.opened_at, tz)}  {b.subject}{gaps}\n")
+                what = _subject(subjects[b.subject]) if b.subject in subjects else b.subject
+                out.write(f"    {b.level:8} {b.rule:16} since {_when(b.opened_at, tz)}  {what}{gaps}\n")
         out.write("\n")
     return overdue

@@ -240,7 +240,9 @@ def test_a_read_only_user_with_its_password_from_the_environment(
         assert [c.external_id for c in pbx.poll(None).calls] == ["1.1"]
         pbx.close()
         monkeypatch.setenv("CDR_DB_PASSWORD", "wrong")
-        with pytest.raises(AuthSourceError, match="refused the login"):
+        with pytest.raises(
+            AuthSourceError, match=r"refused the login with the password from password_env .CDR_DB_PASSWORD."
+        ):
             source(url, password_env="CDR_DB_PASSWORD").poll(None)
     finally:
         with admin.begin() as conn:

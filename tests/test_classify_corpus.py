@@ -146,6 +146,13 @@ class Outcome:
 
     sample: Sample
     got: str | None
+    bulk_precedence: bool = False
+    """Precedence bulk/junk/list on no discussion post: bulk unless addressed to the team personally."""
+
+    @property
+    def unaddressed(self) -> str | None:
+        """The verdict for a team none of whose addresses the message names (the rule's worst case)."""
+        return self.got or ("bulk" if self.bulk_precedence else None)
 
     @property
     def correct(self) -> bool:
@@ -234,7 +241,10 @@ def outcomes() -> list[Outcome]:
             "(see shared/corpora/README.md); this test must not be skipped"
         )
     started = time.perf_counter()
-    results = [Outcome(sample, classify(headers_only(sample.raw)).automated) for sample in _samples()]
+    results = []
+    for sample in _samples():
+        verdict = classify(headers_only(sample.raw))
+        results.append(Outcome(sample, verdict.automated, verdict.bulk_precedence))
     elapsed = time.perf_counter() - started
     print(f"\nclassified {len(results)} corpus messages (headers only) in {elapsed:.2f}s")
     assert elapsed < TIME_LIMIT_SECONDS
@@ -295,6 +305,26 @@ def test_false_positive_rate_on_easy_ham(outcomes: list[Outcome]) -> None:
     assert rate <= FALSE_POSITIVE_MAX, f"false-positive rate {rate:.4f}: {false_positives}"
 
 
+def test_bulk_precedence_never_ignores_human_mail_even_when_nothing_is_addressed_to_the_team(
+    outcomes: list[Outcome],
+) -> None:
+    """Issue 8: Precedence bulk counts as bulk on mail not addressed to the team personally.
+
+    Worst case for human mail: a team none of whose addresses any message names, so every message with
+    the flag would be ignored as bulk. Human mail wrongly ignored must stay 0 there too.
+    """
+    human = [o for o in outcomes if not o.sample.expected and o.sample.group != "easy_ham_unmarked"]
+    wrongly = [f"{o.sample.name}: {o.unaddressed}" for o in human if o.unaddressed is not None]
+    flagged = [o for o in outcomes if o.bulk_precedence]
+    print(
+        f"bulk precedence flag on {len(flagged)} corpus messages "
+        f"({sum(o.got is None for o in flagged)} not already automated); human samples: {len(human)}"
+    )
+    assert wrongly == []
+    automated = [o for o in outcomes if o.sample.expected and o.sample.group != "easy_ham_unmarked"]
+    assert sum(o.unaddressed is None for o in automated) == sum(o.got is None for o in automated)
+
+
 def test_human_samples_of_the_bounce_corpora_stay_human(outcomes: list[Outcome]) -> None:
     wrong = [
         f"{o.sample.name}: {o.got}"
@@ -350,3 +380,20 @@ def test_every_exception_names_a_message_that_exists(outcomes: list[Outcome]) ->
     # The mbox override is by position: make sure it still is the forwarded bounce.
     forwarded = headers_only(by_name["sisimai/mailbox/mbox-0#35"].raw)
     assert str(forwarded["Subject"]).startswith("Fwd: Returned mail")
+
+
+def test_majordomo_posts_and_gtube_spam_in_the_unlabelled_corpora() -> None:
+    """Posts a majordomo list resent (Sender owner-<list>@, To the list) are discussion posts, not bulk:
+    flanker keeps three 1997 Apache new-httpd posts with ``Precedence: bulk``. mail-parser's GTUBE test
+    spam (``Precedence: junk``, no list at all) is the only unlabelled message that keeps the flag."""
+    if not EMAIL.is_dir():
+        pytest.fail(f"test corpora not found at {EMAIL}")
+    flagged = []
+    for path in _files(EMAIL):
+        verdict = classify(headers_only(path.read_bytes()))
+        if verdict.automated is None and verdict.bulk_precedence:
+            flagged.append(path.relative_to(EMAIL).as_posix())
+    assert flagged == ["mail-parser/mail_test_16"]
+    for name in ("apache-message-news-mime.eml", "from-encoding.eml", "message-external-body.eml"):
+        verdict = classify(headers_only((EMAIL / "flanker" / name).read_bytes()))
+        assert verdict.automated is None and "precedence:bulk" in verdict.hints, name

@@ -103,3 +103,52 @@ def test_warnings_are_printed_and_exit_0(path: Path, capsys: pytest.CaptureFixtu
     assert main(["check-config", "-c", str(path)]) == 0
     printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("warning: ")]
     assert printed == expected
+
+
+def _model_names() -> set[str]:
+    from pydantic import BaseModel
+
+    import monitor.config  # noqa: F401 - loads every model, plugins included
+    from monitor.exporters.notifiers.base import NOTIFIERS
+    from monitor.rules.base import RULES
+    from monitor.sources.base import SOURCES
+
+    for registry in (SOURCES, RULES, NOTIFIERS):
+        registry.plugins()
+    names: set[str] = set()
+    todo = [BaseModel]
+    while todo:
+        cls = todo.pop()
+        for sub in cls.__subclasses__():
+            if sub.__module__.startswith("monitor"):
+                names.add(sub.__name__)
+            todo.append(sub)
+    return names
+
+
+def test_no_error_names_an_internal_class() -> None:
+    """Issue 8: pydantic's messages name the model class ("instance of ImapFolders"); ours never do."""
+    names = _model_names()
+    assert {"ImapFolders", "TeamConfig", "MemberConfig"} <= names
+    shapes = {
+        "sources": {
+            "a": {"kind": "imap", "host": "h", "username": "u", "password_file": "/dev/null", "folders": []},
+            "b": {"kind": "maildir", "path": "/x", "folders": "INBOX"},
+            "c": "not a mapping",
+        },
+        "calendars": {"x": {"timezone": "UTC", "hours": []}, "y": []},
+        "teams": {"t": {"members": [1, "x"], "rules": ["r"], "notify": []}, "u": []},
+        "store": [],
+        "http": "x",
+    }
+    lines: list[str] = []
+    for path in INVALID:
+        with pytest.raises(ConfigError) as err:
+            load(path)
+        lines += err.value.errors
+    with pytest.raises(ConfigError) as err:
+        validate(shapes)
+    lines += err.value.errors
+    assert len(lines) > 40
+    leaked = [line for line in lines if any(re.search(rf"\b{name}\b", line) for name in names)]
+    assert leaked == []

@@ -10,6 +10,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.demo import command_prefix
@@ -58,10 +59,25 @@ def test_demo_serves_waiting_customers_and_a_breach(tmp_path: Path) -> None:
     assert f"http://127.0.0.1:{port}/metrics" in out
     assert "team support:" in out and "OVERDUE" in out
     assert "phone" in out and "+447700900104" in out  # the caller waiting for more than a week
+    # Every command printed works as printed; waiting mail is named by subject, never by Message-ID.
+    (status_line,) = [line for line in out.splitlines() if line.strip().startswith("status:")]
+    command = status_line.split("status:", 1)[1].split()
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode in (0, 1), done.stderr  # 1: overdue items, as the demo has
+    assert "team support:" in done.stdout
+    mail_breaches = [line for line in out.splitlines() if line.strip().startswith("breach   reply_within")]
+    assert mail_breaches and all(line.rstrip().endswith('"') for line in mail_breaches), mail_breaches
+    # Business hours at work: a weekday calendar, not one open around the clock.
+    written = yaml.safe_load((tmp_path / "demo" / "replywatch.yaml").read_text())
+    (calendar,) = written["calendars"].values()
+    assert calendar["hours"] == {"mon-fri": "09:00-17:30"}
 
 
 def test_the_printed_command_runs_as_printed(monkeypatch: pytest.MonkeyPatch) -> None:
     prefix = command_prefix()
+    # From a virtual environment (uv run) the bare name works only there: the script's path, which exists.
+    if sys.prefix != sys.base_prefix and shutil.which("replywatch"):
+        assert Path(prefix).is_absolute() and Path(prefix).exists(), prefix
     done = subprocess.run([*prefix.split(" "), "--help"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and "check-config" in done.stdout
     monkeypatch.setattr(shutil, "which", lambda _name: None)  # not on PATH: this interpreter, by its path

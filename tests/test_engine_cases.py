@@ -59,6 +59,7 @@ def load_messages(spec: list[dict[str, Any]]) -> list[MessageEvent]:
                 references=_tuple(m.get("references")),
                 thread_id=m.get("thread_id"),
                 automated=m.get("automated"),
+                bulk_precedence=bool(m.get("bulk_precedence", False)),
                 holding_marker=bool(m.get("holding", False)),
                 preview=m.get("text", ""),
                 removed_at=_dt(m["removed"]) if "removed" in m else None,

@@ -195,6 +195,18 @@ def test_a_refused_login_is_an_auth_error(replay: ReplayServer, monkeypatch: pyt
     with pytest.raises(AuthSourceError) as caught:
         source(replay).poll(None)
     assert "wrong" not in str(caught.value).replace("svc-replywatch", "")
+    assert "with the secret from password_env 'EWS_PASSWORD'" in str(caught.value)
+
+
+def test_a_certificate_of_another_ca_says_set_ca_file(replay: ReplayServer, tmp_path: Path) -> None:
+    import trustme
+
+    other = tmp_path / "other-ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(other))
+    with pytest.raises(TransientSourceError) as caught:
+        source(replay, ca_file=str(other)).poll(None)
+    assert "the server's certificate is not signed by the CAs in ca_file" in str(caught.value)
+    assert str(caught.value).endswith("set `ca_file` to the PEM file of the CA that signed it")
 
 
 def test_config_needs_exactly_one_place() -> None:

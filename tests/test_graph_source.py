@@ -327,3 +327,24 @@ def test_errors_are_classified(replay: ReplayServer) -> None:
         replay.graph[f"{USERS}/inbox/messages/delta"] = [Answer(status, json.loads('{"error": {}}'))]
         with pytest.raises(kind):
             source(replay).poll(None)
+
+
+def test_connection_errors_say_which_setting_to_change(replay: ReplayServer, tmp_path: Path) -> None:
+    """Graph shares the IMAP source's connection hints (issue 8): a CA nobody configured, a closed port."""
+    import trustme
+
+    other = tmp_path / "other-ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(other))
+    with pytest.raises(TransientSourceError) as caught:
+        source(replay, ca_file=str(other)).poll(None)
+    assert "the server's certificate is not signed by the CAs in ca_file" in str(caught.value)
+    assert str(caught.value).endswith("set `ca_file` to the PEM file of the CA that signed it")
+
+    from tests.servers.dovecot import free_port
+
+    closed = f"https://127.0.0.1:{free_port()}"
+    with pytest.raises(TransientSourceError) as caught:
+        source(replay, authority=closed, graph_url=closed).poll(None)
+    assert str(caught.value).endswith(
+        f"{closed.removeprefix('https://')}: connection refused: nothing listens there; check `authority`"
+    )

@@ -105,6 +105,11 @@ def test_wrong_password_is_an_auth_error(smtp_server: SmtpServer, monkeypatch: p
         mail.send(delivery(item(1)))
     assert caught.value.reason == "auth"
     assert "wrong" not in str(caught.value)
+    assert str(caught.value) == (
+        f"auth: 127.0.0.1 refused the login of {USER!r} with the secret from password_env "
+        "'TEST_SMTP_PASSWORD': 535 5.7.8 Authentication credentials invalid; check the user name and that "
+        "secret"
+    )
     assert smtp_server.received == []
 
 
@@ -114,6 +119,10 @@ def test_unverified_certificate_is_refused(smtp_server: SmtpServer, monkeypatch:
         mail.send(delivery(item(1)))
     assert caught.value.reason in {"protocol", "unreachable"}
     assert "CERTIFICATE_VERIFY_FAILED" in repr(caught.value.__cause__)
+    assert str(caught.value).endswith(
+        f"127.0.0.1:{smtp_server.port}: the server's certificate is not signed by the system's CAs "
+        "(unable to get local issuer certificate); set `ca_file` to the PEM file of the CA that signed it"
+    )
     assert smtp_server.received == []
 
 
@@ -123,6 +132,10 @@ def test_server_down_is_unreachable(smtp_server: SmtpServer, monkeypatch: pytest
     with pytest.raises(NotifierError) as caught:
         mail.send(delivery(item(1)))
     assert caught.value.reason == "unreachable"
+    assert str(caught.value) == (
+        f"unreachable: 127.0.0.1:{smtp_server.port}: connection refused: nothing listens there; check "
+        "`host` and `port`"
+    )
 
 
 def test_plain_smtp_only_to_loopback() -> None:

@@ -273,7 +273,10 @@ def test_imap_error_names_source_and_folder(imap_mailbox: Mailbox) -> None:
     imap_mailbox.create_folder("Sent")
     with pytest.raises(PermanentSourceError) as raised:
         src.poll(None)
-    assert str(raised.value) == "source support folder inbox: folder 'Inbx' not found on 127.0.0.1"
+    assert str(raised.value) == (
+        "source support folder inbox: folder 'Inbx' not found on 127.0.0.1; folders there: 'INBOX', 'Sent'; "
+        "set `folders` to one of them"
+    )
 
 
 def test_plugin_logs_carry_the_source_field(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

@@ -13,7 +13,7 @@ import yaml
 from monitor.awaiting import AwaitingItem
 from monitor.cli import main
 from monitor.config import validate
-from monitor.events import Channel
+from monitor.events import Channel, MessageEvent
 from monitor.sources.base import PollResult
 from monitor.status import NeverPolled, render_status
 from monitor.store.db import Store
@@ -77,3 +77,36 @@ def test_business_hours_warnings_and_a_missing_source(tmp_path: Path) -> None:
     assert row.rstrip().endswith("WARNING")  # due in 8 business hours, warned 10 before
     assert "INCOMPLETE: source alice-mail not read since Fri 20 Nov 14:00 (stale after 0h05m)" in text
     assert "inbox" not in text.split("INCOMPLETE")[1]
+
+
+def test_a_waiting_mail_is_named_by_its_subject(tmp_path: Path) -> None:
+    cfg = validate(config(tmp_path)).config
+    store = Store.open(f"sqlite:///{tmp_path / 'rw.db'}")
+    store.upgrade()
+    received = datetime(2026, 11, 16, 16, 0, tzinfo=UTC)
+    mail = MessageEvent(
+        source="inbox",
+        folder="inbox",
+        external_id="1",
+        message_id="c1@cust.example",
+        date=received,
+        from_addr="carol@cust.example",
+        subject="Invoice 1234 is\n wrong",
+    )
+    store.save_poll("inbox", PollResult(messages=[mail], cursor={"v": 1}), NOW - timedelta(minutes=1))
+    store.save_poll("alice-mail", PollResult(cursor={"v": 1}), NOW - timedelta(minutes=1))
+    item = AwaitingItem(
+        team="support",
+        channel=Channel.EMAIL,
+        key="c1@cust.example",
+        conversation="c1@cust.example",
+        customer="carol@cust.example",
+        received_at=received,
+    )
+    store.replace_awaiting("support", Channel.EMAIL, [item], NOW - timedelta(days=60), NOW)
+    out = io.StringIO()
+    render_status(cfg, store, NOW, out)
+    lines = out.getvalue().splitlines()
+    row = next(i for i, line in enumerate(lines) if "carol@cust.example" in line)
+    assert lines[row + 1].strip() == '"Invoice 1234 is wrong"'
+    assert "c1@cust.example" not in out.getvalue()

@@ -34,9 +34,9 @@ def msg(n: int, **kw: object) -> MessageEvent:
 
 
 def test_migrations_reach_head_and_are_idempotent(store: Store) -> None:
-    assert current(store.engine) == "0008"
+    assert current(store.engine) == "0009"
     store.upgrade()
-    assert current(store.engine) == "0008"
+    assert current(store.engine) == "0009"
 
 
 def test_upgrade_from_0001_keeps_breaches_and_stamps_sources(store: Store) -> None:

@@ -147,7 +147,7 @@ def test_a_mistake_in_a_third_party_section_gets_the_plugins_own_error_with_its_
     errors = sorted(line.strip() for line in done.stderr.splitlines()[1:])
     assert errors == [
         "sources.news.url: required",
-        "sources.news.urll: unknown key",
+        "sources.news.urll: unknown key; did you mean 'url'?",  # a third-party model's keys too
         "sources.old.kind: unknown kind 'fed' "
         "(known: asterisk_csv, calls_csv, cdr_sql, exchange, feed, graph, imap, maildir, mbox, threecx_csv)",
         "teams.sales.rules[0].source: 'old' is not one of the team's sources",

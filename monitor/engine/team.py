@@ -37,7 +37,8 @@ class TeamContext:
         )
 
     def automated(self, message: MessageEvent) -> str | None:
-        """Why ``message`` is automated (the source's verdict, else the team's no-reply patterns)."""
+        """Why ``message`` is automated (the source's verdict, else the team's no-reply patterns, else bulk
+        precedence on mail not addressed to the team personally)."""
         if message.automated:
             return message.automated
         if (
@@ -46,7 +47,23 @@ class TeamContext:
             and matches_sender_pattern(message.from_addr, self.no_reply_senders)
         ):
             return "no_reply_sender"
+        # Issue 8: Precedence bulk/junk/list reached the team through a list or Bcc, not written to it. On
+        # mail To or Cc the team's or a member's own address it stays a hint: list software (a Google
+        # Group behind the team's address) adds it to what customers write.
+        # The team's own mail is never judged so: helpdesk tools (RT, OTRS) put Precedence: bulk on the
+        # replies they send to customers, to keep auto-responders quiet; those replies are answers.
+        if (
+            message.bulk_precedence
+            and message.folder != "sent"
+            and self.responder(message) is None
+            and not self.addressed_personally(message)
+        ):
+            return "bulk"
         return None
+
+    def addressed_personally(self, message: MessageEvent) -> bool:
+        """Whether ``message`` names a team address or a member's own address in To or Cc."""
+        return any(a in self.addresses or a in self.members for a in (*message.to_addrs, *message.cc_addrs))
 
     def role(self, address: str | None) -> str:
         """``team``, ``internal`` or ``customer`` for one address (``unknown`` when missing)."""

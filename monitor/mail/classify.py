@@ -80,6 +80,7 @@ HEADERS_USED: tuple[str, ...] = (
     "List-Post",
     "List-Unsubscribe",
     "Mailing-List",
+    "X-BeenThere",
     "Feedback-ID",
     "X-Bulkmail",
     "X-Spam-Flag",
@@ -100,6 +101,10 @@ class Verdict:
     """The winning reason (one of :data:`REASONS`), None for human mail."""
     hints: tuple[str, ...] = ()
     """Weak signals seen that did not decide, e.g. ``precedence:bulk``, ``list-id``."""
+    bulk_precedence: bool = False
+    """``Precedence: bulk|junk|list`` on a message that is no discussion-list post: bulk mail unless it
+    was addressed to the team personally, which only the team's addresses can tell (see
+    :meth:`monitor.engine.team.TeamContext.automated`)."""
 
     @property
     def is_automated(self) -> bool:
@@ -393,6 +398,7 @@ def classify(msg: Message, *, no_reply_senders: Sequence[str] = DEFAULT_NO_REPLY
 def _classify(msg: Message, no_reply_senders: Sequence[str]) -> Verdict:
     reasons: set[str] = set()
     hints: list[str] = []
+    listed: list[bool] = []
 
     subject = _text(msg, "Subject")
     # A subject that quotes a phrase after "Re:"/"Fwd:" is someone replying to or forwarding it.
@@ -466,7 +472,7 @@ def _classify(msg: Message, no_reply_senders: Sequence[str]) -> Verdict:
         reasons.add("no_reply_sender")
 
     # --- bulk senders ------------------------------------------------------------------------------
-    if _bulk_sender(msg, precedence, hints):
+    if _bulk_sender(msg, precedence, hints, listed):
         reasons.add("bulk")
     # Mass-mailing software, tracking (VERP) senders and newsletter mailboxes: mail nobody answers.
     return_path, _ = first_mailbox(_raw(msg, "Return-Path"))
@@ -486,10 +492,16 @@ def _classify(msg: Message, no_reply_senders: Sequence[str]) -> Verdict:
     for reason in _PRECEDENCE:
         if reason in reasons:
             return Verdict(reason, tuple(hints))
-    return Verdict(None, tuple(hints))
+    # Precedence alone does not decide: list software adds it to human mail sent to the team. Whether
+    # this message was (a person writing to the team) is for the team's addresses to tell.
+    bulk_precedence = precedence in _BULK_PRECEDENCE and not listed
+    return Verdict(None, tuple(hints), bulk_precedence=bulk_precedence)
 
 
-def _bulk_sender(msg: Message, precedence: str, hints: list[str]) -> bool:
+_BULK_PRECEDENCE = frozenset({"bulk", "junk", "list"})
+
+
+def _bulk_sender(msg: Message, precedence: str, hints: list[str], listed: list[bool]) -> bool:
     """Whether the message comes from a bulk sender; appends the weak list signals to ``hints``.
 
     Decided from the SpamAssassin easy_ham corpus (2,500 human messages, 2002): 1,572 carry
@@ -500,9 +512,11 @@ def _bulk_sender(msg: Message, precedence: str, hints: list[str]) -> bool:
     newsletter) is a real bulk sender: List-Unsubscribe and none of these discussion-list markers.
     List-Id is *not* a discussion marker: newsletter platforms (Mailchimp, Campaign Monitor) set it.
     ``Precedence: bulk|junk|list`` and ``List-Id`` alone are hints only: list software adds them to
-    human mail.
+    human mail. ``listed`` gets True when the message is a discussion-list post.
     """
-    if precedence in {"bulk", "junk", "list"}:
+    if _discussion_list(msg):
+        listed.append(True)
+    if precedence in _BULK_PRECEDENCE:
         hints.append(f"precedence:{precedence}")
     if _present(msg, "List-Id"):
         hints.append("list-id")
@@ -512,7 +526,7 @@ def _bulk_sender(msg: Message, precedence: str, hints: list[str]) -> bool:
         return True
     if not _present(msg, "List-Unsubscribe"):
         return False
-    if _discussion_list(msg):
+    if listed:
         hints.append("list-unsubscribe")
         return False
     return True
@@ -531,7 +545,32 @@ def _discussion_list(msg: Message) -> bool:
     # §3.6.2: the agent responsible for the transmission), distinct from the human From.
     sender, _ = first_mailbox(_raw(msg, "Sender"))
     from_addr, _ = first_mailbox(_raw(msg, "From"))
-    return bool(sender) and sender != from_addr and sender in addresses((_raw(msg, "To"), _raw(msg, "Cc")))
+    recipients = addresses((_raw(msg, "To"), _raw(msg, "Cc")))
+    if sender and sender != from_addr and sender in recipients:
+        return True
+    # Mailman (2.0, before it wrote List-Post) names the list's posting address in X-BeenThere: a post
+    # someone addressed To or Cc that address is a discussion post (69 of easy_ham's ILUG posts).
+    been_there, _ = first_mailbox(_raw(msg, "X-BeenThere"))
+    if been_there and been_there in recipients:
+        return True
+    # Majordomo, Mailman and ezmlm send a post with Sender (or the envelope) set to the list's owner or
+    # bounce address, named after the list: "owner-new-httpd@", "new-httpd-owner@", "ilug-admin@",
+    # "x-bounces@". A post addressed to that list is a discussion post (flanker's Apache new-httpd mail).
+    owner = _list_of_owner(sender.rpartition("@")[0]) if sender else None
+    return owner is not None and any(r.rpartition("@")[0] == owner for r in recipients)
+
+
+_OWNER_LOCAL_PART = re.compile(
+    r"^(?:owner-(?P<a>.+)|(?P<b>.+?)-(?:owner|admin|request|bounces))$", re.IGNORECASE
+)
+
+
+def _list_of_owner(local: str) -> str | None:
+    """The list a list-owner or bounce mailbox belongs to: ``owner-x`` and ``x-owner`` -> ``x``."""
+    match = _OWNER_LOCAL_PART.match(local)
+    if match is None:
+        return None
+    return (match.group("a") or match.group("b")).lower()
 
 
 def _report_reason(msg: Message) -> str | None:

@@ -57,10 +57,10 @@ def to_event(
         verdict = classify(
             msg, no_reply_senders=DEFAULT_NO_REPLY if no_reply_senders is None else no_reply_senders
         )
-        automated = verdict.automated
+        automated, bulk_precedence = verdict.automated, verdict.bulk_precedence
     except Exception as err:  # a classifier bug must not drop a customer: judge the message as human
         note("classification", type(err).__name__)
-        automated = None
+        automated, bulk_precedence = None, False
     ids = _guarded(note, "Message-ID", lambda: message_ids(msg.get("Message-ID")), _NO_IDS)
     from_addr, from_name = _reported(note, "From", lambda p: first_address(msg.get("From"), p), _NO_ADDRESS)
     sender_addr, _ = _reported(note, "Sender", lambda p: first_address(msg.get("Sender"), p), _NO_ADDRESS)
@@ -87,6 +87,7 @@ def to_event(
         thread_id=gmail_thread_id
         or _guarded(note, "Thread-Index", lambda: thread_index_root(msg.get("Thread-Index")), None),
         automated=automated,
+        bulk_precedence=bulk_precedence,
         flags=frozenset(f.lower().lstrip("\\") for f in flags),
         holding_marker=holding,
         preview=preview,

@@ -148,7 +148,7 @@ class CdrSqlSource:
             except NoSuchTableError as err:
                 raise PermanentSourceError(f"table {self.config.table!r} not found") from err
             except SQLAlchemyError as err:
-                raise _source_error(err) from err
+                raise _source_error(err, self.config.password) from err
             missing = [c for c in ("src", "dst", "disposition", "uniqueid") if c not in table.c]
             if missing or not ("calldate" in table.c or "start" in table.c):
                 raise PermanentSourceError(
@@ -204,7 +204,7 @@ class CdrSqlSource:
                         new_legs.append(leg)
                 calls = self._calls(conn, table, group_col, new_legs, whole=newest is None)
         except SQLAlchemyError as err:
-            raise _source_error(err) from err
+            raise _source_error(err, self.config.password) from err
         if new_legs:
             newest = max([leg.start for leg in new_legs] + ([newest] if newest is not None else []))
         return PollResult(calls=calls, cursor=self._cursor(newest, seen), resync=resync)
@@ -296,10 +296,13 @@ def _reason(err: BaseException) -> str:
     return str(orig if orig is not None else err).splitlines()[0]
 
 
-def _source_error(err: SQLAlchemyError) -> Exception:
+def _source_error(err: SQLAlchemyError, password: SecretRef | None) -> Exception:
     reason = _reason(err)
     if any(hint in reason.lower() for hint in _AUTH_HINTS):
-        return AuthSourceError(f"the database refused the login: {reason}")
+        origin = (
+            f" with the password from {password.origin}" if password is not None else " without a password"
+        )
+        return AuthSourceError(f"the database refused the login{origin}: {reason}")
     return TransientSourceError(f"database error: {reason}")
 
 

@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from monitor.plugins import SecretError, SecretRef
 from monitor.sources.base import AuthSourceError, PermanentSourceError, TransientSourceError
+from monitor.sources.hints import url_hint
 
 
 class _Verifying:
@@ -122,7 +123,8 @@ class Tokens:
                 raise PermanentSourceError(f"authority {login.authority}: {err}") from err
             except requests.RequestException as err:
                 self.close()
-                raise TransientSourceError(f"authority {login.authority}: {err}") from err
+                hint = url_hint(err, login.authority, login.ca_file, "authority")
+                raise TransientSourceError(f"authority {hint or f'{login.authority}: {err}'}") from err
         return self._app
 
     def access_token(self) -> AccessToken:
@@ -132,7 +134,8 @@ class Tokens:
         try:
             result = app.acquire_token_for_client(scopes=[self.login.scope])
         except requests.RequestException as err:
-            raise TransientSourceError(f"token from {self.login.authority}: {err}") from err
+            hint = url_hint(err, self.login.authority, self.login.ca_file, "authority")
+            raise TransientSourceError(f"token from {hint or f'{self.login.authority}: {err}'}") from err
         token = result.get("access_token") if isinstance(result, dict) else None
         if not isinstance(token, str):
             answer = result if isinstance(result, dict) else {}

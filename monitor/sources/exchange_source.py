@@ -42,6 +42,7 @@ from monitor.sources.base import (
 )
 from monitor.sources.entra import AppLogin, Tokens
 from monitor.sources.exchange import FIELDS, ExchangeConfig
+from monitor.sources.hints import url_hint
 from monitor.sources.mail_item import ItemsState, MailItem, folder_counts, items_read
 
 # --- TLS: the configured CA file per EWS host, whatever the environment says ----------------------
@@ -357,14 +358,21 @@ class ExchangeSource(FolderSource[ExchangeState]):
             wait = timedelta(seconds=err.back_off) if err.back_off else None
             raise TransientSourceError(f"{mailbox}: server busy (ErrorServerBusy)", retry_after=wait) from err
         except (ews_errors.UnauthorizedError, ews_errors.ErrorAccessDenied) as err:
-            who = self.config.username or f"app {self.config.client_id}"
-            raise AuthSourceError(f"{mailbox}: access refused to {who!r}: {err}") from err
+            if self.config.username:
+                origin = self.config.password.origin if self.config.password else "no password"
+                who = f"{self.config.username!r} with the secret from {origin}"
+            else:
+                who = f"app {self.config.client_id!r}"
+            raise AuthSourceError(f"{mailbox}: access refused to {who}: {err}") from err
         except ews_errors.ErrorImpersonateUserDenied as err:
             raise AuthSourceError(f"{mailbox}: impersonation refused: {err}") from err
         except (ews_errors.ErrorNonExistentMailbox, ews_errors.ErrorFolderNotFound) as err:
             raise PermanentSourceError(f"{mailbox}: {type(err).__name__}: {err}") from err
         except (ews_errors.TransportError, ews_errors.RateLimitError, requests.RequestException) as err:
-            raise TransientSourceError(f"{mailbox}: {type(err).__name__}: {err}") from err
+            endpoint = self.config.endpoint
+            setting = "server" if self.config.server else "service_endpoint"
+            hint = url_hint(err, endpoint, self.config.ca_file, setting) if endpoint else None
+            raise TransientSourceError(f"{mailbox}: {hint or f'{type(err).__name__}: {err}'}") from err
         except ews_errors.EWSError as err:
             raise TransientSourceError(f"{mailbox}: {type(err).__name__}: {err}") from err
 

@@ -24,6 +24,7 @@ from monitor.sources.base import (
     SourceConfigBase,
     SourcePlugin,
 )
+from monitor.sources.junk import GRAPH_JUNK, is_junk_name, junk_refusal
 
 SELECT = (
     "id,internetMessageId,conversationId,subject,from,sender,toRecipients,ccRecipients,replyTo,"
@@ -45,6 +46,13 @@ class GraphFolders(BaseModel):
     """Where customers' mail arrives."""
     sent: str = "sentitems"
     """Where the team's replies are kept."""
+
+    @field_validator("inbox", "sent")
+    @classmethod
+    def _not_junk(cls, value: str) -> str:
+        if value.strip().lower() in GRAPH_JUNK or is_junk_name(value):
+            raise ValueError(junk_refusal(value))
+        return value
 
 
 class GraphConfig(SourceConfigBase):

@@ -23,6 +23,7 @@ from monitor.sources.base import (
 )
 from monitor.sources.entra import AppLogin, Tokens
 from monitor.sources.graph import HEADERS, ID_TYPE, SELECT, GraphConfig
+from monitor.sources.hints import url_hint
 from monitor.sources.imap import shared_ssl_context
 from monitor.sources.mail_item import ItemsState, Mailbox, MailItem, folder_counts, items_read
 
@@ -261,7 +262,10 @@ class GraphSource(FolderSource[GraphState]):
         try:
             response = self._http.get(url, params=params, headers=headers)
         except httpx.HTTPError as err:
-            raise TransientSourceError(f"GET {self.config.graph_url}: {type(err).__name__}: {err}") from err
+            hint = url_hint(err, self.config.graph_url, self.config.ca_file, "graph_url")
+            raise TransientSourceError(
+                f"GET {hint}" if hint else f"GET {self.config.graph_url}: {type(err).__name__}: {err}"
+            ) from err
         status = response.status_code
         if status == 200:
             try:

@@ -32,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar, Literal, NotRequired
 
-from imapclient import IMAPClient
+from imapclient import IMAPClient, SocketTimeout
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
@@ -41,7 +41,7 @@ from monitor.durations import Duration
 from monitor.events import MessageEvent, archive_role
 from monitor.mail.classify import HEADERS_USED
 from monitor.mail.event import to_event
-from monitor.mail.headers import WANTED_HEADERS, parse_header_block
+from monitor.mail.headers import WANTED_HEADERS, first_address, parse_header_block
 from monitor.mail.preview import preview
 from monitor.plugins import SecretError, SecretRef
 from monitor.sources.base import (
@@ -59,7 +59,16 @@ from monitor.sources.base import (
     SourcePlugin,
     TransientSourceError,
 )
+from monitor.sources.hints import (
+    connection_hint,
+    greeting_timeout,
+    login_refused,
+    missing_folder,
+    server_text,
+    speaks_tls,
+)
 from monitor.sources.imap_fetch import FetchParseError, parse_fetch_records
+from monitor.sources.junk import is_junk_name, junk_refusal
 
 _IMAPLIB_LOG = logging.getLogger("imapclient.imaplib")  # where imapclient sends imaplib's protocol trace
 
@@ -137,6 +146,9 @@ class ImapFolders(BaseModel):
 
     @model_validator(mode="after")
     def _distinct(self) -> ImapFolders:
+        for name in (self.inbox, self.sent, *self.extra):
+            if is_junk_name(name):
+                raise ValueError(junk_refusal(name))
         seen = {self.inbox}
         if self.sent != "auto":
             if self.sent == self.inbox:
@@ -355,6 +367,7 @@ class ImapSource(FolderSource[ImapState]):
         self._client: Any = None
         self._capabilities: frozenset[bytes] = frozenset()
         self._sent_folder: str | None = None
+        self._junk_checked = False
         self._header_item = "BODY.PEEK[HEADER.FIELDS ({})]".format(" ".join(FETCH_HEADERS))
 
     # -- public API --------------------------------------------------------------------------------
@@ -372,6 +385,26 @@ class ImapSource(FolderSource[ImapState]):
         except SourceError as err:
             problems.append(str(err))
         return problems
+
+    def sent_senders(self, limit: int = 50) -> list[str]:
+        """The From address of each of the newest ``limit`` messages in the Sent folder (read-only, for
+        ``check-config --probe``: one EXAMINE, one UID SEARCH and one FETCH of the From field)."""
+        client = self._connection()
+        sent = dict(self._folders(client))["sent"]
+        with self._talking(f"reading {sent!r}"):
+            client.select_folder(sent, readonly=True)
+            try:
+                newest = sorted(client.search(["ALL"]))[-limit:]
+                fetched = client.fetch(newest, ["BODY.PEEK[HEADER.FIELDS (FROM)]"]) if newest else {}
+            finally:
+                self._unselect(client)
+        out = []
+        for item in fetched.values():
+            raw = item.get(b"BODY[HEADER.FIELDS (FROM)]") or b""
+            address, _name = first_address(parse_header_block(raw).get("From"))
+            if address:
+                out.append(address)
+        return out
 
     def poll(self, cursor: Cursor | None) -> PollResult:
         """Report messages new or changed since ``cursor`` and each folder's counts, within ``poll_deadline``.
@@ -434,10 +467,12 @@ class ImapSource(FolderSource[ImapState]):
             raise
         except LoginError as err:
             self._drop()
-            text = str(err)
+            text = server_text(err)
             if "UNAVAILABLE" in text:  # RFC 5530: the server cannot log anyone in right now
                 raise TransientSourceError(f"{doing} on {host}: {text}") from err
-            raise AuthSourceError(f"{host} refused the login of {self.config.username!r}: {text}") from err
+            raise AuthSourceError(
+                login_refused(host, self.config.username, self._secret_origin(), text)
+            ) from err
         except (IMAPClientAbortError, ConnectionError, ssl.SSLEOFError, EOFError) as err:
             self._drop()
             raise _ConnectionLost(f"{doing} on {host}: connection lost ({err})") from err
@@ -462,23 +497,30 @@ class ImapSource(FolderSource[ImapState]):
         if cfg.tls != "none":
             context = self._ssl_context or shared_ssl_context(cfg.ca_file)
         secret = self._secret()
+        timeout = cfg.timeout.total_seconds()
         with self._talking("connecting"):
-            client = self._client_factory(
-                host=cfg.host,
-                port=cfg.port,
-                ssl=cfg.tls == "implicit",
-                ssl_context=context,
-                timeout=cfg.timeout.total_seconds(),
-            )
-            self._client = client
-            client.normalise_times = False  # keep INTERNALDATE's zone; we convert to UTC ourselves
-            if cfg.tls == "starttls":
-                if not client.has_capability("STARTTLS"):
-                    self._drop()
-                    raise PermanentSourceError(
-                        f"{cfg.host}:{cfg.port} does not offer STARTTLS (tls: starttls)"
-                    )
-                client.starttls(context)
+            try:
+                # Connecting and the greeting get seconds, not ``timeout``: STARTTLS spoken to an
+                # implicit-TLS port would otherwise wait the whole timeout for a greeting that never comes.
+                client = self._client_factory(
+                    host=cfg.host,
+                    port=cfg.port,
+                    ssl=cfg.tls == "implicit",
+                    ssl_context=context,
+                    timeout=SocketTimeout(connect=greeting_timeout(timeout), read=timeout),
+                )
+                self._client = client
+                client.normalise_times = False  # keep INTERNALDATE's zone; we convert to UTC ourselves
+                if cfg.tls == "starttls":
+                    if not client.has_capability("STARTTLS"):
+                        self._drop()
+                        raise PermanentSourceError(
+                            f"{cfg.host}:{cfg.port} does not offer STARTTLS (tls: starttls)"
+                        )
+                    client.starttls(context)
+            except (OSError, ssl.SSLError) as err:
+                self._drop()
+                raise self._connect_error(err) from err
             if cfg.uses_oauth2:
                 client.oauth2_login(cfg.username, secret)
             else:
@@ -493,6 +535,25 @@ class ImapSource(FolderSource[ImapState]):
                     client.enable("CONDSTORE")
         self.log.debug("connected to %s:%d", cfg.host, cfg.port)
         return client
+
+    def _connect_error(self, err: OSError) -> SourceError:
+        """The error of a failed connection, with what it means and the setting that fixes it."""
+        cfg = self.config
+        probed = None
+        if isinstance(err, TimeoutError) and cfg.tls != "implicit":
+            probed = speaks_tls(cfg.host, cfg.port)
+        hint = connection_hint(
+            err, host=cfg.host, port=cfg.port, tls=cfg.tls, ca_file=cfg.ca_file, port_speaks_tls=probed
+        )
+        return TransientSourceError(f"connecting to {hint}" if hint else f"connecting on {cfg.host}: {err}")
+
+    def _secret_origin(self) -> str:
+        """Where the password or token came from (the setting and its variable, file or command)."""
+        cfg = self.config
+        if cfg.oauth2_token_command is not None:
+            return f"oauth2_token_command {cfg.oauth2_token_command[0]!r}"
+        ref = cfg.password or cfg.oauth2_token
+        return ref.origin if ref is not None else "(none)"
 
     def _secret(self) -> str:
         """The password or token, read now (never stored, never logged)."""
@@ -534,10 +595,16 @@ class ImapSource(FolderSource[ImapState]):
         """``(role, server name)`` of every watched folder."""
         folders = self.config.folders
         sent = folders.sent
+        if (sent == "auto" and self._sent_folder is None) or not self._junk_checked:
+            with self._talking("listing folders"):
+                listing = client.list_folders()
+            if sent == "auto" and self._sent_folder is None:
+                self._sent_folder = self._find_sent(listing)
+            watched = [folders.inbox, self._sent_folder if sent == "auto" else sent, *folders.extra]
+            self._refuse_junk(listing, watched)
+            self._junk_checked = True
         if sent == "auto":
-            if self._sent_folder is None:
-                with self._talking("listing folders"):
-                    self._sent_folder = self._find_sent(client.list_folders())
+            assert self._sent_folder is not None
             sent = self._sent_folder
         return [
             ("inbox", folders.inbox),
@@ -545,6 +612,16 @@ class ImapSource(FolderSource[ImapState]):
             *((name, name) for name in folders.extra),
             *((archive_role(name), name) for name in folders.archive),
         ]
+
+    def _refuse_junk(
+        self, listing: Sequence[tuple[Sequence[bytes], Any, str]], watched: list[str | None]
+    ) -> None:
+        """A watched folder the server marks ``\\Junk`` (RFC 6154 §2) is a configuration error."""
+        for flags, _sep, name in listing:
+            if str(name) in watched and any(flag.lower() == b"\\junk" for flag in flags):
+                raise PermanentSourceError(
+                    f"folder {str(name)!r} on {self.config.host} is marked \\Junk: " + junk_refusal(str(name))
+                )
 
     def _find_sent(self, listing: Sequence[tuple[Sequence[bytes], Any, str]]) -> str:
         # RFC 6154 §2: the \Sent attribute names the folder whatever its (localized) name is. Dovecot,
@@ -572,18 +649,22 @@ class ImapSource(FolderSource[ImapState]):
                 except IMAPClientAbortError:
                     raise
                 except IMAPClientError as err:
-                    raise self._folder_error(folder, err) from err
+                    raise self._folder_error(folder, err, client) from err
         except PermanentSourceError:
             if self.config.folders.sent == "auto" and folder == self._sent_folder:
                 self._sent_folder = None  # look it up again next time
             raise
 
-    def _folder_error(self, folder: str, err: Exception) -> SourceError:
-        text = str(err)
+    def _folder_error(self, folder: str, err: Exception, client: Any) -> SourceError:
+        text = server_text(err)
         lowered = text.lower()
         # RFC 5530 response codes; older servers only say it in words.
-        if any(word in lowered for word in ("exist", "not found", "no such", "unknown mailbox")):
-            return PermanentSourceError(f"folder {folder!r} not found on {self.config.host}")
+        if any(word in lowered for word in ("exist", "not found", "no such", "unknown mailbox", "cannot]")):
+            existing: list[str] = []
+            with suppress(Exception):  # the listing only helps the message; its failure changes nothing
+                existing = sorted(str(name) for _flags, _sep, name in client.list_folders())
+            if folder not in existing:
+                return PermanentSourceError(missing_folder(folder, self.config.host, existing))
         if any(code in text for code in ("UNAVAILABLE", "SERVERBUG", "INUSE", "LIMIT")):
             return TransientSourceError(f"folder {folder!r} on {self.config.host}: {text}")
         return PermanentSourceError(f"folder {folder!r} on {self.config.host} cannot be read: {text}")
@@ -632,7 +713,7 @@ class ImapSource(FolderSource[ImapState]):
             except IMAPClientAbortError:
                 raise
             except IMAPClientError as err:
-                raise self._folder_error(folder.name, err) from err
+                raise self._folder_error(folder.name, err, client) from err
             try:
                 return self._read_changes(client, folder, state, status, selected, now)
             finally:

@@ -31,6 +31,7 @@ from monitor.sources.base import (
     TransientSourceError,
 )
 from monitor.sources.files import read_header_block, read_prefix
+from monitor.sources.junk import is_junk_name, junk_refusal
 
 SENT_NAMES: tuple[str, ...] = (
     ".Sent",
@@ -90,6 +91,8 @@ class MaildirFolders(BaseModel):
             return value
         if "/" in value or "\\" in value or value in (".", "..") or "\0" in value:
             raise ValueError(f"folder {value!r} must be one directory name under the maildir (like '.Sent')")
+        if is_junk_name(value.removeprefix(".")):  # Maildir++ names a folder ".Junk"
+            raise ValueError(junk_refusal(value))
         return value
 
 

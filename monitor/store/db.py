@@ -52,7 +52,7 @@ CALL = Call.__table__  # type: ignore[attr-defined]
 
 _BATCH = 500
 # Columns refreshed when a known message is seen again (its flags changed, or a resync re-read it).
-_MUTABLE = ("flags", "folder", "automated", "holding_marker", "preview", "removed_at")
+_MUTABLE = ("flags", "folder", "automated", "bulk_precedence", "holding_marker", "preview", "removed_at")
 # Those the engine does not read: a change of them alone (a flag such as \Seen) leaves the engine stamp.
 _ENGINE_IGNORES = frozenset({"flags"})
 # Columns of a call refreshed when a known call is seen again (a late leg joined it).
@@ -143,6 +143,7 @@ def message_row(event_: MessageEvent, now: datetime) -> dict[str, Any]:
         "references": _join(event_.references),
         "thread_id": event_.thread_id,
         "automated": event_.automated,
+        "bulk_precedence": event_.bulk_precedence,
         "flags": _join(sorted(event_.flags)),
         "holding_marker": event_.holding_marker,
         "preview": event_.preview,
@@ -170,6 +171,7 @@ def row_event(row: Any) -> MessageEvent:
         references=_split(row.references),
         thread_id=row.thread_id,
         automated=row.automated,
+        bulk_precedence=bool(row.bulk_precedence),
         flags=frozenset(_split(row.flags)),
         holding_marker=bool(row.holding_marker),
         preview=row.preview,
@@ -421,6 +423,17 @@ class Store:
         query = select(MESSAGE).where(MESSAGE.c.source.in_(sources), MESSAGE.c.removed_at.is_not(None))
         with self.engine.connect() as conn:
             return [row_event(row) for row in conn.execute(query)]
+
+    def subjects(self, message_ids: Sequence[str]) -> dict[str, str]:
+        """The Subject of each stored message among ``message_ids`` (``status`` names mail by subject)."""
+        out: dict[str, str] = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(message_ids), _BATCH):
+                query = select(MESSAGE.c.message_id, MESSAGE.c.subject).where(
+                    MESSAGE.c.message_id.in_(message_ids[start : start + _BATCH])
+                )
+                out.update({row.message_id: row.subject for row in conn.execute(query)})
+        return out
 
     def calls(self, sources: Sequence[str], since: datetime | None = None) -> list[CallEvent]:
         """Every stored call of ``sources`` that started at or after ``since``."""

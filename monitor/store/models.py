@@ -68,6 +68,8 @@ class Message(SQLModel, table=True):
     references: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     thread_id: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     automated: str | None = Field(default=None, max_length=50)
+    bulk_precedence: bool = False
+    """Precedence bulk/junk/list on no discussion post: automated unless addressed to the team personally."""
     flags: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     holding_marker: bool = False
     preview: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))

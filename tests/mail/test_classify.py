@@ -369,6 +369,33 @@ def test_precedence_alone_is_a_hint() -> None:
         assert result.hints == (f"precedence:{value}",)
 
 
+def test_precedence_on_mail_that_is_no_list_post_is_bulk_unless_addressed() -> None:
+    # The verdict stays None (only the team's addresses can tell); the flag asks the engine to decide.
+    for value in ("bulk", "junk", "list", " Bulk "):
+        result = verdict(f"Precedence: {value}")
+        assert result.automated is None and result.bulk_precedence
+    assert not verdict("Precedence: first-class").bulk_precedence
+    assert not verdict().bulk_precedence
+
+
+def test_discussion_posts_never_carry_the_bulk_precedence_flag() -> None:
+    assert not verdict(*MAILMAN).bulk_precedence
+    # Mailman 2.0 without List-Post: X-BeenThere names the list the post was addressed to (easy_ham ILUG).
+    ilug = b"From: Kiall <kiall@redpie.example>\r\nTo: ILUG <ilug@linux.example>\r\n"
+    assert not verdict("X-BeenThere: ilug@linux.example", "Precedence: bulk", base=ilug).bulk_precedence
+    # Majordomo: Sender owner-<list>@ or <list>-owner@ and the post To the list (Apache new-httpd, 1997).
+    for sender in ("owner-new-httpd@apache.example", "new-httpd-owner@apache.example"):
+        base = f"From: Rob <rob@lanl.example>\r\nTo: new-httpd@hyperreal.example\r\nSender: {sender}\r\n"
+        base = base.encode()
+        assert not verdict("Precedence: bulk", base=base).bulk_precedence
+    # The owner of another list, or a list address the post was not sent to, proves nothing.
+    base = (
+        b"From: Deals <deals@shop.example>\r\nTo: me@customer.example\r\nSender: owner-deals@shop.example\r\n"
+    )
+    assert verdict("Precedence: bulk", base=base).bulk_precedence
+    assert verdict("X-BeenThere: other@lists.example", "Precedence: bulk").bulk_precedence
+
+
 def test_list_id_alone_is_a_hint() -> None:
     result = verdict("List-Id: <talk.lists.example.org>")
     assert result == Verdict(None, ("list-id",))

@@ -211,6 +211,8 @@ class DovecotServer:
     def _config(self) -> str:
         ident = self.identity
         sent = "\n".join(f"  mailbox {name} {{\n    special_use = \\Sent\n  }}" for name in SENT_SPECIAL_USE)
+        # A junk folder known only by its attribute (RFC 6154 \Junk), under a name no list of junk names has.
+        sent += "\n  mailbox Quarantine {\n    special_use = \\Junk\n  }"
         return f"""# Written by tests/servers/dovecot.py; one instance per test session.
 base_dir = {self.root}/run
 state_dir = {self.root}/state

@@ -28,6 +28,7 @@ from monitor.exporters.notifiers.base import (
 )
 from monitor.exporters.notifiers.render import environment, render
 from monitor.plugins import SecretRef
+from monitor.sources.hints import connection_hint, login_refused, server_text
 
 _DEFAULT_PORTS = {"implicit": 465, "starttls": 587, "none": 25}
 
@@ -172,7 +173,10 @@ class SmtpNotifier:
                     password = cfg.password.reveal().get_secret_value() if cfg.password else ""
                     smtp.login(cfg.username, password)
             except smtplib.SMTPAuthenticationError as err:
-                raise NotifierError("auth", f"{cfg.host} refused the login ({err.smtp_code})") from err
+                origin = cfg.password.origin if cfg.password else "no password"
+                said = f"{err.smtp_code} {server_text(err.smtp_error)}"
+                refused = login_refused(cfg.host, cfg.username or "", origin, said)
+                raise NotifierError("auth", refused) from err
             except smtplib.SMTPResponseException as err:
                 raise NotifierError("refused", f"{cfg.host} answered {err.smtp_code}") from err
             except OSError as err:
@@ -185,7 +189,9 @@ PLUGIN = NotifierPlugin(SmtpConfig, SmtpNotifier)
 
 
 def _connection_error(cfg: SmtpConfig, err: OSError) -> NotifierError:
-    """A protocol or TLS failure, or a relay that cannot be reached, as the dispatcher's error class."""
+    """A protocol or TLS failure, or a relay that cannot be reached, as the dispatcher's error class, with
+    what it means and the setting to change where that is known (the sources' connection hints)."""
+    hint = connection_hint(err, host=cfg.host, port=cfg.effective_port, tls=cfg.tls, ca_file=cfg.ca_file)
     if isinstance(err, smtplib.SMTPException | ssl.SSLError):
-        return NotifierError("protocol", f"{cfg.host}: {type(err).__name__}")
-    return NotifierError("unreachable", f"{cfg.host}:{cfg.effective_port}: {err.strerror or err}")
+        return NotifierError("protocol", hint or f"{cfg.host}: {type(err).__name__}")
+    return NotifierError("unreachable", hint or f"{cfg.host}:{cfg.effective_port}: {err.strerror or err}")
