@@ -76,9 +76,12 @@ def test_smtp_probe_logs_in_and_sends_nothing(
         "notifiers.untrusted: FAILED",
         "notifiers.closed: FAILED",
     ]
-    assert "notifiers.wrong-password: auth: 127.0.0.1 refused the login (535)" in err
-    assert "notifiers.untrusted: protocol: 127.0.0.1: SSLCertVerificationError" in err
-    assert re.search(r"notifiers\.closed: unreachable: 127\.0\.0\.1:\d+: Connection refused", err)
+    assert (
+        "notifiers.wrong-password: auth: 127.0.0.1 refused the login of 'replywatch' with the secret "
+        "from password_env 'PROBE_WRONG_PASSWORD'"
+    ) in err
+    assert re.search(r"notifiers\.untrusted: protocol: .*not signed by .*ca_file", err), err
+    assert re.search(r"notifiers\.closed: unreachable: 127\.0\.0\.1:\d+: connection refused", err), err
     assert smtp_server.received == []
 
 
