@@ -322,11 +322,7 @@ class Store:
         columns = list(rows[0])
         quote = dialect.identifier_preparer.quote
         names = ", ".join(quote(c) for c in columns)
-        processors = [table.c[c].type.bind_processor(dialect) for c in columns]
-        values = [[row[c] for row in rows] for c in columns]
-        for i, process in enumerate(processors):
-            if process is not None:
-                values[i] = [process(v) for v in values[i]]
+        values = _driver_columns(conn, table, columns, rows)
         conflict = "ON CONFLICT (source, external_id) DO NOTHING"
         if self.dialect == "postgresql" and len(rows) > _COPY_ABOVE:
             self._copy_new(conn, table, columns, values)
@@ -502,7 +498,7 @@ class Store:
             for key, values in wanted.items():
                 row = existing.get(key)
                 if row is None:
-                    fresh.append(values | {"team": team, "channel": channel, "updated_at": now})
+                    fresh.append(values | {"team": team, "channel": channel.value, "updated_at": now})
                 elif any(getattr(row, k) != v for k, v in values.items()):
                     modified.append(
                         {f"b_{k}": v for k, v in values.items()} | {"b_id": row.id, "b_updated_at": now}
@@ -517,8 +513,7 @@ class Store:
                 )
                 changed += len(modified)
             if fresh:
-                insert = self._insert()
-                conn.execute(insert(AWAITING).on_conflict_do_nothing(), fresh)
+                _insert_many(conn, AWAITING, fresh, skip_existing=True)
                 changed += len(fresh)
         if len(fresh) >= _ANALYZE_ABOVE:
             self._analyze(AWAITING)
@@ -528,25 +523,17 @@ class Store:
         """Record items' deadlines and, once answered, their business and wall response times."""
         if not updates:
             return
+        rows = [
+            {
+                "due_at": t.due_at,
+                "business_seconds": t.business_seconds,
+                "wall_seconds": t.wall_seconds,
+                "id": t.row_id,
+            }
+            for t in updates
+        ]
         with self.engine.begin() as conn:
-            conn.execute(
-                update(AWAITING)
-                .where(AWAITING.c.id == bindparam("b_id"))
-                .values(
-                    due_at=bindparam("b_due"),
-                    business_seconds=bindparam("b_business"),
-                    wall_seconds=bindparam("b_wall"),
-                ),
-                [
-                    {
-                        "b_id": t.row_id,
-                        "b_due": t.due_at,
-                        "b_business": t.business_seconds,
-                        "b_wall": t.wall_seconds,
-                    }
-                    for t in updates
-                ],
-            )
+            _update_many(conn, AWAITING, rows)
 
     def awaiting(
         self, team: str | None = None, *, open_only: bool = False, since: datetime | None = None
@@ -655,10 +642,10 @@ class Store:
             for t in transitions
             if isinstance(t, BecameBreach)
         ]
-        resolved = [{"b_id": t.breach_id, "b_at": t.at} for t in transitions if isinstance(t, Resolved)]
+        resolved = [{"resolved_at": t.at, "id": t.breach_id} for t in transitions if isinstance(t, Resolved)]
         with self.engine.begin() as conn:
             if opened:
-                conn.execute(BREACH.insert(), opened)
+                _insert_many(conn, BREACH, opened)
             if became:
                 conn.execute(
                     update(BREACH)
@@ -671,12 +658,7 @@ class Store:
                     became,
                 )
             if resolved:
-                conn.execute(
-                    update(BREACH)
-                    .where(BREACH.c.id == bindparam("b_id"))
-                    .values(resolved_at=bindparam("b_at")),
-                    resolved,
-                )
+                _update_many(conn, BREACH, resolved)
             if then is not None:
                 then(conn, transitions)
 
@@ -773,6 +755,45 @@ class Store:
                 ).group_by(BREACH.c.team, BREACH.c.rule)
             )
             return [(r[0], r[1], int(r[2] or 0), int(r[3] or 0)) for r in rows]
+
+
+def _driver_columns(
+    conn: Connection, table: Any, columns: Sequence[str], rows: Sequence[dict[str, Any]]
+) -> list[list[Any]]:
+    """The values of ``columns`` in ``rows``, one list per column, converted once per column by the
+    columns' own types for the driver (SQLAlchemy's executemany converts them row by row)."""
+    values = [[row[c] for row in rows] for c in columns]
+    for i, column in enumerate(columns):
+        process = table.c[column].type.bind_processor(conn.dialect)
+        if process is not None:
+            values[i] = [process(v) for v in values[i]]
+    return values
+
+
+def _insert_many(
+    conn: Connection, table: Any, rows: Sequence[dict[str, Any]], *, skip_existing: bool = False
+) -> None:
+    """``INSERT`` of ``rows`` (all with the same keys) through the driver's executemany; with
+    ``skip_existing``, a row that breaks a unique constraint is left out."""
+    columns = list(rows[0])
+    quote = conn.dialect.identifier_preparer.quote
+    mark = "?" if conn.dialect.name == "sqlite" else "%s"
+    names = ", ".join(quote(c) for c in columns)
+    sql = f"INSERT INTO {quote(table.name)} ({names}) VALUES ({', '.join(mark for _ in columns)})"
+    if skip_existing:
+        sql += " ON CONFLICT DO NOTHING"
+    conn.exec_driver_sql(sql, list(zip(*_driver_columns(conn, table, columns, rows), strict=True)))
+
+
+def _update_many(conn: Connection, table: Any, rows: Sequence[dict[str, Any]]) -> None:
+    """``UPDATE table SET ... WHERE id = ...`` for each row (all with the same keys, ``id`` last), through
+    the driver's executemany."""
+    columns = list(rows[0])
+    quote = conn.dialect.identifier_preparer.quote
+    mark = "?" if conn.dialect.name == "sqlite" else "%s"
+    sets = ", ".join(f"{quote(c)} = {mark}" for c in columns[:-1])
+    sql = f"UPDATE {quote(table.name)} SET {sets} WHERE {quote(columns[-1])} = {mark}"
+    conn.exec_driver_sql(sql, list(zip(*_driver_columns(conn, table, columns, rows), strict=True)))
 
 
 @dataclass(frozen=True, slots=True)
