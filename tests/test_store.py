@@ -99,6 +99,23 @@ def test_ingest_is_idempotent_and_saves_cursor(store: Store) -> None:
     assert one.date.tzinfo is not None
 
 
+@pytest.mark.parametrize("count", [3, 2500])  # a few rows, and enough for PostgreSQL's COPY path
+def test_bulk_ingest_stores_what_a_row_by_row_write_stores(store: Store, count: int) -> None:
+    """The bulk paths (a first sync, new rows beside known ones) store the same values as SQLAlchemy's
+    own writes: dates compare and round-trip exactly, in and out of a time window."""
+    first = [msg(i) for i in range(count)]
+    assert store.save_poll("inbox", PollResult(messages=first), T0).inserted == count
+    later = [msg(i) for i in range(count, count + 3)]
+    saved = store.save_poll("inbox", PollResult(messages=[*first, *later]), T0 + timedelta(minutes=1))
+    assert (saved.inserted, saved.updated) == (3, 0)
+    assert sorted(store.messages(["inbox"]), key=lambda m: m.date) == [*first, *later]
+    since = T0 + timedelta(minutes=count)  # a whole second: exactly the date of the first later message
+    assert [m.external_id for m in store.messages(["inbox"], since)] == [m.external_id for m in later]
+    other = replace(msg(0), source="other")
+    assert store.save_poll("other", PollResult(messages=[other]), T0).inserted == 1
+    assert store.messages(["other"]) == [other]
+
+
 def test_flag_change_updates_the_row(store: Store) -> None:
     store.save_poll("inbox", PollResult(messages=[msg(1)], cursor={}), T0)
     changed = store.save_poll(

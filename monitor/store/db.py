@@ -764,7 +764,7 @@ def _driver_columns(
     columns' own types for the driver (SQLAlchemy's executemany converts them row by row)."""
     values = [[row[c] for row in rows] for c in columns]
     for i, column in enumerate(columns):
-        process = table.c[column].type.bind_processor(conn.dialect)
+        process = table.c[column].type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
         if process is not None:
             values[i] = [process(v) for v in values[i]]
     return values
