@@ -7,7 +7,7 @@ import functools
 import json
 import logging
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -570,28 +570,54 @@ class Store:
         with self.engine.connect() as conn:
             return list(conn.execute(query))
 
+    def awaiting_changed_or_named(self, team: str, changed_since: datetime, keys: Sequence[str]) -> list[Any]:
+        """The team's items changed since ``changed_since`` and those whose key is in ``keys``, oldest
+        first (what an evaluation judges again when nothing else can have moved)."""
+        base = select(AWAITING).where(AWAITING.c.team == team)
+        found: dict[int, Any] = {}
+        with self.engine.connect() as conn:
+            for row in conn.execute(base.where(AWAITING.c.updated_at > changed_since)):
+                found[row.id] = row
+            for start in range(0, len(keys), _BATCH):
+                chunk = keys[start : start + _BATCH]
+                for row in conn.execute(base.where(AWAITING.c.item_key.in_(chunk))):
+                    found[row.id] = row
+        return sorted(found.values(), key=lambda row: (row.received_at, row.id))
+
     # -- breaches -------------------------------------------------------------------------------
 
-    def open_breaches(self, team: str | None = None) -> list[OpenBreach]:
-        """Unresolved warnings and breaches, oldest first."""
-        query = select(BREACH).where(BREACH.c.resolved_at.is_(None)).order_by(BREACH.c.opened_at, BREACH.c.id)
+    def open_breaches(
+        self, team: str | None = None, subjects: Collection[str] | None = None
+    ) -> list[OpenBreach]:
+        """Unresolved warnings and breaches (of ``subjects`` only, when given), oldest first."""
+        query = select(BREACH).where(BREACH.c.resolved_at.is_(None))
         if team is not None:
             query = query.where(BREACH.c.team == team)
         with self.engine.connect() as conn:
-            return [
-                OpenBreach(
-                    r.id,
-                    r.team,
-                    r.rule,
-                    r.subject,
-                    Level(r.level),
-                    r.opened_at,
-                    r.due_at,
-                    r.breached_at,
-                    _split(r.unreadable),
-                )
-                for r in conn.execute(query)
-            ]
+            if subjects is None:
+                rows = list(conn.execute(query))
+            else:
+                wanted = sorted(subjects)
+                rows = [
+                    row
+                    for start in range(0, len(wanted), _BATCH)
+                    for row in conn.execute(query.where(BREACH.c.subject.in_(wanted[start : start + _BATCH])))
+                ]
+        rows.sort(key=lambda r: (_aware(r.opened_at), r.id))
+        return [
+            OpenBreach(
+                r.id,
+                r.team,
+                r.rule,
+                r.subject,
+                Level(r.level),
+                r.opened_at,
+                r.due_at,
+                r.breached_at,
+                _split(r.unreadable),
+            )
+            for r in rows
+        ]
 
     def breach_history(self, team: str, among: Sequence[tuple[str, str]]) -> set[tuple[str, str]]:
         """Those (rule, subject) pairs of ``among`` that ever had a breach (history never counts twice)."""
