@@ -439,16 +439,22 @@ def bench_ingest(count: int, runs: int, tmp: Path) -> None:
 
 
 MEMORY_CHILD = """
-import json, resource, sys
+import json, sys
 from datetime import datetime
 sys.path.insert(0, {root!r}); sys.path.insert(0, {bench!r})
-from perf_table import engine_config
+from perf_table import engine_config, peak_kb
 from monitor.evaluate import Evaluator
 from monitor.store.db import Store
 store = Store.open({url!r})
 Evaluator(store, engine_config({url!r})).run(datetime.fromisoformat({now!r}))
-print(json.dumps({{"maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}}))
+print(json.dumps({{"maxrss_kb": peak_kb()}}))
 """
+
+
+def peak_kb() -> int:
+    """This process's peak RSS (VmHWM: ru_maxrss would carry the parent's peak across fork and exec)."""
+    status = Path("/proc/self/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith("VmHWM")).split()[1])
 
 
 def bench_memory(count: int, tmp: Path) -> None:
@@ -464,8 +470,8 @@ def bench_memory(count: int, tmp: Path) -> None:
         here = Path(__file__).resolve().parent
         code = MEMORY_CHILD.format(root=str(here.parent), bench=str(here), url=url, now=now.isoformat())
         baseline = subprocess.run(
-            [sys.executable, "-c", "import resource, monitor.evaluate, monitor.store.db;"
-             "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"],
+            [sys.executable, "-c", f"import sys; sys.path[:0] = [{str(here.parent)!r}, {str(here)!r}]; "
+             "from perf_table import peak_kb; import monitor.evaluate; print(peak_kb())"],
             check=True, capture_output=True, text=True, cwd=here.parent,
         )  # fmt: skip
         out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)

@@ -160,6 +160,7 @@ class Evaluator:
         messages = self.store.messages(mail, since) if mail else []
         calls = self.store.calls(phone, since) if phone else []
         result = team_awaiting(self.config, team, messages, calls)
+        del messages, calls  # the items are built: the events go before the rows are compared and written
         changed = 0
         for channel in Channel:
             items = [item for item in result.items if item.channel is channel]

@@ -477,8 +477,12 @@ class Store:
                 to_db = date.bind_processor(dialect)
                 params.append(to_db(since) if to_db is not None else since)
             from_db = date.result_processor(dialect, None)
-            rows = conn.exec_driver_sql(sql, tuple(params)).cursor.fetchall()
-        return [_event(row, from_db) for row in rows]
+            cursor = conn.exec_driver_sql(sql, tuple(params)).cursor
+            assert cursor is not None
+            events: list[MessageEvent] = []
+            while rows := cursor.fetchmany(5_000):  # never every raw row and every event at once
+                events.extend(_event(row, from_db) for row in rows)
+        return events
 
     def calls(self, sources: Sequence[str], since: datetime | None = None) -> list[CallEvent]:
         """Every stored call of ``sources`` that started at or after ``since``."""
