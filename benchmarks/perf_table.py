@@ -107,7 +107,11 @@ def dovecot(processes: int) -> Iterator[DovecotServer]:
 @contextmanager
 def store_url(kind: str, tmp: Path, name: str) -> Iterator[str]:
     if kind == "sqlite":
-        yield f"sqlite:///{tmp / (name + '.db')}"
+        try:
+            yield f"sqlite:///{tmp / (name + '.db')}"
+        finally:
+            for suffix in (".db", ".db-wal", ".db-shm"):
+                (tmp / (name + suffix)).unlink(missing_ok=True)
         return
     from sqlalchemy import create_engine, text
 
@@ -135,6 +139,7 @@ def daemon_config(
             "support": {
                 "calendar": "office",
                 "addresses": ["support@example.com"],
+                "members": [{"name": f"Agent {i}", "email": [f"agent{i}@example.com"]} for i in range(3)],
                 "sources": list(sources),
                 "rules": [{"kind": "reply_within", "within": "8h", "warn_before": "1h"}],
             }
