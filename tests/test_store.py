@@ -329,3 +329,46 @@ def test_upgrade_from_0002_gives_stored_items_one_attempt_and_calls_no_rung_exte
     store.upgrade()
     assert store.calls(["pbx"]) == [call]
     assert [row_item(r) for r in store.awaiting("support")] == [replace(waiting, addresses=frozenset())]
+
+
+def test_postgres_bulk_ingest_without_the_temp_privilege(postgres_url: str) -> None:
+    """A database user who may not create temporary tables (no COPY staging table) still ingests in bulk."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    from tests.servers.postgres import reset_postgres
+
+    reset_postgres(postgres_url)
+    url = make_url(postgres_url)
+    owner = Store.open(postgres_url)
+    owner.upgrade()
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    role = "replywatch_no_temp"
+    with admin.connect() as conn:
+        conn.execute(text(f"DROP OWNED BY {role}") if _role_exists(conn, role) else text("SELECT 1"))
+        conn.execute(text(f"DROP ROLE IF EXISTS {role}"))
+        conn.execute(text(f"CREATE ROLE {role} LOGIN"))
+        conn.execute(text(f'REVOKE TEMPORARY ON DATABASE "{url.database}" FROM PUBLIC'))
+        conn.execute(text(f"GRANT USAGE ON SCHEMA public TO {role}"))
+        conn.execute(text(f"GRANT ALL ON ALL TABLES IN SCHEMA public TO {role}"))
+        conn.execute(text(f"GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {role}"))
+    limited = Store.open(url.set(username=role).render_as_string(hide_password=False))
+    try:
+        poll = PollResult(messages=[msg(i) for i in range(2500)], cursor={"uid": 2500})
+        assert limited.save_poll("inbox", poll, T0).inserted == 2500
+        assert len(limited.messages(["inbox"])) == 2500
+        assert limited.messages(["inbox"], T0 + timedelta(minutes=7))[0] is not None
+    finally:
+        limited.close()
+        owner.close()
+        with admin.connect() as conn:
+            conn.execute(text(f'GRANT TEMPORARY ON DATABASE "{url.database}" TO PUBLIC'))
+            conn.execute(text(f"DROP OWNED BY {role}"))
+            conn.execute(text(f"DROP ROLE {role}"))
+        admin.dispose()
+
+
+def _role_exists(conn: object, role: str) -> bool:
+    from sqlalchemy import text
+
+    return bool(conn.execute(text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role}).first())  # type: ignore[attr-defined]

@@ -33,6 +33,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import DBAPIError
 
 from monitor.awaiting import AwaitingItem, Response
 from monitor.breaches import BecameBreach, OpenBreach, Opened, Resolved, Transition
@@ -57,8 +58,8 @@ _COPY_ABOVE = 2_000
 """More new rows than this go to PostgreSQL through ``COPY`` (psycopg formats them in C)."""
 _ANALYZE_ABOVE = 5_000
 """After a poll or a rebuild wrote this many rows to a table, PostgreSQL's statistics of it are refreshed."""
-"""More new rows than this go to PostgreSQL through ``COPY`` (psycopg formats them in C)."""
-"""Rows per bulk INSERT on PostgreSQL (one array parameter per column)."""
+_INSUFFICIENT_PRIVILEGE = "42501"
+"""PostgreSQL's SQLSTATE when the user may not create the temporary table ``COPY`` goes through."""
 # Columns refreshed when a known message is seen again (its flags changed, or a resync re-read it).
 _MUTABLE = ("flags", "folder", "automated", "holding_marker", "preview")
 # Those the engine does not read: a change of them alone (a flag such as \Seen) leaves the engine stamp.
@@ -228,6 +229,8 @@ class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
+        self._copy_allowed = True
+        """PostgreSQL: whether a temporary table for COPY could be created (TEMP privilege)."""
 
     @classmethod
     def open(cls, url: str, password: str | None = None) -> Store:
@@ -359,9 +362,17 @@ class Store:
         names = ", ".join(quote(c) for c in columns)
         values = _driver_columns(conn, table, columns, rows)
         conflict = "ON CONFLICT (source, external_id) DO NOTHING"
-        if self.dialect == "postgresql" and len(rows) > _COPY_ABOVE:
-            self._copy_new(conn, table, columns, values)
-        elif self.dialect == "postgresql":
+        if self.dialect == "postgresql" and len(rows) > _COPY_ABOVE and self._copy_allowed:
+            try:
+                with conn.begin_nested():
+                    self._copy_new(conn, table, columns, values)
+                return len(rows)
+            except DBAPIError as err:
+                if getattr(err.orig, "sqlstate", None) != _INSUFFICIENT_PRIVILEGE:
+                    raise
+                self._copy_allowed = False  # no TEMP privilege on the database: the plain bulk INSERT does
+                log.info("bulk COPY not possible (%s); using multi-row INSERT", type(err.orig).__name__)
+        if self.dialect == "postgresql":
             types = [table.c[c].type.compile(dialect=dialect) for c in columns]
             arrays = ", ".join(f"%s::{t}[]" for t in types)
             sql = f"INSERT INTO {quote(table.name)} ({names}) SELECT * FROM unnest({arrays}) {conflict}"
