@@ -9,6 +9,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import Any
@@ -27,7 +28,7 @@ from monitor.exporters.outbox import Dispatcher, build_notifiers
 from monitor.exporters.prometheus import DaemonState, ReplywatchCollector
 from monitor.freshness import TeamFreshness, team_freshness
 from monitor.plugins import SecretError
-from monitor.sources.base import SOURCES, Source, SourceConfigBase
+from monitor.sources.base import SOURCES, Cursor, PollResult, Source, SourceConfigBase
 from monitor.store.db import Store
 from monitor.store.outbox import Outbox
 from monitor.supervisor import DISPATCH, EVALUATE, POLL, REPORT, Job, Supervisor
@@ -109,6 +110,8 @@ class Daemon:
         self.scheduler.add_listener(self._on_skipped, EVENT_JOB_MAX_INSTANCES)
         self._still_running: set[str] = set()
         self._poll_pools: dict[str, ThreadPoolExecutor] = {}
+        self._last_saved: dict[str, SavedPoll] = {}
+        """Each source's last saved cursor and counts: a poll that finds the same writes nothing."""
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -249,6 +252,7 @@ class Daemon:
         for name in list(self.sources):
             if name not in wanted or wanted[name] != self._source_cfgs.get(name):
                 _close_quietly(self.sources.pop(name))
+                self._last_saved.pop(name, None)
                 key = _poll_job(name, self._source_cfgs.pop(name)).key
                 if self.scheduler.get_job(key):
                     self.scheduler.remove_job(key)
@@ -354,8 +358,15 @@ class Daemon:
         return changed
 
     def _poll(self, name: str, source: Source) -> bool:
-        result = source.poll(self.store.load_cursor(name))
-        saved = self.store.save_poll(name, result, self.clock())
+        last = self._last_saved.get(name)
+        result = source.poll(last.cursor if last is not None else self.store.load_cursor(name))
+        now = self.clock()
+        cfg = self._source_cfgs.get(name)
+        heartbeat = cfg.staleness_limit / 2 if cfg is not None else timedelta(0)
+        if last is not None and last.unchanged_by(result) and now - last.at < heartbeat:
+            return False  # nothing moved: nothing is written (the store's cursor still holds)
+        saved = self.store.save_poll(name, result, now)
+        self._last_saved[name] = SavedPoll.of(result, now)
         changed = bool(saved.inserted or saved.updated or saved.removed)
         if changed:
             counts = {"new": saved.inserted, "changed": saved.updated, "removed": saved.removed}
@@ -419,6 +430,41 @@ class Daemon:
             self.supervisor.run(owe, owing)
         job = Job(DISPATCH, "outbox", every, subject="alert dispatch", field="job")
         self.supervisor.run(job, functools.partial(self.dispatcher.run, now))
+
+
+@dataclass(frozen=True, slots=True)
+class SavedPoll:
+    """What the store holds of a source's last saved poll: its cursor, its folder counts, and when."""
+
+    cursor: Cursor
+    counts: tuple[tuple[Any, ...], ...]
+    at: datetime
+
+    @classmethod
+    def of(cls, result: PollResult, at: datetime) -> SavedPoll:
+        """The saved state after ``result`` was stored at ``at``."""
+        return cls(result.cursor, _counts(result), at)
+
+    def unchanged_by(self, result: PollResult) -> bool:
+        """True when ``result`` found nothing: no event, no removal, the same cursor and the same counts.
+
+        Such a poll is not written; the source's last poll time in the store is still refreshed at half
+        its staleness limit, so that ``status`` run beside the daemon does not see it as stale.
+        """
+        return (
+            not result.messages
+            and not result.calls
+            and not result.removed
+            and not result.remaining
+            and not result.resync
+            and result.cursor == self.cursor
+            and _counts(result) == self.counts
+        )
+
+
+def _counts(result: PollResult) -> tuple[tuple[Any, ...], ...]:
+    """A poll's folder counts, without the time they were read."""
+    return tuple((s.source, s.folder, s.total, s.unseen, s.unanswered, s.oldest) for s in result.snapshots)
 
 
 def _poll_job(name: str, cfg: SourceConfigBase) -> Job:

@@ -20,7 +20,7 @@ from monitor.engine.answers import answer_across_channels
 from monitor.engine.phone import PhoneOptions, PhoneTeam, build_phone_awaiting
 from monitor.events import CallEvent, Channel, MailboxSnapshot, MessageEvent
 from monitor.freshness import TeamFreshness
-from monitor.rules.base import RULES, EngineOptions, Level, Rule
+from monitor.rules.base import FOREVER, RULES, EngineOptions, Level, Rule
 from monitor.store.db import Store, Timing, row_item
 from monitor.store.outbox import Outbox
 from monitor.verdict import TeamVerdict, evaluate_team
@@ -116,6 +116,9 @@ class Evaluator:
     _rules: dict[str, list[Rule]] = field(default_factory=dict)
     _evaluated: dict[str, datetime] = field(default_factory=dict)
     """When each team was last evaluated: answered items unchanged since then keep their verdict."""
+    _recheck: dict[str, dict[str, datetime]] = field(default_factory=dict)
+    """Per team, item key -> from when its findings may change although the item did not (the warning
+    point, the deadline); an item not listed is judged again only when it changes."""
 
     def reconfigure(self, config: Config) -> None:
         """Use a new config; every team is rebuilt at the next run."""
@@ -123,6 +126,7 @@ class Evaluator:
         self._engine_stamps.clear()
         self._rules.clear()
         self._evaluated.clear()
+        self._recheck.clear()
 
     def rules(self, team: str) -> list[Rule]:
         """The built rules of ``team`` (cached per config)."""
@@ -156,6 +160,7 @@ class Evaluator:
         messages = self.store.messages(mail, since) if mail else []
         calls = self.store.calls(phone, since) if phone else []
         result = team_awaiting(self.config, team, messages, calls)
+        del messages, calls  # the items are built: the events go before the rows are compared and written
         changed = 0
         for channel in Channel:
             items = [item for item in result.items if item.channel is channel]
@@ -175,9 +180,22 @@ class Evaluator:
         if not self.judges(freshness, now):
             return None
         unreadable = freshness.sources if freshness is not None else ()
-        self.rebuild(team, now)
-        window = now - self.config.engine.lookback
-        rows = self.store.awaiting_to_evaluate(team, window, self._evaluated.get(team))
+        rebuilt = self.rebuild(team, now)
+        last = self._evaluated.get(team)
+        recheck = self._recheck.get(team)
+        # In steady state only what can have moved is judged: items changed since the last run and items
+        # whose warning point or deadline has come. After a rebuild, a new config or a clock that went
+        # back, every open item is judged again (and items that no longer exist get their breaches
+        # resolved).
+        incremental = not rebuilt and last is not None and recheck is not None and last <= now
+        if incremental:
+            assert last is not None and recheck is not None
+            due = [key for key, at in recheck.items() if at <= now]
+            rows = self.store.awaiting_changed_or_named(team, last, due)
+        else:
+            window = now - self.config.engine.lookback
+            rows = self.store.awaiting_to_evaluate(team, window, last)
+            recheck = self._recheck[team] = {}
         verdict = evaluate_team(
             [row_item(row) for row in rows],
             self.rules(team),
@@ -187,7 +205,15 @@ class Evaluator:
             team_mailboxes(self.store, self.config, team),
         )
         self._record_timings(rows, verdict)
-        open_breaches = self.store.open_breaches(team)
+        _note_rechecks(recheck, verdict, now)
+        if incremental:
+            # The open rows of what was not judged again stay as they are: reconcile sees only the
+            # subjects judged now.
+            judged = {finding.subject for finding in verdict.findings}
+            judged.update(item.item.key for item in verdict.items)
+            open_breaches = self.store.open_breaches(team, judged)
+        else:
+            open_breaches = self.store.open_breaches(team)
         history = self.store.breach_history(team, history_needed(open_breaches, verdict.findings))
         transitions = reconcile(team, open_breaches, verdict.findings, history, now, unreadable)
         self.store.apply_transitions(transitions, then=self._owed(team, now))
@@ -228,6 +254,23 @@ class Evaluator:
             ):
                 updates.append(timing)
         self.store.set_timings(updates)
+
+
+def _note_rechecks(recheck: dict[str, datetime], verdict: TeamVerdict, now: datetime) -> None:
+    """Record from when each judged item must be judged again although it did not change: the earliest
+    ``stable_until`` of its findings (a finding that does not say: at the next evaluation)."""
+    until: dict[str, datetime] = {}
+    for finding in verdict.findings:
+        stable = finding.stable_until if finding.stable_until is not None else now
+        if finding.subject not in until or stable < until[finding.subject]:
+            until[finding.subject] = stable
+    for judged in verdict.items:
+        key = judged.item.key
+        at = until.get(key, FOREVER)
+        if at == FOREVER:
+            recheck.pop(key, None)
+        else:
+            recheck[key] = at
 
 
 def _log_breaches(transitions: Sequence[Transition]) -> None:

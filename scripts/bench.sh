@@ -1,11 +1,8 @@
 #!/usr/bin/env bash
-# Every benchmark, one after the other, printing figures: IMAP against a real Dovecot, the store/engine/
-# evaluation path on SQLite and PostgreSQL, replay of 10,000 messages, 1,000,000 CDR rows, Graph against the
-# replay server, and the alert outbox.
+# The end-to-end performance table (benchmarks/perf_table.py): every figure against its raw baseline measured
+# in the same run. Arguments go to the script, e.g. `scripts/bench.sh --messages 10000,50000 --mailboxes 1000
+# --memory-messages 300000`. The detailed benchmarks (imap_bench, engine_bench, replay_bench, cdr_bench,
+# graph_bench, outbox_bench) run on their own: `uv run python benchmarks/<name>.py`.
 source "$(dirname "$0")/env.sh"
 scripts/test-servers.sh >/dev/null
-for bench in imap_bench engine_bench replay_bench cdr_bench graph_bench outbox_bench; do
-  echo "== benchmarks/$bench.py"
-  uv run python "benchmarks/$bench.py"
-  echo
-done
+uv run python -u benchmarks/perf_table.py "$@"

@@ -607,3 +607,39 @@ def test_a_reload_that_fixes_a_source_retries_it_at_once(tmp_path: Path, maildir
         assert (health.up, health.failures, health.next_attempt) == (True, 0, None)
     finally:
         daemon.stop()
+
+
+def test_a_poll_that_found_nothing_writes_nothing(running: tuple[Daemon, Clock], maildir: Path) -> None:
+    daemon, clock = running
+    message = make_message(
+        msgid="c1@cust.example", sender="carol@cust.example", to="support@example.com", date=NOW
+    )
+    deliver(maildir, message)
+    saves: list[datetime] = []
+    save_poll = daemon.store.save_poll
+
+    def counting(source: str, result: PollResult, now: datetime) -> Any:
+        saves.append(now)
+        return save_poll(source, result, now)
+
+    daemon.store.save_poll = counting  # type: ignore[method-assign]
+    assert daemon.poll_source("mail")
+    assert len(saves) == 1 and daemon.store.last_polls()["mail"] == NOW
+    for seconds in (60, 120, 149):  # nothing changed: neither the cursor nor the counts are written again
+        clock.now = NOW + timedelta(seconds=seconds)
+        assert not daemon.poll_source("mail")
+    assert len(saves) == 1 and daemon.store.last_polls()["mail"] == NOW
+    # The stored last poll is refreshed at half the staleness limit (5 minutes here), so that `status`
+    # beside the daemon never sees a source that is polled and unchanged as stale.
+    clock.now = NOW + timedelta(seconds=151)
+    assert not daemon.poll_source("mail")
+    assert len(saves) == 2 and daemon.store.last_polls()["mail"] == clock.now
+    deliver(
+        maildir,
+        make_message(msgid="c2@cust.example", sender="dan@cust.example", to="support@example.com", date=NOW),
+    )
+    clock.now = NOW + timedelta(seconds=160)
+    assert daemon.poll_source("mail")  # something new: written at once
+    assert len(saves) == 3 and len(daemon.store.messages(["mail"])) == 2
+    clock.now = NOW + timedelta(seconds=220)
+    assert not daemon.poll_source("mail") and len(saves) == 3

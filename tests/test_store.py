@@ -99,6 +99,23 @@ def test_ingest_is_idempotent_and_saves_cursor(store: Store) -> None:
     assert one.date.tzinfo is not None
 
 
+@pytest.mark.parametrize("count", [3, 2500])  # a few rows, and enough for PostgreSQL's COPY path
+def test_bulk_ingest_stores_what_a_row_by_row_write_stores(store: Store, count: int) -> None:
+    """The bulk paths (a first sync, new rows beside known ones) store the same values as SQLAlchemy's
+    own writes: dates compare and round-trip exactly, in and out of a time window."""
+    first = [msg(i) for i in range(count)]
+    assert store.save_poll("inbox", PollResult(messages=first), T0).inserted == count
+    later = [msg(i) for i in range(count, count + 3)]
+    saved = store.save_poll("inbox", PollResult(messages=[*first, *later]), T0 + timedelta(minutes=1))
+    assert (saved.inserted, saved.updated) == (3, 0)
+    assert sorted(store.messages(["inbox"]), key=lambda m: m.date) == [*first, *later]
+    since = T0 + timedelta(minutes=count)  # a whole second: exactly the date of the first later message
+    assert [m.external_id for m in store.messages(["inbox"], since)] == [m.external_id for m in later]
+    other = replace(msg(0), source="other")
+    assert store.save_poll("other", PollResult(messages=[other]), T0).inserted == 1
+    assert store.messages(["other"]) == [other]
+
+
 def test_flag_change_updates_the_row(store: Store) -> None:
     store.save_poll("inbox", PollResult(messages=[msg(1)], cursor={}), T0)
     changed = store.save_poll(
@@ -312,3 +329,46 @@ def test_upgrade_from_0002_gives_stored_items_one_attempt_and_calls_no_rung_exte
     store.upgrade()
     assert store.calls(["pbx"]) == [call]
     assert [row_item(r) for r in store.awaiting("support")] == [replace(waiting, addresses=frozenset())]
+
+
+def test_postgres_bulk_ingest_without_the_temp_privilege(postgres_url: str) -> None:
+    """A database user who may not create temporary tables (no COPY staging table) still ingests in bulk."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    from tests.servers.postgres import reset_postgres
+
+    reset_postgres(postgres_url)
+    url = make_url(postgres_url)
+    owner = Store.open(postgres_url)
+    owner.upgrade()
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    role = "replywatch_no_temp"
+    with admin.connect() as conn:
+        conn.execute(text(f"DROP OWNED BY {role}") if _role_exists(conn, role) else text("SELECT 1"))
+        conn.execute(text(f"DROP ROLE IF EXISTS {role}"))
+        conn.execute(text(f"CREATE ROLE {role} LOGIN"))
+        conn.execute(text(f'REVOKE TEMPORARY ON DATABASE "{url.database}" FROM PUBLIC'))
+        conn.execute(text(f"GRANT USAGE ON SCHEMA public TO {role}"))
+        conn.execute(text(f"GRANT ALL ON ALL TABLES IN SCHEMA public TO {role}"))
+        conn.execute(text(f"GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {role}"))
+    limited = Store.open(url.set(username=role).render_as_string(hide_password=False))
+    try:
+        poll = PollResult(messages=[msg(i) for i in range(2500)], cursor={"uid": 2500})
+        assert limited.save_poll("inbox", poll, T0).inserted == 2500
+        assert len(limited.messages(["inbox"])) == 2500
+        assert limited.messages(["inbox"], T0 + timedelta(minutes=7))[0] is not None
+    finally:
+        limited.close()
+        owner.close()
+        with admin.connect() as conn:
+            conn.execute(text(f'GRANT TEMPORARY ON DATABASE "{url.database}" TO PUBLIC'))
+            conn.execute(text(f"DROP OWNED BY {role}"))
+            conn.execute(text(f"DROP ROLE {role}"))
+        admin.dispose()
+
+
+def _role_exists(conn: object, role: str) -> bool:
+    from sqlalchemy import text
+
+    return bool(conn.execute(text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role}).first())  # type: ignore[attr-defined]

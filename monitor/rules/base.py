@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -40,6 +40,14 @@ class Finding:
     once: bool = True
     """The subject can breach only once (an awaiting item); False for a subject that can breach, recover
     and breach again (a mailbox folder), each time its own breach."""
+    stable_until: datetime | None = None
+    """Until when this finding stays as it is if its item does not change (:data:`FOREVER`: it never
+    changes by itself, such as an answer). The daemon judges an unchanged item again only from then on.
+    None: the rule does not say, so the item is judged again at every evaluation."""
+
+
+FOREVER = datetime.max.replace(tzinfo=UTC)
+"""A :attr:`Finding.stable_until` for a finding that only a change of its item can change."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ from pydantic import Field, model_validator
 
 from monitor.durations import Duration, format_duration
 from monitor.events import Channel
-from monitor.rules.base import Finding, Level, RuleConfigBase, TeamView
+from monitor.rules.base import FOREVER, Finding, Level, RuleConfigBase, TeamView
 
 
 class DeadlineConfig(RuleConfigBase):
@@ -67,11 +67,21 @@ class DeadlineRule:
             end = item.closed_at if item.closed_at is not None else now
             if end > due:
                 resolved = item.closed_at
-                findings.append(Finding(self.name, item.key, Level.BREACH, due, due, resolved))
+                findings.append(
+                    Finding(self.name, item.key, Level.BREACH, due, due, resolved, stable_until=FOREVER)
+                )
                 continue
             warn = self.warn_at(view, item.received_at)
             if item.closed_at is None and warn is not None and now >= warn:
-                findings.append(Finding(self.name, item.key, Level.WARNING, due, warn))
+                findings.append(Finding(self.name, item.key, Level.WARNING, due, warn, stable_until=due))
             else:
-                findings.append(Finding(self.name, item.key, Level.OK, due))
+                # Waiting: the level changes when the warning starts or, without one, when the deadline
+                # passes. Answered (or removed) on time: never by itself.
+                if item.closed_at is not None:
+                    until = FOREVER
+                elif warn is not None and now < warn:
+                    until = warn
+                else:
+                    until = due
+                findings.append(Finding(self.name, item.key, Level.OK, due, stable_until=until))
         return findings

@@ -16,7 +16,7 @@ from pydantic import Field
 
 from monitor.durations import Duration
 from monitor.events import Channel
-from monitor.rules.base import EngineOptions, Finding, Level, RuleConfigBase, RulePlugin, TeamView
+from monitor.rules.base import FOREVER, EngineOptions, Finding, Level, RuleConfigBase, RulePlugin, TeamView
 
 DEFAULT_PHRASES = (
     "we have received your",
@@ -77,11 +77,13 @@ class HoldingReply:
             told = [t for t in (item.closed_at, item.acknowledged_at) if t is not None]
             first = min(told) if told else None
             if first is not None and first <= due:
-                findings.append(Finding(self.name, item.key, Level.OK, due))
+                findings.append(Finding(self.name, item.key, Level.OK, due, stable_until=FOREVER))
             elif now > due:
-                findings.append(Finding(self.name, item.key, Level.BREACH, due, due, first))
+                findings.append(
+                    Finding(self.name, item.key, Level.BREACH, due, due, first, stable_until=FOREVER)
+                )
             else:
-                findings.append(Finding(self.name, item.key, Level.OK, due))
+                findings.append(Finding(self.name, item.key, Level.OK, due, stable_until=due))
         return findings
 
 

@@ -18,6 +18,7 @@ items asked for. A batch it cannot read is fetched again through imapclient.
 
 from __future__ import annotations
 
+import functools
 import imaplib
 import logging
 import shlex
@@ -59,6 +60,7 @@ from monitor.sources.base import (
     SourcePlugin,
     TransientSourceError,
 )
+from monitor.sources.deadlines import DEADLINES
 from monitor.sources.hints import (
     connection_hint,
     greeting_timeout,
@@ -415,9 +417,7 @@ class ImapSource(FolderSource[ImapState]):
         """
         expired = threading.Event()
         limit = self.config.poll_deadline.total_seconds()
-        timer = threading.Timer(limit, self._expire, args=(expired,))
-        timer.daemon = True
-        timer.start()
+        timer = DEADLINES.watch(limit, functools.partial(self._expire, expired))
         try:
             return self._poll_reconnecting(cursor, expired)
         except SourceError as err:
@@ -427,7 +427,7 @@ class ImapSource(FolderSource[ImapState]):
                 ) from err
             raise
         finally:
-            timer.cancel()
+            DEADLINES.cancel(timer)
 
     def _expire(self, expired: threading.Event) -> None:
         expired.set()
