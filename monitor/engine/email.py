@@ -43,6 +43,10 @@ class _Pending:
         elif self.removed_at is None or message.removed_at > self.removed_at:
             self.removed_at = message.removed_at
 
+    def closed_by_removal(self, at: datetime) -> bool:
+        """Whether the item had closed as removed by ``at``: unanswered, every message of it removed by then."""
+        return not self.live and self.response is None and self.removed_at is not None and self.removed_at <= at
+
     def freeze(self, team: str, owner: str | None) -> AwaitingItem:
         """The finished item."""
         return AwaitingItem(
@@ -282,6 +286,11 @@ def _walk(
             continue
         customer, addresses = found
         written_by[message_key(message)] = customer
+        earlier = open_items.get(customer)
+        if earlier is not None and earlier.closed_by_removal(message.date):
+            # Every message of the earlier item was removed before this one came: that item closed as
+            # removed then, and this message opens a new one (it does not revive the old deadline).
+            del open_items[customer]
         if customer in open_items:
             open_items[customer].addresses |= addresses
             open_items[customer].note(message)
