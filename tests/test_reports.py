@@ -253,3 +253,66 @@ def test_streak_counts_open_days_without_a_missed_deadline() -> None:
 def test_durations_read_in_hours_never_days(seconds: float | None, text: str) -> None:
     """Business durations: 32 business hours are "32h", not "1d 8h" (a business day is not 24 hours)."""
     assert duration(seconds) == text
+
+
+_EDGE_CONFIG = """
+calendars:
+  ldn: {timezone: Europe/London, hours: {mon-fri: "09:00-17:00"}}
+sources:
+  inbox: {kind: mbox, path: /srv/x.mbox}
+teams:
+  support:
+    calendar: ldn
+    addresses: [support@example.com]
+    internal_domains: [example.com]
+    members: [{name: Alice, email: [alice@example.com]}]
+    sources: [inbox]
+    rules:
+      - {kind: reply_within, within: 24h}
+"""
+
+
+def _edge_figures(messages: list[dict[str, Any]], label: str, now: str) -> Any:
+    from monitor.exporters.reports.figures import period_figures
+    from tests.test_engine_cases import load_messages
+
+    config = validate(yaml.safe_load(_EDGE_CONFIG)).config
+    events = load_messages(messages)
+    at = datetime.fromisoformat(now)
+    return period_figures(config, "support", events, [], parse_period(label, "Europe/London"), at)
+
+
+def test_a_customer_waiting_at_the_period_end_is_carried_into_the_next_report() -> None:
+    """Mail on the last Friday of October, answered six business days late in November: October shows it
+    waiting within its deadline (as replay over October does), November's report says what became of it."""
+    messages = [
+        {"id": "c1@cust", "from": "carol@cust.example", "to": "support@example.com", "subject": "Invoice",
+         "date": "2026-10-30T15:00:00Z"},
+        {"id": "r1@example.com", "folder": "sent", "from": "alice@example.com", "to": "carol@cust.example",
+         "in_reply_to": "c1@cust", "subject": "Re: Invoice", "date": "2026-11-10T10:00:00Z"},
+    ]  # fmt: skip
+    october = _edge_figures(messages, "2026-10", "2026-12-02T09:00:00+00:00").channel("email")
+    assert (october.items, october.waiting, october.carried) == (1, 1, None)
+    november = _edge_figures(messages, "2026-11", "2026-12-02T09:00:00+00:00").channel("email")
+    assert november.items == 0
+    carried = november.carried
+    assert carried is not None
+    assert (carried.items, carried.answered_late, carried.answered_on_time, carried.waiting) == (1, 1, 0, 0)
+
+
+def test_mail_deleted_after_its_deadline_stays_a_miss_in_the_share() -> None:
+    """One customer answered on time, one never answered whose mail was deleted three days after its
+    deadline: the share is 50%, not 100%; a deletion after the period's end is not seen in its report."""
+    messages = [
+        {"id": "c1@cust", "from": "carol@cust.example", "to": "support@example.com", "subject": "A",
+         "date": "2026-11-02T10:00:00Z"},
+        {"id": "r1@example.com", "folder": "sent", "from": "alice@example.com", "to": "carol@cust.example",
+         "in_reply_to": "c1@cust", "subject": "Re: A", "date": "2026-11-02T11:00:00Z"},
+        {"id": "c2@cust", "from": "dave@cust.example", "to": "support@example.com", "subject": "B",
+         "date": "2026-11-03T10:00:00Z", "removed": "2026-11-09T10:00:00Z"},
+    ]  # fmt: skip
+    email = _edge_figures(messages, "2026-11", "2026-12-02T09:00:00+00:00").channel("email")
+    assert (email.removed, email.removed_late, email.on_time_share) == (1, 1, 0.5)
+    late = [dict(m, removed="2026-12-01T10:00:00Z") if m["id"] == "c2@cust" else m for m in messages]
+    email = _edge_figures(late, "2026-11", "2026-12-02T09:00:00+00:00").channel("email")
+    assert (email.removed, email.breached, email.on_time_share) == (0, 1, 0.5)

@@ -87,8 +87,11 @@ def test_removed_items_are_not_open_not_decided_and_are_counted(store: Store) ->
     assert store.removed_since("support", NOW - timedelta(hours=1)) == 1
     assert store.removed_since("support", NOW) == 0
     # All three past a deadline an hour ago: the waiting one is late, the answered one on time, and the
-    # removed one is neither (not decided).
+    # removed one, removed half an hour after its deadline, a miss (deleting it does not hide it).
     store.set_timings([Timing(row.id, NOW - timedelta(hours=1), None, None) for row in rows.values()])
+    assert store.on_time_counts(NOW - timedelta(days=1), NOW) == [("support", "email", 3, 1)]
+    # Removed before its deadline: neither answered nor late, not decided.
+    store.set_timings([Timing(rows["m2@customer.example"].id, NOW, None, None)])
     assert store.on_time_counts(NOW - timedelta(days=1), NOW) == [("support", "email", 2, 1)]
     # Answered later: removed_at goes (an answer wins), the row changes once.
     answered = item(

@@ -44,8 +44,9 @@ class _Pending:
             self.removed_at = message.removed_at
 
     def closed_by_removal(self, at: datetime) -> bool:
-        """Whether the item had closed as removed by ``at``: unanswered, every message of it removed by then."""
-        return not self.live and self.response is None and self.removed_at is not None and self.removed_at <= at
+        """Whether the item had closed as removed by ``at``: unanswered, all its messages removed by then."""
+        removed = self.removed_at
+        return not self.live and self.response is None and removed is not None and removed <= at
 
     def freeze(self, team: str, owner: str | None) -> AwaitingItem:
         """The finished item."""

@@ -900,11 +900,16 @@ class Store:
         outcome is known at ``now``: answered, or past their deadline; on time = answered by the deadline."""
         answered = AWAITING.c.responded_at.is_not(None)
         on_time = and_(answered, AWAITING.c.responded_at <= AWAITING.c.due_at)
-        # A removed item was neither answered nor late: it is not decided.
+        # A removed item is decided only when its deadline had passed before the removal (then it is a
+        # miss: deleting a late customer's mail does not take it out of the share); removed earlier, it was
+        # neither answered nor late.
         decided = and_(
             AWAITING.c.due_at.is_not(None),
-            AWAITING.c.removed_at.is_(None),
-            or_(answered, AWAITING.c.due_at < now),
+            or_(
+                answered,
+                and_(AWAITING.c.removed_at.is_(None), AWAITING.c.due_at < now),
+                and_(AWAITING.c.removed_at.is_not(None), AWAITING.c.removed_at > AWAITING.c.due_at),
+            ),
         )
         query = (
             select(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from dataclasses import replace as dataclass_replace
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -20,13 +21,20 @@ from monitor.evaluate import build_rules, team_awaiting
 from monitor.events import CallEvent, Channel, MessageEvent
 from monitor.exporters.reports.period import Period
 from monitor.rules.base import Level
-from monitor.verdict import ItemStatus, ItemVerdict, deadline_owners, evaluate_team
+from monitor.verdict import ItemStatus, ItemVerdict, TeamVerdict, deadline_owners, evaluate_team
 
 TOP = 5
 """How many longest waits and fastest answers a report lists."""
 DECIDED = (ItemStatus.ANSWERED_ON_TIME, ItemStatus.ANSWERED_LATE, ItemStatus.BREACHED)
-"""Statuses whose outcome is known: the on-time share is on time among these (a customer still waiting
-inside the deadline is neither)."""
+"""Statuses whose outcome is known: the on-time share is on time among these, and the removed items whose
+deadline had passed before their removal (a customer still waiting inside the deadline is neither, and
+deleting a customer's mail after its deadline does not take a miss out of the share)."""
+
+
+def removed_late(v: ItemVerdict) -> bool:
+    """A removed item whose deadline had passed before it was removed: a miss, whatever came after."""
+    removed, due = v.item.removed_at, v.due_at
+    return v.status is ItemStatus.REMOVED and due is not None and removed is not None and removed > due
 
 
 def percentile(values: Sequence[float], share: float) -> float | None:
@@ -57,6 +65,18 @@ class ItemLine:
 
 
 @dataclass(frozen=True, slots=True)
+class Carried:
+    """Customers carried over from the previous period: waiting inside their deadline when it ended."""
+
+    items: int
+    answered_on_time: int
+    answered_late: int
+    breached: int
+    waiting: int
+    removed: int
+
+
+@dataclass(frozen=True, slots=True)
 class ChannelFigures:
     """One channel's figures over a period."""
 
@@ -69,14 +89,21 @@ class ChannelFigures:
     answered_late: int
     waiting: int
     breached: int
+    removed: int
+    """Items closed because every message of them was deleted or moved out of the watched folders."""
+    removed_late: int
+    """Of those, removed after their deadline had passed (counted as missed in the on-time share)."""
     on_time_share: float | None
-    """answered on time / (answered on time + answered late + breached)."""
+    """answered on time / (answered on time + answered late + breached + removed late)."""
     median_seconds: float | None
     """Median business response time of the answered items (nearest rank)."""
     p90_seconds: float | None
     breaches: dict[str, int]
     """Breach findings by rule at the period's end (what ``replay`` counts as ``<rule> breaches``)."""
     longest_waits: list[ItemLine]
+    carried: Carried | None = None
+    """The previous period's customers still waiting inside their deadline at its end, and what became of
+    them by this period's end (they count in the previous period, as in ``replay`` over it)."""
 
     @property
     def answered(self) -> int:
@@ -168,13 +195,12 @@ def period_figures(
 ) -> PeriodFigures:
     """The figures of ``period``: the events dated inside it, judged at its end (at ``now`` if earlier)."""
     start, end = period.start, period.end
-    inside_messages = [m for m in messages if start <= m.date < end]
-    inside_calls = [c for c in calls if start <= c.started_at < end]
     judged_at = min(end, now)
-    result = team_awaiting(config, team, inside_messages, inside_calls)
+    messages = _as_at(messages, judged_at)
+    verdict = _judged(config, team, messages, calls, start, end, judged_at)
+    carried = _carried(config, team, messages, calls, period, judged_at)
     rules = build_rules(config, team)
     calendar = config.team_calendar(team)
-    verdict = evaluate_team(result.items, rules, calendar, judged_at, team)
     owners = deadline_owners(rules)
     breaches: dict[tuple[str, str], int] = {}
     channel_of_rule = {rule.name: channel.value for channel, rule in owners.items()}
@@ -194,6 +220,7 @@ def period_figures(
                 within.total_seconds() if isinstance(within, timedelta) else None,
                 owner.business_hours if owner is not None else True,
                 {rule: n for (ch, rule), n in breaches.items() if ch == channel.value},
+                carried.get(channel),
             )
         )
     other = {rule: n for (ch, rule), n in breaches.items() if ch == ""}
@@ -222,6 +249,65 @@ def period_figures(
         fastest=[_line(v) for v in answered[:TOP]],
         statuses=statuses,
     )
+
+
+def _as_at(messages: Sequence[MessageEvent], at: datetime) -> list[MessageEvent]:
+    """The messages as the store knew them at ``at``: a removal recorded later had not happened yet (a
+    report of an old period does not change when mail is deleted afterwards)."""
+    return [
+        m if m.removed_at is None or m.removed_at <= at else dataclass_replace(m, removed_at=None)
+        for m in messages
+    ]
+
+
+def _judged(
+    config: Config,
+    team: str,
+    messages: Sequence[MessageEvent],
+    calls: Sequence[CallEvent],
+    start: datetime,
+    end: datetime,
+    judged_at: datetime,
+) -> TeamVerdict:
+    """The verdict on the events dated in [start, end), judged at ``judged_at`` (``replay``'s figures)."""
+    inside_messages = [m for m in messages if start <= m.date < end]
+    inside_calls = [c for c in calls if start <= c.started_at < end]
+    result = team_awaiting(config, team, inside_messages, inside_calls)
+    rules = build_rules(config, team)
+    return evaluate_team(result.items, rules, config.team_calendar(team), judged_at, team)
+
+
+def _carried(
+    config: Config,
+    team: str,
+    messages: Sequence[MessageEvent],
+    calls: Sequence[CallEvent],
+    period: Period,
+    judged_at: datetime,
+) -> dict[Channel, Carried]:
+    """Per channel: the previous period's items still waiting inside their deadline at its end (as its own
+    report showed them), judged again with the events up to ``judged_at``: answered, late, breached since."""
+    previous = period.previous()
+    before = _judged(config, team, messages, calls, previous.start, previous.end, previous.end)
+    waiting = {(v.item.channel, v.item.key) for v in before.items if v.status is ItemStatus.WAITING}
+    if not waiting:
+        return {}
+    since = _judged(config, team, messages, calls, previous.start, period.end, judged_at)
+    out: dict[Channel, Carried] = {}
+    for channel in {c for c, _ in waiting}:
+        found = [v for v in since.items if v.item.channel is channel and (channel, v.item.key) in waiting]
+        counts = {status: 0 for status in ItemStatus}
+        for v in found:
+            counts[v.status] += 1
+        out[channel] = Carried(
+            items=len([k for c, k in waiting if c is channel]),
+            answered_on_time=counts[ItemStatus.ANSWERED_ON_TIME],
+            answered_late=counts[ItemStatus.ANSWERED_LATE],
+            breached=counts[ItemStatus.BREACHED],
+            waiting=counts[ItemStatus.WAITING],
+            removed=counts[ItemStatus.REMOVED],
+        )
+    return out
 
 
 def team_report(
@@ -261,12 +347,14 @@ def _channel_figures(
     target: float | None,
     business_hours: bool,
     breaches: dict[str, int],
+    carried: Carried | None = None,
 ) -> ChannelFigures:
     counts = {status: 0 for status in ItemStatus}
     for v in judged:
         counts[v.status] += 1
     times = [v.business_seconds for v in judged if v.item.response is not None]
-    decided = sum(counts[s] for s in DECIDED)
+    missed_by_removal = sum(1 for v in judged if removed_late(v))
+    decided = sum(counts[s] for s in DECIDED) + missed_by_removal
     longest = sorted(judged, key=lambda v: (-v.business_seconds, v.item.received_at))[:TOP]
     return ChannelFigures(
         channel=channel,
@@ -277,11 +365,14 @@ def _channel_figures(
         answered_late=counts[ItemStatus.ANSWERED_LATE],
         waiting=counts[ItemStatus.WAITING],
         breached=counts[ItemStatus.BREACHED],
+        removed=counts[ItemStatus.REMOVED],
+        removed_late=missed_by_removal,
         on_time_share=_ratio(counts[ItemStatus.ANSWERED_ON_TIME], decided),
         median_seconds=percentile(times, 0.5),
         p90_seconds=percentile(times, 0.9),
         breaches=dict(sorted(breaches.items())),
         longest_waits=[_line(v) for v in longest],
+        carried=carried,
     )
 
 

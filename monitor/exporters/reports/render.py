@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from jinja2 import Environment
 
 from monitor.exporters.notifiers.render import template_environment
-from monitor.exporters.reports.figures import ChannelFigures, ItemLine, PeriodFigures, TeamReport
+from monitor.exporters.reports.figures import Carried, ChannelFigures, ItemLine, PeriodFigures, TeamReport
 
 HTML_TEMPLATE = "report.html.j2"
 MARKDOWN_TEMPLATE = "report.md.j2"
@@ -53,11 +53,26 @@ def _headline(channel: ChannelFigures) -> dict[str, Any]:
         "answered_late": channel.answered_late,
         "waiting": channel.waiting,
         "breached": channel.breached,
+        "removed": channel.removed,
+        "removed_late": channel.removed_late,
         "on_time_share": channel.on_time_share,
         "median_seconds": channel.median_seconds,
         "p90_seconds": channel.p90_seconds,
         "breaches": channel.breaches,
         "breaches_total": sum(channel.breaches.values()),
+    }
+
+
+def _carried(carried: Carried | None) -> dict[str, int] | None:
+    if carried is None:
+        return None
+    return {
+        "items": carried.items,
+        "answered_on_time": carried.answered_on_time,
+        "answered_late": carried.answered_late,
+        "breached": carried.breached,
+        "waiting": carried.waiting,
+        "removed": carried.removed,
     }
 
 
@@ -100,6 +115,7 @@ def report_data(report: TeamReport) -> dict[str, Any]:
                 "business_hours": channel.business_hours,
                 **headline,
                 "longest_waits": [_item(i, per_member) for i in channel.longest_waits],
+                "carried": _carried(channel.carried),
                 "previous": previous,
                 "trend": _trend(headline, previous),
             }
@@ -167,7 +183,8 @@ def subject_line(data: dict[str, Any]) -> str:
     decided = on_time = 0
     for channel in data["channels"]:
         on_time += channel["answered_on_time"]
-        decided += channel["answered_on_time"] + channel["answered_late"] + channel["breached"]
+        missed = channel["answered_late"] + channel["breached"] + channel["removed_late"]
+        decided += channel["answered_on_time"] + missed
     share = f"{round(100 * on_time / decided)}% answered on time" if decided else "no customer waited"
     return f"[replywatch] {data['team']}, {period_title(data['period'])}: {share}"
 
