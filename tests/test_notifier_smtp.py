@@ -145,3 +145,13 @@ def test_plain_smtp_only_to_loopback() -> None:
         SmtpConfig.model_validate({**base, "host": "smtp.example.com"})
     with pytest.raises(ValidationError, match="invalid address"):
         SmtpConfig.model_validate({**base, "host": "localhost", "from": "nobody"})
+
+
+def test_a_relay_answering_quit_oddly_still_delivered_once(
+    smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The relay accepts the message, then answers QUIT with 250 instead of 221: the delivery succeeded
+    (an error would make the outbox send the same alert again at every dispatch run)."""
+    smtp_server.handler.quit_reply = "250 bye"
+    notifier(smtp_server, monkeypatch).send(delivery(item(1)))
+    assert len(smtp_server.received) == 1

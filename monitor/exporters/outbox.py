@@ -148,7 +148,8 @@ class Dispatcher:
                     store = self.outbox.store
                     rendered[key] = report_mail(store, config, row.team, row.period, now, row.notifier)
                 send_report(rendered[key].to(row.recipient, now))
-            except NotifierError as err:
+            except Exception as raised:
+                err = _as_notifier_error(raised)
                 if row.attempts == 0:
                     extra = {"notifier": row.notifier, "team": row.team, "reason": err.reason}
                     log.warning("report not delivered, will retry", extra=extra | {"error": str(err)})
@@ -185,7 +186,8 @@ class Dispatcher:
             if sender is None:
                 raise NotifierError("config", f"notifier {notifier!r} is not configured")
             sender.send(delivery)
-        except NotifierError as err:
+        except Exception as raised:
+            err = _as_notifier_error(raised)
             attempts = max(row.attempts for row in rows) + 1
             if attempts == 1:
                 log.warning(
@@ -223,3 +225,13 @@ class Dispatcher:
 def _expiry(config: Config, team: str) -> timedelta:
     team_cfg = config.teams.get(team)
     return team_cfg.notify.expire_after if team_cfg and team_cfg.notify else DEFAULT_EXPIRY
+
+
+def _as_notifier_error(err: Exception) -> NotifierError:
+    """A failed delivery as a :class:`NotifierError`: an unexpected exception (a notifier's bug, a library
+    raising what it should not) is retried like a refusal instead of stopping the whole dispatch run. Only
+    its type is kept: its text may quote a recipient or a subject."""
+    if isinstance(err, NotifierError):
+        return err
+    log.debug("notifier raised an unexpected exception", exc_info=err)
+    return NotifierError("internal", f"unexpected {type(err).__name__}")

@@ -38,6 +38,11 @@ class Received:
 class _Handler:
     received: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    quit_reply: str = "221 Bye"
+    """What the server answers to QUIT (some relays answer 250)."""
+
+    async def handle_QUIT(self, server: Any, session: Session, envelope: Envelope) -> str:
+        return self.quit_reply
 
     async def handle_DATA(self, server: Any, session: Session, envelope: Envelope) -> str:
         raw = envelope.original_content or b""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import smtplib
 import ssl
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime, timedelta
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -165,7 +165,7 @@ class SmtpNotifier:
                 smtp = smtplib.SMTP(cfg.host, cfg.effective_port, timeout=timeout)
         except OSError as err:  # smtplib.SMTPException and ssl.SSLError are OSErrors
             raise _connection_error(cfg, err) from err
-        with smtp:
+        try:
             try:
                 if cfg.tls == "starttls":
                     smtp.starttls(context=context)
@@ -182,6 +182,12 @@ class SmtpNotifier:
             except OSError as err:
                 raise _connection_error(cfg, err) from err
             yield smtp
+        finally:
+            # What the relay says to QUIT no longer matters: the message (if any) was accepted already,
+            # and an error here must not make the dispatcher send it again.
+            with suppress(smtplib.SMTPException, OSError):
+                smtp.quit()
+            smtp.close()
 
 
 PLUGIN = NotifierPlugin(SmtpConfig, SmtpNotifier)
