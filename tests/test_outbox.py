@@ -35,7 +35,7 @@ NOTIFY = NotifyConfig.model_validate(
 )
 
 
-def config(smtp: SmtpServer) -> Config:
+def config(smtp: SmtpServer, **team: Any) -> Config:
     raw: dict[str, Any] = {
         "notifiers": {
             "mail": {
@@ -55,6 +55,7 @@ def config(smtp: SmtpServer) -> Config:
                     {"name": "Bob", "email": ["bob@example.com"]},
                 ],
                 "notify": NOTIFY.model_dump(),
+                **team,
             }
         },
     }
@@ -184,3 +185,17 @@ def test_report_rows_are_owed_once_per_team_period_and_recipient(store: Store) -
         ("2026-10", "ops@example.com", "pending"),
         ("2026-W44", "alice@example.com", "pending"),
     ]
+
+
+def test_a_period_ended_long_ago_is_not_owed(store: Store, smtp_server: SmtpServer) -> None:
+    """Reports turned on (or a first start) weeks after the last period ended: that report is not owed at
+    all, rather than owed and dropped as expired (which counts as a failed delivery and alerts admins).
+    A period that ended within the expiry is owed once."""
+    from monitor.exporters.reports.build import owe_scheduled_reports
+
+    with_report = config(smtp_server, report={"every": "month", "to": ["lead"]})
+    outbox = Outbox(store)
+    owe_scheduled_reports(outbox, with_report, datetime(2026, 11, 20, 10, tzinfo=UTC))
+    assert outbox.reports("support") == []
+    owe_scheduled_reports(outbox, with_report, datetime(2026, 12, 2, 10, tzinfo=UTC))
+    assert outbox.reports("support") == [("2026-11", "alice@example.com", "pending")]

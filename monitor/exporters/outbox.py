@@ -14,6 +14,7 @@ from typing import Any
 from monitor.config import Config
 from monitor.escalation import BREACH, RESOLVED, WARNING, parse_at
 from monitor.exporters.notifiers.base import NOTIFIERS, AlertItem, Delivery, Notifier, NotifierError
+from monitor.exporters.reports.schedule import REPORT_EXPIRY
 from monitor.store.outbox import CANCELLED, EXPIRED, SENT, Outbox, PendingNotification, PendingReport
 
 log = logging.getLogger(__name__)
@@ -23,8 +24,6 @@ FAILED = "failed"
 FIRST_RETRY = timedelta(seconds=30)
 MAX_RETRY = timedelta(hours=1)
 DEFAULT_EXPIRY = timedelta(days=2)
-REPORT_EXPIRY = timedelta(days=7)
-"""A report not delivered this long after it was due is dropped (a week-old report is still worth reading)."""
 
 
 def build_notifiers(config: Config) -> dict[str, Notifier]:

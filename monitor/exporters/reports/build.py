@@ -16,7 +16,7 @@ from monitor.exporters.notifiers.base import ReportDelivery
 from monitor.exporters.reports.figures import TeamReport, team_report
 from monitor.exporters.reports.period import Period, parse_period
 from monitor.exporters.reports.render import chart_images, html_file, mail, markdown, report_data
-from monitor.exporters.reports.schedule import owed_report, report_recipients
+from monitor.exporters.reports.schedule import REPORT_EXPIRY, owed_report, report_recipients
 from monitor.store.db import Store
 from monitor.store.outbox import Outbox
 
@@ -121,7 +121,9 @@ def owe_report(
     if config.notifiers[via].addressed:
         names = report_recipients(cfg.report.to, cfg.escalation_members())
     else:
-        names = [",".join(cfg.report.to)]
+        # A webhook posts once, to its own endpoint: one row per period whatever `to` says (an edit of `to`
+        # must not post the same period again).
+        names = [via]
     if outbox.owe_report(team, via, period.label, names, due_at, now):
         log.info("report owed", extra={"team": team, "period": period.label, "recipients": len(names)})
     return names
@@ -141,6 +143,12 @@ def owe_scheduled_reports(
         owed = owed_report(cfg.report.every, config.team_calendar(team), now)
         key = (team, owed.period.label)
         if done is not None and key in done:
+            continue
+        if now - owed.due_at > REPORT_EXPIRY:
+            # Ended too long ago to be worth sending now (a first start, reports just turned on): not owed,
+            # rather than owed and dropped as expired, which would alert about a delivery that never failed.
+            if done is not None:
+                done.add(key)
             continue
         owe_report(outbox, config, team, owed.period, owed.due_at, now)
         if done is not None:

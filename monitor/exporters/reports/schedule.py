@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from pydantic import Field, ValidationInfo, field_validator
 
@@ -13,6 +13,9 @@ from monitor.escalation import Member, recipients
 from monitor.exporters.reports.period import Every, Period, last_complete
 from monitor.plugins import StrictConfig
 
+REPORT_EXPIRY = timedelta(days=7)
+"""A report not delivered this long after it was due is dropped (a week-old report is still worth reading),
+and a period that ended longer ago than this is not owed at all (a first start, reports just turned on)."""
 REPORT_ROLES = frozenset({"team", "lead"})
 
 
