@@ -155,3 +155,19 @@ def test_a_relay_answering_quit_oddly_still_delivered_once(
     smtp_server.handler.quit_reply = "250 bye"
     notifier(smtp_server, monkeypatch).send(delivery(item(1)))
     assert len(smtp_server.received) == 1
+
+
+def test_a_resolved_notice_says_how_the_item_ended(
+    smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A breach that resolved because the customer's mail was deleted is not reported as answered."""
+    from dataclasses import replace
+
+    answered = replace(item(1, "resolved"), closed_by="answered")
+    removed = replace(item(2, "resolved"), closed_by="removed")
+    notifier(smtp_server, monkeypatch).send(delivery(answered, removed))
+    [got] = smtp_server.received
+    for part in ("plain", "html"):
+        body = got.message.get_body((part,)).get_content()  # type: ignore[union-attr]
+        assert "carol1@cust.example), answered Mon 16 Nov 2026 15:00 GMT" in body, body
+        assert "carol2@cust.example), mail deleted or moved away Mon 16 Nov 2026 15:00 GMT" in body, body

@@ -68,6 +68,7 @@ def alert_item(row: PendingNotification) -> AlertItem:
         due_at=row.deadline,
         owner=row.owner,
         unreadable=tuple(row.unreadable.split()),
+        closed_by="removed" if row.removed else "answered",
     )
 
 

@@ -50,6 +50,8 @@ class PendingNotification:
     """The subject line of the customer's mail (None for a call or a non-item breach)."""
     unreadable: str = ""
     """Sources that could not be read when the breach was judged, space-separated (empty: complete data)."""
+    removed: bool = False
+    """The customer's item closed because its mail was deleted or moved away, not by an answer."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +181,7 @@ class Outbox:
                 AWAITING.c.received_at,
                 AWAITING.c.owner,
                 AWAITING.c.channel,
+                AWAITING.c.removed_at,
                 title.label("title"),
             )
             .join(BREACH, BREACH.c.id == NOTIFICATION.c.breach_id)
@@ -217,6 +220,7 @@ class Outbox:
                     last_error=r.last_error,
                     title=r.title,
                     unreadable=r.unreadable or "",
+                    removed=r.removed_at is not None,
                 )
                 for r in conn.execute(query)
             ]

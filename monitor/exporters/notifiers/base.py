@@ -42,6 +42,8 @@ class AlertItem:
     """The member who answers for it (None: the team)."""
     unreadable: tuple[str, ...] = ()
     """Sources that could not be read when it was judged: the verdict stands on incomplete data."""
+    closed_by: str = "answered"
+    """How a resolved item ended: ``answered``, or ``removed`` (its mail deleted or moved away)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -93,6 +93,7 @@ def alertmanager_alerts(delivery: Delivery) -> list[dict[str, Any]]:
             alert["annotations"]["unreadable"] = " ".join(item.unreadable)
         if item.level == "resolved":
             alert["endsAt"] = _iso(item.at)
+            alert["annotations"]["closed_by"] = item.closed_by
         if delivery.dashboard_url:
             alert["generatorURL"] = delivery.dashboard_url
         alerts.append(alert)
@@ -112,6 +113,7 @@ def _item(item: AlertItem) -> dict[str, Any]:
         "waiting_since": _iso(item.waiting_since),
         "due_at": _iso(item.due_at) if item.due_at else None,
         "unreadable": list(item.unreadable),
+        "closed_by": item.closed_by if item.level == "resolved" else None,
     }
 
 
