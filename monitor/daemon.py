@@ -428,8 +428,9 @@ class Daemon:
             outbox = self.dispatcher.outbox
             owing = functools.partial(owe_scheduled_reports, outbox, config, now, self._reports_owed)
             self.supervisor.run(owe, owing)
+        incomplete = {team for team, fresh in self.freshness(now).items() if not fresh.complete}
         job = Job(DISPATCH, "outbox", every, subject="alert dispatch", field="job")
-        self.supervisor.run(job, functools.partial(self.dispatcher.run, now))
+        self.supervisor.run(job, functools.partial(self.dispatcher.run, now, incomplete))
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,7 @@ cancels what is no longer true, expires what cannot be delivered (one error line
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -199,3 +200,26 @@ def test_a_period_ended_long_ago_is_not_owed(store: Store, smtp_server: SmtpServ
     assert outbox.reports("support") == []
     owe_scheduled_reports(outbox, with_report, datetime(2026, 12, 2, 10, tzinfo=UTC))
     assert outbox.reports("support") == [("2026-11", "alice@example.com", "pending")]
+
+
+def test_a_report_waits_while_its_team_is_incomplete(
+    store: Store, smtp_server: SmtpServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A report is sent once and never corrected: while a source of the team is not read, it is held (no
+    attempt, no failure counted), and goes out once the team is complete again."""
+    monkeypatch.setenv("OUTBOX_SMTP_PASSWORD", PASSWORD)
+    cfg = config(smtp_server, report={"every": "month", "to": ["lead"]})
+    outbox = Outbox(store)
+    dispatcher = Dispatcher(outbox, lambda: cfg, build_notifiers(cfg))
+    due = datetime(2026, 12, 1, 9, tzinfo=UTC)
+    assert outbox.owe_report("support", "mail", "2026-11", ["alice@example.com"], due, due) == 1
+    with caplog.at_level(logging.INFO):
+        for minutes in (0, 1):
+            assert dispatcher.run(due + timedelta(minutes=minutes), incomplete={"support"}) == 0
+    assert smtp_server.received == []
+    assert outbox.reports("support") == [("2026-11", "alice@example.com", "pending")]
+    assert [r.message for r in caplog.records].count("report held until the team's sources are read") == 1
+    assert dispatcher.counts == Counter()
+    assert dispatcher.run(due + timedelta(hours=1)) == 1
+    assert [r.rcpt_tos for r in smtp_server.received] == [["alice@example.com"]]
+    assert outbox.reports("support") == [("2026-11", "alice@example.com", "sent")]

@@ -6,7 +6,7 @@ import hashlib
 import logging
 import threading
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -92,9 +92,15 @@ class Dispatcher:
     counts: Counter[tuple[str, str]] = field(default_factory=Counter)
     """Notifications by (notifier, outcome) since start: ``replywatch_notifications_total``."""
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _held_reports: set[tuple[str, str]] = field(default_factory=set)
+    """(team, period) of reports held for an incomplete team, logged once each."""
 
-    def run(self, now: datetime) -> int:
-        """Send every due notification grouped per recipient; returns how many were delivered."""
+    def run(self, now: datetime, incomplete: Collection[str] = ()) -> int:
+        """Send every due notification grouped per recipient; returns how many were delivered.
+
+        Reports of the ``incomplete`` teams (a source not read lately) wait until the team is complete
+        again: a report sent once from half the mail would be wrong for good.
+        """
         config = self.config()
         groups: dict[tuple[str, str, str], list[PendingNotification]] = {}
         cancelled: list[PendingNotification] = []
@@ -117,9 +123,15 @@ class Dispatcher:
         delivered = 0
         for (notifier, team, recipient), rows in groups.items():
             delivered += self._send(config, notifier, team, recipient, rows, now)
-        return delivered + self.run_reports(now)
+        return delivered + self.run_reports(now, incomplete=incomplete)
 
-    def run_reports(self, now: datetime, team: str | None = None, period: str | None = None) -> int:
+    def run_reports(
+        self,
+        now: datetime,
+        team: str | None = None,
+        period: str | None = None,
+        incomplete: Collection[str] = (),
+    ) -> int:
         """Send every due report (optionally only ``team``'s for ``period``); returns how many went out.
 
         A report is rendered once per team and period and addressed to each recipient; one that could not
@@ -130,11 +142,17 @@ class Dispatcher:
         delivered = 0
         for row in self.outbox.due_reports(now, team, period):
             if row.team not in config.teams or now - row.due_at > REPORT_EXPIRY:
+                error = row.last_error or ("team incomplete" if row.team in incomplete else None)
                 log.error(
                     "report expired undelivered",
-                    extra={"notifier": row.notifier, "team": row.team, "error": row.last_error},
+                    extra={"notifier": row.notifier, "team": row.team, "error": error},
                 )
-                self._finish([row], EXPIRED, now, row.last_error)
+                self._finish([row], EXPIRED, now, error)
+                continue
+            if row.team in incomplete:
+                if (row.team, row.period) not in self._held_reports:
+                    self._held_reports.add((row.team, row.period))
+                    log.info("report held until the team's sources are read", extra={"team": row.team})
                 continue
             try:
                 sender = self.notifiers.get(row.notifier)
