@@ -47,6 +47,8 @@ def test_months_and_weeks_in_the_team_zone() -> None:
         ("2026-13", "invalid period '2026-13': month 13 does not exist"),
         ("2025-W53", "invalid period '2025-W53': 2025 has no ISO week 53"),
         ("October", "invalid period 'October': expected a month (2026-10) or an ISO week (2026-W44)"),
+        ("9999-12", "invalid period '9999-12': out of range"),
+        ("0001-01", "invalid period '0001-01': out of range"),
     ],
 )
 def test_invalid_periods_are_quoted(text: str, error: str) -> None:

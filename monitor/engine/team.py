@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from monitor.events import MessageEvent
+from monitor.events import MessageEvent, folder_role
 from monitor.mail.classify import matches_sender_pattern
 from monitor.mail.preview import matches_phrase
 
@@ -54,7 +54,7 @@ class TeamContext:
         # replies they send to customers, to keep auto-responders quiet; those replies are answers.
         if (
             message.bulk_precedence
-            and message.folder != "sent"
+            and folder_role(message.folder) != "sent"
             and self.responder(message) is None
             and not self.addressed_personally(message)
         ):

@@ -47,6 +47,15 @@ class Period:
 def parse_period(text: str, timezone: str) -> Period:
     """``2026-10`` or ``2026-W44``; ValueError quotes a period that is neither."""
     value = text.strip()
+    try:
+        period = _parsed(text, value, timezone)
+        (period.start, period.end, period.previous())  # a report needs all three
+        return period
+    except OverflowError:  # the period before or after it lies outside the calendar (0001-01, 9999-12)
+        raise ValueError(f"invalid period {text!r}: out of range") from None
+
+
+def _parsed(text: str, value: str, timezone: str) -> Period:
     if match := _MONTH.fullmatch(value):
         year, month = int(match.group(1)), int(match.group(2))
         if not 1 <= month <= 12:
