@@ -140,21 +140,30 @@ def test_scheduled_report_goes_out_once_in_business_hours_through_an_outage_and_
 
     clock = Clock(monday_early)
     daemon = Daemon(validate(config), clock=clock, listen=("127.0.0.1", 0))
-    try:
+
+    def dispatch_fresh() -> None:
+        """Poll every source first: a report waits while its team's sources are not read."""
+        for source in ("support-inbox", "pbx"):
+            daemon.poll_source(source)
         daemon.dispatch()
+
+    try:
+        daemon.store.upgrade()
+        daemon._apply_sources()
+        dispatch_fresh()
         outbox = Outbox(daemon.store)
         assert outbox.reports("support") == [("2026-10", r, "pending") for r in RECIPIENTS]
         assert smtp_server.received == []  # owed, not yet due: the team is closed
 
         smtp_server.stop()
         clock.now = datetime(2026, 11, 2, 9, 0, 30, tzinfo=UTC)
-        daemon.dispatch()
+        dispatch_fresh()
         assert outbox.reports("support") == [("2026-10", r, "pending") for r in RECIPIENTS]
         assert daemon.dispatcher.snapshot() == {("mail", "failed"): 3}
 
         smtp_server.start()
         clock.now += timedelta(minutes=5)  # past the first retry wait
-        daemon.dispatch()
+        dispatch_fresh()
         assert outbox.reports("support") == [("2026-10", r, "sent") for r in RECIPIENTS]
     finally:
         daemon.stop()
