@@ -43,7 +43,7 @@ from monitor.events import MessageEvent, archive_role
 from monitor.mail.classify import HEADERS_USED
 from monitor.mail.event import to_event
 from monitor.mail.headers import WANTED_HEADERS, first_address, parse_header_block
-from monitor.mail.preview import preview
+from monitor.mail.preview import preview_of_parts
 from monitor.plugins import SecretError, SecretRef
 from monitor.sources.base import (
     FOLDER_COUNTS,
@@ -892,9 +892,10 @@ class ImapSource(FolderSource[ImapState]):
                     internal = data.get(b"INTERNALDATE")
                     internal_date = _as_utc(internal) if isinstance(internal, datetime) else None
                     header = _header_bytes(data)
+                    block = parse_header_block(header)
                     event = to_event(
-                        parse_header_block(header),
-                        preview=preview(header + b"\r\n" + _text_bytes(data))
+                        block,
+                        preview=preview_of_parts(header, block, _text_bytes(data))
                         if self.config.text_preview
                         else "",
                         source=self.name,
