@@ -684,10 +684,14 @@ class ImapSource(FolderSource[ImapState]):
         if found is None:
             return None
         words = found.group(1).split()
-        if len(words) % 2 or not all(value.isdigit() for value in words[1::2]):
+        try:  # the item list holds letters, digits and spaces: int() takes digits only here
+            status = {words[i].upper(): int(words[i + 1]) for i in range(0, len(words), 2)}
+        except (ValueError, IndexError):
             return None
-        status = {name.upper(): int(value) for name, value in zip(words[::2], words[1::2], strict=True)}
-        return status if all(item.encode() in status for item in items) else None
+        for item in items:
+            if item.encode() not in status:
+                return None
+        return status
 
     def _folder_error(self, folder: str, err: Exception, client: Any) -> SourceError:
         text = server_text(err)
@@ -1052,7 +1056,12 @@ class _Fetched:
 
 def _quoted_folder(client: Any, folder: str) -> str:
     """A folder name as imapclient sends it: modified UTF-7 (RFC 3501 §5.1.3), then quoted."""
-    name = encode_utf7(folder).decode("ascii") if getattr(client, "folder_encode", True) else folder
+    return _quoted_name(folder, bool(getattr(client, "folder_encode", True)))
+
+
+@functools.lru_cache(maxsize=1024)
+def _quoted_name(folder: str, encode: bool) -> str:
+    name = encode_utf7(folder).decode("ascii") if encode else folder
     return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
