@@ -28,8 +28,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import holidays
-
 __all__ = ["WEEKDAYS", "BusinessCalendar", "parse_hours"]
 
 WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -162,6 +160,8 @@ def _load_zone(timezone: str) -> ZoneInfo:
 
 def _check_holidays(country: str, subdivision: str | None) -> None:
     """Raise ValueError when the ``holidays`` package knows no such country or subdivision."""
+    import holidays  # imported when a calendar names a country: its tables take a third of a second
+
     try:
         holidays.country_holidays(country)
     except NotImplementedError as err:
@@ -337,6 +337,8 @@ class BusinessCalendar:
             return False
         dates = self._holidays_by_year.get(day.year)
         if dates is None:
+            import holidays
+
             dates = frozenset(
                 holidays.country_holidays(
                     self.holidays_country, subdiv=self.holidays_subdivision, years=day.year

@@ -54,7 +54,7 @@ def test_expunge_is_found_with_one_command_and_a_quiet_poll_stays_one_status_per
     recorder.reset()
     quiet = source.poll(first.cursor)
     assert quiet.remaining == {} and quiet.removed == []
-    assert [name for name in recorder.names() if name != "capabilities"] == ["folder_status", "folder_status"]
+    assert [name for name in recorder.wire if name != "CAPABILITY"] == ["STATUS", "STATUS"]
 
     # Only grew: a new message is fetched, nothing is listed.
     team.append("INBOX", message("Another question", msgid="q2@example.org"))

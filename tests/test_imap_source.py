@@ -105,11 +105,21 @@ class Recorder:
 
     def __init__(self, hide: Iterable[str] = ()) -> None:
         self.calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
+        self.wire: list[str] = []
+        """Every command imaplib sent (the source's fast paths send some without imapclient)."""
         self.clients: list[RecordingClient] = []
         self.hide = tuple(hide)
 
     def __call__(self, **kwargs: Any) -> RecordingClient:
-        client = RecordingClient(IMAPClient(**kwargs), self.calls, self.hide)
+        real = IMAPClient(**kwargs)
+        simple_command = real._imap._simple_command
+
+        def recorded(name: str, *args: Any) -> Any:
+            self.wire.append(name)
+            return simple_command(name, *args)
+
+        real._imap._simple_command = recorded
+        client = RecordingClient(real, self.calls, self.hide)
         self.clients.append(client)
         return client
 
@@ -118,6 +128,7 @@ class Recorder:
 
     def reset(self) -> None:
         self.calls.clear()
+        self.wire.clear()
 
 
 def make_source(
@@ -275,7 +286,13 @@ def test_unchanged_poll_sends_one_status_per_folder_and_nothing_else(team: Mailb
     assert [(s.total, s.unseen, s.unanswered, s.oldest) for s in second.snapshots] == [
         (s.total, s.unseen, s.unanswered, s.oldest) for s in first.snapshots
     ]
+    assert recorder.names() == []  # nothing through imapclient: STATUS goes through the fast path
+    assert recorder.wire == ["STATUS", "STATUS"]  # one command per folder, nothing else on the wire
+    source.fast_fetch = False
+    recorder.reset()
+    assert source.poll(first.cursor).cursor == first.cursor  # imapclient's path: the same answer
     assert recorder.names() == ["folder_status", "folder_status"]
+    assert recorder.wire == ["STATUS", "STATUS"]
 
 
 def test_new_mail_is_reported_once(team: Mailbox) -> None:

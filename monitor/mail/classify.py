@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import fnmatch
+import functools
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from email.message import Message
-from fnmatch import fnmatchcase
 
 from monitor.mail.headers import addresses, decoded, first_mailbox, header_text
 from monitor.mail.subject import has_reply_prefix
@@ -656,13 +657,28 @@ def _null_return_path(msg: Message) -> bool:
 
 
 def matches_sender_pattern(address: str, patterns: Sequence[str]) -> bool:
-    """Whether ``address`` matches a ``no_reply_senders`` pattern (see :data:`DEFAULT_NO_REPLY`)."""
+    """Whether ``address`` matches a ``no_reply_senders`` pattern (see :data:`DEFAULT_NO_REPLY`).
+
+    A pattern with an ``@`` is matched against the whole address, any other against its local part
+    (``fnmatchcase`` rules, pattern lower-cased); every message is checked, so the patterns are compiled
+    once into one expression for each kind.
+    """
+    whole, local_part = _sender_matchers(tuple(patterns))
+    if whole is not None and whole.match(address):
+        return True
     local = address.rpartition("@")[0] if "@" in address else address
+    return local_part is not None and local_part.match(local) is not None
+
+
+@functools.lru_cache(maxsize=64)
+def _sender_matchers(patterns: tuple[str, ...]) -> tuple[re.Pattern[str] | None, re.Pattern[str] | None]:
+    whole: list[str] = []
+    local: list[str] = []
     for pattern in patterns:
         pattern = pattern.strip().lower()
-        if not pattern:
-            continue
-        target = address if "@" in pattern else local
-        if fnmatchcase(target, pattern):
-            return True
-    return False
+        if pattern:
+            (whole if "@" in pattern else local).append(fnmatch.translate(pattern))
+    return (
+        re.compile("|".join(whole)) if whole else None,
+        re.compile("|".join(local)) if local else None,
+    )

@@ -80,10 +80,15 @@ class HeaderBlock(Message):
     _index: dict[str, list[str]]
     truncated: tuple[str, ...]
     """The names of fields cut at :data:`MAX_HEADER_CHARS`."""
+    whole: bool
+    """True when the block ended at its blank line or its end (not at a line that is no field)."""
 
-    def __init__(self, headers: list[tuple[str, str]], truncated: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, headers: list[tuple[str, str]], truncated: tuple[str, ...] = (), *, whole: bool = True
+    ) -> None:
         super().__init__(policy=email.policy.compat32)
         self.truncated = truncated
+        self.whole = whole
         self._headers = headers
         index: dict[str, list[str]] = {}
         for name, value in headers:
@@ -134,8 +139,10 @@ def parse_header_block(raw: bytes) -> Message:
     headers: list[tuple[str, str]] = []
     name: str | None = None
     parts: list[str] = []
+    whole = True
     for line in lines:  # line ends kept, as feedparser keeps them
         if not _HEADER_LINE.match(line):
+            whole = line in ("\r\n", "\n", "\r")
             break  # the blank line, or the first line that is neither a field nor a continuation
         if line[0] in " \t":
             if name is not None:
@@ -156,7 +163,7 @@ def parse_header_block(raw: bytes) -> Message:
         if len(value) > MAX_HEADER_CHARS:
             headers[i] = (field_name, _cut(field_name, value))
             truncated[field_name] = None
-    return HeaderBlock(headers, tuple(truncated))
+    return HeaderBlock(headers, tuple(truncated), whole=whole)
 
 
 def _field(name: str, parts: list[str]) -> tuple[str, str]:

@@ -9,6 +9,9 @@ import re
 from collections.abc import Sequence
 from email.message import Message
 
+from monitor.mail.headers import HeaderBlock
+from monitor.mail.mime_walk import first_text
+
 PREVIEW_CHARS = 1000
 """How much of a message's new text is kept (and stored): enough for a phrase, not a whole letter."""
 MAX_READ = 64 * 1024
@@ -173,6 +176,37 @@ def preview(raw: bytes) -> str:
         return new_text(text_part(msg))
     except Exception:
         return ""
+
+
+def preview_of_parts(header: bytes, block: Message, text: bytes) -> str:
+    """``preview(header + b"\r\n" + text)`` (an IMAP header block and the start of the text), with
+    ``block`` the already parsed ``header``: most messages are read by :func:`first_text`'s walker, the
+    others by the standard library's parser, with the same result."""
+    if (
+        isinstance(block, HeaderBlock)
+        and block.whole
+        and not block.truncated
+        and (not header or header.endswith((b"\r\n\r\n", b"\n\n")))
+        and len(header) + 2 + len(text) <= MAX_READ
+    ):
+        found = first_text(block, b"\r\n" + text if header else text)
+        if found is not None:
+            ctype, charset, payload = found
+            if not ctype:
+                return ""
+            try:
+                decoded = payload.decode(charset.lower() if charset else "utf-8", errors="replace")
+            except LookupError:
+                decoded = payload.decode("utf-8", errors="replace")
+            except Exception:
+                return ""
+            try:
+                if ctype == "text/html":
+                    decoded = html.unescape(_TAGS.sub("\n", decoded))
+                return new_text(decoded)
+            except Exception:
+                return ""
+    return preview(header + b"\r\n" + text)
 
 
 def is_closing_thanks(text: str, max_words: int = 12, signature_words: int = 2) -> bool:

@@ -12,8 +12,6 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
-import phonenumbers
-
 ANONYMOUS = "anonymous"
 """The customer of a call whose number was withheld."""
 
@@ -85,6 +83,8 @@ def classify_number(
 
 def to_e164(number: str, default_region: str | None) -> str:
     """``number`` in E.164 when ``phonenumbers`` can place it (a possible number), else its digits."""
+    import phonenumbers  # imported when a phone number is read: its metadata loads slowly
+
     region = default_region.upper() if default_region else None
     try:
         parsed = phonenumbers.parse(number, region)
@@ -97,6 +97,8 @@ def to_e164(number: str, default_region: str | None) -> str:
 
 def check_region(region: str) -> str:
     """``region`` upper-cased when ``phonenumbers`` knows it; ValueError with an example otherwise."""
+    import phonenumbers
+
     upper = region.upper()
     if upper not in phonenumbers.SUPPORTED_REGIONS:
         raise ValueError(f"unknown region {region!r}: use an ISO 3166 country code such as 'GB' or 'DE'")
