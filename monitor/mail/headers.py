@@ -39,6 +39,7 @@ WANTED_HEADERS: tuple[str, ...] = (
     "Feedback-ID",
     "Return-Path",
     "Content-Type",
+    "Content-Transfer-Encoding",
     "X-Failed-Recipients",
     "X-Replywatch-Holding",
 )
