@@ -159,11 +159,13 @@ class Evaluator:
         mail = [name for name in sources if name not in phone]
         messages = self.store.messages(mail, since) if mail else []
         calls = self.store.calls(phone, since) if phone else []
-        result = team_awaiting(self.config, team, messages, calls)
-        del messages, calls  # the items are built: the events go before the rows are compared and written
+        built = team_awaiting(self.config, team, messages, calls).items
+        # The items are built: the events (and the reasons the others opened nothing, which hold every
+        # event) go before the rows are compared and written.
+        del messages, calls
         changed = 0
         for channel in Channel:
-            items = [item for item in result.items if item.channel is channel]
+            items = [item for item in built if item.channel is channel]
             changed += self.store.replace_awaiting(team, channel, items, since, now)
         self._engine_stamps[team] = stamp
         if changed:

@@ -173,17 +173,20 @@ _EVENT_COLUMNS = (
     "bulk_precedence", "flags", "holding_marker", "preview", "removed_at",
 )  # fmt: skip
 _EVENT_TIMES = ("date", "removed_at")
+_INSERT_BATCH = 5_000
+"""Rows written at once by :meth:`Store.replace_awaiting`: never a second copy of every item as rows."""
 
 
-def _event(row: Sequence[Any], convert: Callable[[Any], Any] | None) -> MessageEvent:
+def _event(row: Sequence[Any], convert: Callable[[Any], Any] | None, shared: dict[Any, Any]) -> MessageEvent:
     """The event of a plain ``message`` row of :data:`_EVENT_COLUMNS` (``convert``: the driver's value of
-    a timestamp column to a datetime, where the driver does not do it itself)."""
+    a timestamp column to a datetime, where the driver does not do it itself; ``shared``: the values of the
+    rows read so far, see :func:`message_event`)."""
     values = dict(zip(_EVENT_COLUMNS, row, strict=True))
     if convert is not None:
         for name in _EVENT_TIMES:
             if values[name] is not None:
                 values[name] = convert(values[name])
-    return message_event(values)
+    return message_event(values, shared)
 
 
 def row_event(row: Any) -> MessageEvent:
@@ -191,31 +194,70 @@ def row_event(row: Any) -> MessageEvent:
     return message_event(row._mapping)
 
 
-def message_event(values: Mapping[str, Any]) -> MessageEvent:
-    """The event of a ``message`` row's values by column name: the one mapping from stored row to event."""
+_SHARED_TEXT = (
+    "source", "folder", "message_id", "from_addr", "from_name", "sender_addr", "in_reply_to", "thread_id",
+    "automated",
+)  # fmt: skip
+"""Text columns whose equal values many rows of one read hold (a source's name, a customer's address, the
+Message-ID a reply names): one string for them all."""
+
+
+def message_event(values: Mapping[str, Any], shared: dict[Any, Any] | None = None) -> MessageEvent:
+    """The event of a ``message`` row's values by column name: the one mapping from stored row to event.
+
+    ``shared`` (one dict for all the rows of a read) makes equal values of many rows one object: a read of
+    every message of a window holds each address, folder name and address list once, not once a row.
+    """
+    if shared is None:
+        shared = {}
+    text = {name: _shared(shared, values[name]) for name in _SHARED_TEXT}
     return MessageEvent(
-        source=values["source"],
-        folder=values["folder"],
+        source=text["source"],
+        folder=text["folder"],
         external_id=values["external_id"],
-        message_id=values["message_id"],
+        message_id=text["message_id"],
         date=values["date"],
-        from_addr=values["from_addr"],
-        from_name=values["from_name"],
-        sender_addr=values["sender_addr"],
-        reply_to=_split(values["reply_to"]),
-        to_addrs=_split(values["to_addrs"]),
-        cc_addrs=_split(values["cc_addrs"]),
+        from_addr=text["from_addr"],
+        from_name=text["from_name"],
+        sender_addr=text["sender_addr"],
+        reply_to=_shared_split(shared, values["reply_to"]),
+        to_addrs=_shared_split(shared, values["to_addrs"]),
+        cc_addrs=_shared_split(shared, values["cc_addrs"]),
         subject=values["subject"],
-        in_reply_to=values["in_reply_to"],
-        references=_split(values["references"]),
-        thread_id=values["thread_id"],
-        automated=values["automated"],
+        in_reply_to=text["in_reply_to"],
+        references=_shared_split(shared, values["references"]),
+        thread_id=text["thread_id"],
+        automated=text["automated"],
         bulk_precedence=bool(values["bulk_precedence"]),
-        flags=frozenset(_split(values["flags"])),
+        flags=_shared_flags(shared, values["flags"]),
         holding_marker=bool(values["holding_marker"]),
         preview=values["preview"],
         removed_at=values["removed_at"],
     )
+
+
+def _shared(shared: dict[Any, Any], value: str | None) -> Any:
+    if not value:
+        return value
+    return shared.setdefault(value, value)
+
+
+def _shared_split(shared: dict[Any, Any], value: str | None) -> tuple[str, ...]:
+    if not value:
+        return ()
+    key = ("split", value)
+    found = shared.get(key)
+    if found is None:
+        found = shared[key] = tuple(_shared(shared, part) for part in value.split())
+    return found
+
+
+def _shared_flags(shared: dict[Any, Any], value: str | None) -> frozenset[str]:
+    key = ("flags", value)
+    found = shared.get(key)
+    if found is None:
+        found = shared[key] = frozenset(_split(value))
+    return found
 
 
 class Store:
@@ -548,8 +590,9 @@ class Store:
             cursor = conn.exec_driver_sql(sql, tuple(params)).cursor
             assert cursor is not None
             events: list[MessageEvent] = []
+            shared: dict[Any, Any] = {}  # equal values of many rows held once (dropped with the read)
             while rows := cursor.fetchmany(5_000):  # never every raw row and every event at once
-                events.extend(_event(row, from_db) for row in rows)
+                events.extend(_event(row, from_db, shared) for row in rows)
         return events
 
     def removed_messages(self, sources: Sequence[str]) -> list[MessageEvent]:
@@ -624,7 +667,7 @@ class Store:
 
         Only rows whose content changed are written. Returns how many rows changed.
         """
-        wanted = {item.key: awaiting_row(item) for item in items}
+        wanted = {item.key: item for item in items}
         changed = 0
         with self.engine.begin() as conn:
             query = select(AWAITING).where(AWAITING.c.team == team, AWAITING.c.channel == channel)
@@ -635,12 +678,19 @@ class Store:
             for start in range(0, len(gone), _BATCH):
                 conn.execute(delete(AWAITING).where(AWAITING.c.id.in_(gone[start : start + _BATCH])))
             changed += len(gone)
-            fresh = []
+            fresh: list[dict[str, Any]] = []
+            inserted = 0
             modified = []
-            for key, values in wanted.items():
+            for key, item in wanted.items():
+                values = awaiting_row(item)
                 row = existing.get(key)
                 if row is None:
-                    fresh.append(values | {"team": team, "channel": channel.value, "updated_at": now})
+                    values.update(team=team, channel=channel.value, updated_at=now)
+                    fresh.append(values)
+                    if len(fresh) == _INSERT_BATCH:  # a first rebuild writes every item: rows batch by batch
+                        _insert_many(conn, AWAITING, fresh, skip_existing=True)
+                        inserted += len(fresh)
+                        fresh = []
                 elif any(getattr(row, k) != v for k, v in values.items()):
                     modified.append(
                         {f"b_{k}": v for k, v in values.items()} | {"b_id": row.id, "b_updated_at": now}
@@ -656,8 +706,9 @@ class Store:
                 changed += len(modified)
             if fresh:
                 _insert_many(conn, AWAITING, fresh, skip_existing=True)
-                changed += len(fresh)
-        if len(fresh) >= _ANALYZE_ABOVE:
+                inserted += len(fresh)
+            changed += inserted
+        if inserted >= _ANALYZE_ABOVE:
             self._analyze(AWAITING)
         return changed
 
