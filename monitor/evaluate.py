@@ -8,7 +8,6 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy.engine import Connection
 
@@ -198,15 +197,21 @@ class Evaluator:
             window = now - self.config.engine.lookback
             rows = self.store.awaiting_to_evaluate(team, window, last)
             recheck = self._recheck[team] = {}
+        # The rows go once their items and stored timings are taken: every item of the window after a
+        # rebuild, and each row holds columns no verdict reads.
+        items = [row_item(row) for row in rows]
+        stored = [Timing(row.id, row.due_at, row.business_seconds, row.wall_seconds) for row in rows]
+        del rows
         verdict = evaluate_team(
-            [row_item(row) for row in rows],
+            items,
             self.rules(team),
             self.config.team_calendar(team),
             now,
             team,
             team_mailboxes(self.store, self.config, team),
         )
-        self._record_timings(rows, verdict)
+        del items
+        self._record_timings(stored, verdict)
         _note_rechecks(recheck, verdict, now)
         if incremental:
             # The open rows of what was not judged again stay as they are: reconcile sees only the
@@ -238,13 +243,14 @@ class Evaluator:
             now=now,
         )
 
-    def _record_timings(self, rows: Sequence[Any], verdict: TeamVerdict) -> None:
-        """Store each item's deadline and, once answered, its response times (changed rows only)."""
+    def _record_timings(self, stored: Sequence[Timing], verdict: TeamVerdict) -> None:
+        """Store each item's deadline and, once answered, its response times (changed rows only);
+        ``stored``: each judged item's row as it is stored."""
         updates = []
-        for row, judged in zip(rows, verdict.items, strict=True):
+        for row, judged in zip(stored, verdict.items, strict=True):
             answered = judged.item.response is not None
             timing = Timing(
-                row.id,
+                row.row_id,
                 judged.due_at,
                 judged.business_seconds if answered else None,
                 judged.wall_seconds if answered else None,

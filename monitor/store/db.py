@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import json
 import logging
 import os
@@ -673,28 +674,37 @@ class Store:
             query = select(AWAITING).where(AWAITING.c.team == team, AWAITING.c.channel == channel)
             if since is not None:
                 query = query.where(AWAITING.c.received_at >= since)
-            existing = {row.item_key: row for row in conn.execute(query)}
-            gone = [row.id for key, row in existing.items() if key not in wanted]
+            # The stored rows are compared as they are read, a batch at a time: a restart's first rebuild
+            # meets every item of the window stored, and holding them all as rows would double its memory.
+            stored: set[str] = set()
+            gone = []
+            modified = []
+            for row in conn.execute(query.execution_options(yield_per=_INSERT_BATCH)):
+                item = wanted.get(row.item_key)
+                if item is None:
+                    gone.append(row.id)
+                    continue
+                stored.add(item.key)
+                values = awaiting_row(item)
+                if any(getattr(row, k) != v for k, v in values.items()):
+                    modified.append(
+                        {f"b_{k}": v for k, v in values.items()} | {"b_id": row.id, "b_updated_at": now}
+                    )
             for start in range(0, len(gone), _BATCH):
                 conn.execute(delete(AWAITING).where(AWAITING.c.id.in_(gone[start : start + _BATCH])))
             changed += len(gone)
             fresh: list[dict[str, Any]] = []
             inserted = 0
-            modified = []
             for key, item in wanted.items():
+                if key in stored:
+                    continue
                 values = awaiting_row(item)
-                row = existing.get(key)
-                if row is None:
-                    values.update(team=team, channel=channel.value, updated_at=now)
-                    fresh.append(values)
-                    if len(fresh) == _INSERT_BATCH:  # a first rebuild writes every item: rows batch by batch
-                        _insert_many(conn, AWAITING, fresh, skip_existing=True)
-                        inserted += len(fresh)
-                        fresh = []
-                elif any(getattr(row, k) != v for k, v in values.items()):
-                    modified.append(
-                        {f"b_{k}": v for k, v in values.items()} | {"b_id": row.id, "b_updated_at": now}
-                    )
+                values.update(team=team, channel=channel.value, updated_at=now)
+                fresh.append(values)
+                if len(fresh) == _INSERT_BATCH:  # a first rebuild writes every item: rows batch by batch
+                    _insert_many(conn, AWAITING, fresh, skip_existing=True)
+                    inserted += len(fresh)
+                    fresh = []
             if modified:
                 columns = [k for k in modified[0] if k != "b_id"]
                 conn.execute(
@@ -716,17 +726,18 @@ class Store:
         """Record items' deadlines and, once answered, their business and wall response times."""
         if not updates:
             return
-        rows = [
-            {
-                "due_at": t.due_at,
-                "business_seconds": t.business_seconds,
-                "wall_seconds": t.wall_seconds,
-                "id": t.row_id,
-            }
-            for t in updates
-        ]
         with self.engine.begin() as conn:
-            _update_many(conn, AWAITING, rows)
+            for start in range(0, len(updates), _INSERT_BATCH):  # a first evaluation times every item
+                rows = [
+                    {
+                        "due_at": t.due_at,
+                        "business_seconds": t.business_seconds,
+                        "wall_seconds": t.wall_seconds,
+                        "id": t.row_id,
+                    }
+                    for t in updates[start : start + _INSERT_BATCH]
+                ]
+                _update_many(conn, AWAITING, rows)
 
     def awaiting(
         self, team: str | None = None, *, open_only: bool = False, since: datetime | None = None
@@ -844,45 +855,36 @@ class Store:
         owed because of them), so a transition and its consequences are stored together or not at all."""
         if not transitions:
             return
-        opened = [
-            {
-                "team": t.team,
-                "rule": t.rule,
-                "subject": t.subject,
-                "level": t.level.value,
-                "opened_at": t.at,
-                "due_at": t.due_at,
-                "resolved_at": t.resolved_at,
-                "breached_at": t.breached_at,
-                "unreadable": _join(t.unreadable),
-            }
-            for t in transitions
-            if isinstance(t, Opened)
-        ]
+        with self.engine.begin() as conn:
+            # A first evaluation may open a breach for every old unanswered item: rows batch by batch.
+            opened = (t for t in transitions if isinstance(t, Opened))
+            while batch := list(itertools.islice(opened, _INSERT_BATCH)):
+                _insert_many(conn, BREACH, [_opened_row(t) for t in batch])
+            self._apply_changes(conn, transitions)
+            if then is not None:
+                then(conn, transitions)
+
+    def _apply_changes(self, conn: Connection, transitions: Sequence[Transition]) -> None:
+        """Write the breaches that became breaches and the resolved ones among ``transitions``."""
         became = [
             {"b_id": t.breach_id, "b_at": t.at, "b_unreadable": _join(t.unreadable)}
             for t in transitions
             if isinstance(t, BecameBreach)
         ]
         resolved = [{"resolved_at": t.at, "id": t.breach_id} for t in transitions if isinstance(t, Resolved)]
-        with self.engine.begin() as conn:
-            if opened:
-                _insert_many(conn, BREACH, opened)
-            if became:
-                conn.execute(
-                    update(BREACH)
-                    .where(BREACH.c.id == bindparam("b_id"))
-                    .values(
-                        level=Level.BREACH.value,
-                        breached_at=bindparam("b_at"),
-                        unreadable=bindparam("b_unreadable"),
-                    ),
-                    became,
-                )
-            if resolved:
-                _update_many(conn, BREACH, resolved)
-            if then is not None:
-                then(conn, transitions)
+        if became:
+            conn.execute(
+                update(BREACH)
+                .where(BREACH.c.id == bindparam("b_id"))
+                .values(
+                    level=Level.BREACH.value,
+                    breached_at=bindparam("b_at"),
+                    unreadable=bindparam("b_unreadable"),
+                ),
+                became,
+            )
+        if resolved:
+            _update_many(conn, BREACH, resolved)
 
     def response_histogram(
         self, buckets: Sequence[float], clock: Literal["business", "wall"] = "business"
@@ -1051,6 +1053,21 @@ class Timing:
     due_at: datetime | None
     business_seconds: float | None
     wall_seconds: float | None
+
+
+def _opened_row(t: Opened) -> dict[str, Any]:
+    """The ``breach`` row of a warning or breach that opened."""
+    return {
+        "team": t.team,
+        "rule": t.rule,
+        "subject": t.subject,
+        "level": t.level.value,
+        "opened_at": t.at,
+        "due_at": t.due_at,
+        "resolved_at": t.resolved_at,
+        "breached_at": t.breached_at,
+        "unreadable": _join(t.unreadable),
+    }
 
 
 def awaiting_row(item: AwaitingItem) -> dict[str, Any]:
