@@ -310,7 +310,8 @@ def _walk(
         addresses = address_sets.setdefault(addresses, addresses)
         written_by[message_key(message)] = customer
         if customer in open_items:
-            open_items[customer].addresses |= addresses
+            merged = open_items[customer].addresses | addresses
+            open_items[customer].addresses = address_sets.setdefault(merged, merged)
             open_items[customer].note(message)
             unopened.append(Unopened(message, "follow_up"))
             continue
