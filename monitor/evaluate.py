@@ -65,12 +65,18 @@ def phone_team(config: Config, team: str) -> PhoneTeam:
 
 
 def team_awaiting(
-    config: Config, team: str, messages: Sequence[MessageEvent], calls: Sequence[CallEvent]
+    config: Config,
+    team: str,
+    messages: Sequence[MessageEvent],
+    calls: Sequence[CallEvent],
+    *,
+    reasons: bool = True,
 ) -> EngineResult:
     """A team's awaiting items on every channel, answered across channels where the team says so, and
-    why every other message or call opened none (used alike by the daemon and ``replay``)."""
+    why every other message or call opened none (used alike by the daemon and ``replay``; without
+    ``reasons``, no reasons for mail: the daemon's rebuild keeps only the items)."""
     context, phones = team_context(config, team), phone_team(config, team)
-    email = build_awaiting(messages, context)
+    email = build_awaiting(messages, context, reasons=reasons)
     phone = build_phone_awaiting(calls, phones) if calls else EngineResult([], [])
     items = [*email.items, *phone.items]
     if config.teams[team].cross_channel:
@@ -158,7 +164,7 @@ class Evaluator:
         mail = [name for name in sources if name not in phone]
         messages = self.store.messages(mail, since) if mail else []
         calls = self.store.calls(phone, since) if phone else []
-        built = team_awaiting(self.config, team, messages, calls).items
+        built = team_awaiting(self.config, team, messages, calls, reasons=False).items
         # The items are built: the events (and the reasons the others opened nothing, which hold every
         # event) go before the rows are compared and written.
         del messages, calls

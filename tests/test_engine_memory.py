@@ -115,3 +115,9 @@ def test_items_do_not_depend_on_arrival_order_and_share_address_sets() -> None:
         by_value: dict[frozenset[str], frozenset[str]] = {}
         for item in first.items:
             assert by_value.setdefault(item.addresses, item.addresses) is item.addresses
+
+
+def test_items_without_reasons_are_the_same() -> None:
+    messages = mailbox(3)
+    assert build_awaiting(messages, TEAM, reasons=False).items == build_awaiting(messages, TEAM).items
+    assert build_awaiting(messages, TEAM, reasons=False).unopened == []

@@ -164,9 +164,22 @@ def _counterparts(message: MessageEvent, team: TeamContext) -> tuple[str, ...]:
     return tuple(a for a in (*message.to_addrs, *message.cc_addrs) if team.role(a) == "customer")
 
 
-def build_awaiting(messages: Iterable[MessageEvent], team: TeamContext) -> EngineResult:
-    """Turn a team's messages into awaiting items (next-reply semantics) and reasons for the rest."""
-    result = EngineResult([], [])
+class _Dropped(list[Unopened]):
+    """Where the reasons go when the caller keeps only the items: nowhere (one per message otherwise)."""
+
+    def append(self, _: Unopened, /) -> None:
+        pass
+
+    def extend(self, _: Iterable[Unopened], /) -> None:
+        pass
+
+
+def build_awaiting(
+    messages: Iterable[MessageEvent], team: TeamContext, *, reasons: bool = True
+) -> EngineResult:
+    """Turn a team's messages into awaiting items (next-reply semantics) and reasons for the rest (none
+    without ``reasons``: a rebuild keeps only the items)."""
+    result = EngineResult([], [] if reasons else _Dropped())
     pending: list[_Pending] = []
     unique = _unique(messages, result.unopened)
     conversations = thread(unique, team)
