@@ -190,6 +190,7 @@ def build_awaiting(
     address_sets: dict[frozenset[str], frozenset[str]] = {}
     for conversation, members in by_conversation.items():
         _walk(conversation, members, team, pending, result.unopened, address_sets)
+    del unique, conversations, by_conversation, address_sets  # not held while the items are frozen
     pending.sort(key=lambda item: (item.received_at, item.key))
     result.items = _with_owners(pending, team)
     return result
