@@ -8,7 +8,6 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy.engine import Connection
 
@@ -66,12 +65,18 @@ def phone_team(config: Config, team: str) -> PhoneTeam:
 
 
 def team_awaiting(
-    config: Config, team: str, messages: Sequence[MessageEvent], calls: Sequence[CallEvent]
+    config: Config,
+    team: str,
+    messages: Sequence[MessageEvent],
+    calls: Sequence[CallEvent],
+    *,
+    reasons: bool = True,
 ) -> EngineResult:
     """A team's awaiting items on every channel, answered across channels where the team says so, and
-    why every other message or call opened none (used alike by the daemon and ``replay``)."""
+    why every other message or call opened none (used alike by the daemon and ``replay``; without
+    ``reasons``, no reasons for mail: the daemon's rebuild keeps only the items)."""
     context, phones = team_context(config, team), phone_team(config, team)
-    email = build_awaiting(messages, context)
+    email = build_awaiting(messages, context, reasons=reasons)
     phone = build_phone_awaiting(calls, phones) if calls else EngineResult([], [])
     items = [*email.items, *phone.items]
     if config.teams[team].cross_channel:
@@ -159,11 +164,13 @@ class Evaluator:
         mail = [name for name in sources if name not in phone]
         messages = self.store.messages(mail, since) if mail else []
         calls = self.store.calls(phone, since) if phone else []
-        result = team_awaiting(self.config, team, messages, calls)
-        del messages, calls  # the items are built: the events go before the rows are compared and written
+        built = team_awaiting(self.config, team, messages, calls, reasons=False).items
+        # The items are built: the events (and the reasons the others opened nothing, which hold every
+        # event) go before the rows are compared and written.
+        del messages, calls
         changed = 0
         for channel in Channel:
-            items = [item for item in result.items if item.channel is channel]
+            items = [item for item in built if item.channel is channel]
             changed += self.store.replace_awaiting(team, channel, items, since, now)
         self._engine_stamps[team] = stamp
         if changed:
@@ -196,15 +203,21 @@ class Evaluator:
             window = now - self.config.engine.lookback
             rows = self.store.awaiting_to_evaluate(team, window, last)
             recheck = self._recheck[team] = {}
+        # The rows go once their items and stored timings are taken: every item of the window after a
+        # rebuild, and each row holds columns no verdict reads.
+        items = [row_item(row) for row in rows]
+        stored = [Timing(row.id, row.due_at, row.business_seconds, row.wall_seconds) for row in rows]
+        del rows
         verdict = evaluate_team(
-            [row_item(row) for row in rows],
+            items,
             self.rules(team),
             self.config.team_calendar(team),
             now,
             team,
             team_mailboxes(self.store, self.config, team),
         )
-        self._record_timings(rows, verdict)
+        del items
+        self._record_timings(stored, verdict)
         _note_rechecks(recheck, verdict, now)
         if incremental:
             # The open rows of what was not judged again stay as they are: reconcile sees only the
@@ -236,13 +249,14 @@ class Evaluator:
             now=now,
         )
 
-    def _record_timings(self, rows: Sequence[Any], verdict: TeamVerdict) -> None:
-        """Store each item's deadline and, once answered, its response times (changed rows only)."""
+    def _record_timings(self, stored: Sequence[Timing], verdict: TeamVerdict) -> None:
+        """Store each item's deadline and, once answered, its response times (changed rows only);
+        ``stored``: each judged item's row as it is stored."""
         updates = []
-        for row, judged in zip(rows, verdict.items, strict=True):
+        for row, judged in zip(stored, verdict.items, strict=True):
             answered = judged.item.response is not None
             timing = Timing(
-                row.id,
+                row.row_id,
                 judged.due_at,
                 judged.business_seconds if answered else None,
                 judged.wall_seconds if answered else None,

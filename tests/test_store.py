@@ -188,6 +188,27 @@ def test_replace_awaiting_leaves_items_before_the_window(store: Store) -> None:
     assert {r.item_key for r in store.awaiting("support")} == {"old", "new"}
 
 
+def test_large_rebuild_and_first_evaluation_written_in_batches(store: Store) -> None:
+    """More items than one write batch: every row is written, compared, timed and breached exactly once."""
+    count = 12_345
+    items = [item(f"k{n}", n % 5_000) for n in range(count)]
+    assert store.replace_awaiting("support", Channel.EMAIL, items, None, T0) == count
+    assert store.replace_awaiting("support", Channel.EMAIL, items, None, T0) == 0
+    # Every third answered, the first 100 gone, 7,000 new: changes counted once each.
+    changed = [item(f"k{n}", n % 5_000, n % 5_000 + 1) if n % 3 == 0 else items[n] for n in range(100, count)]
+    new = [item(f"n{n}", n % 5_000) for n in range(7_000)]
+    answered = len([n for n in range(100, count) if n % 3 == 0])
+    assert store.replace_awaiting("support", Channel.EMAIL, changed + new, None, T0) == 100 + answered + 7_000
+    rows = store.awaiting("support")
+    assert len(rows) == count - 100 + 7_000
+    assert sum(r.responded_at is not None for r in rows) == answered
+    due = {r.id: T0 + timedelta(minutes=r.id % 97) for r in rows}
+    store.set_timings([Timing(row_id, at, None, None) for row_id, at in due.items()])
+    assert {r.id: r.due_at for r in store.awaiting("support")} == due
+    store.apply_transitions([Opened("support", "reply_within", r.item_key, Level.BREACH, T0) for r in rows])
+    assert store.breach_counts() == [("support", "reply_within", len(rows), len(rows))]
+
+
 def test_breach_transitions_and_counts(store: Store) -> None:
     store.apply_transitions(
         [

@@ -6,7 +6,7 @@ Pure: the same messages always give the same items, in any order they arrived.
 from __future__ import annotations
 
 import bisect
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -115,7 +115,14 @@ def thread(messages: Iterable[MessageEvent], team: TeamContext | None = None) ->
     ordered = sorted(messages, key=_order)
     keys = []
     by_subject: dict[tuple[str, str], tuple[str, datetime]] = {}
+    noted: deque[tuple[datetime, tuple[str, str]]] = deque()
+    """When each ``by_subject`` entry was noted, oldest first: an entry older than :data:`SUBJECT_WINDOW`
+    joins nothing later (messages come in time order) and is dropped, so only a window's worth is held."""
     for message in ordered:
+        while noted and message.date - noted[0][0] > SUBJECT_WINDOW:
+            at, stale = noted.popleft()
+            if by_subject.get(stale, (None, None))[1] == at:
+                del by_subject[stale]
         key = message_key(message)
         keys.append(key)
         threads.find(key)
@@ -149,7 +156,9 @@ def thread(messages: Iterable[MessageEvent], team: TeamContext | None = None) ->
                     threads.union(key, earlier[0])
                     break
         for address in counterparts:
-            by_subject[(subject, address)] = (key, message.date)
+            entry = (subject, address)
+            by_subject[entry] = (key, message.date)
+            noted.append((message.date, entry))
     return {key: threads.find(key) for key in keys}
 
 
@@ -160,9 +169,22 @@ def _counterparts(message: MessageEvent, team: TeamContext) -> tuple[str, ...]:
     return tuple(a for a in (*message.to_addrs, *message.cc_addrs) if team.role(a) == "customer")
 
 
-def build_awaiting(messages: Iterable[MessageEvent], team: TeamContext) -> EngineResult:
-    """Turn a team's messages into awaiting items (next-reply semantics) and reasons for the rest."""
-    result = EngineResult([], [])
+class _Dropped(list[Unopened]):
+    """Where the reasons go when the caller keeps only the items: nowhere (one per message otherwise)."""
+
+    def append(self, _: Unopened, /) -> None:
+        pass
+
+    def extend(self, _: Iterable[Unopened], /) -> None:
+        pass
+
+
+def build_awaiting(
+    messages: Iterable[MessageEvent], team: TeamContext, *, reasons: bool = True
+) -> EngineResult:
+    """Turn a team's messages into awaiting items (next-reply semantics) and reasons for the rest (none
+    without ``reasons``: a rebuild keeps only the items)."""
+    result = EngineResult([], [] if reasons else _Dropped())
     pending: list[_Pending] = []
     unique = _unique(messages, result.unopened)
     conversations = thread(unique, team)
@@ -170,8 +192,10 @@ def build_awaiting(messages: Iterable[MessageEvent], team: TeamContext) -> Engin
     for message in unique:
         by_conversation[conversations[message_key(message)]].append(message)
 
+    address_sets: dict[frozenset[str], frozenset[str]] = {}
     for conversation, members in by_conversation.items():
-        _walk(conversation, members, team, pending, result.unopened)
+        _walk(conversation, members, team, pending, result.unopened, address_sets)
+    del unique, conversations, by_conversation, address_sets  # not held while the items are frozen
     pending.sort(key=lambda item: (item.received_at, item.key))
     result.items = _with_owners(pending, team)
     return result
@@ -185,14 +209,26 @@ def _unique(messages: Iterable[MessageEvent], unopened: list[Unopened]) -> list[
     when every copy was removed. A message found in archive folders only opens and answers nothing
     (``archived``).
     """
-    copies: dict[str, list[MessageEvent]] = defaultdict(list)
+    # One copy is held as itself, several in a list: most messages have one, and a list each would be
+    # the largest structure of a rebuild.
+    copies: dict[str, MessageEvent | list[MessageEvent]] = {}
     unique: list[MessageEvent] = []
     for message in messages:
         if message.message_id is None:
             unique.append(message)
+            continue
+        held = copies.get(message.message_id)
+        if held is None:
+            copies[message.message_id] = message
+        elif isinstance(held, list):
+            held.append(message)
         else:
-            copies[message.message_id].append(message)
-    for found in copies.values():
+            copies[message.message_id] = [held, message]
+    for held in copies.values():
+        if not isinstance(held, list):
+            unique.append(held)
+            continue
+        found = held
         found.sort(key=lambda m: (is_archive(m.folder), _order(m)))
         first, others = found[0], found[1:]
         unopened.extend(Unopened(other, "duplicate") for other in others)
@@ -223,7 +259,9 @@ def _with_owners(pending: list[_Pending], team: TeamContext) -> list[AwaitingIte
     for found in answers.values():
         found.sort()
     out = []
-    for item in pending:
+    pending.reverse()
+    while pending:  # each pending item goes as its frozen item comes
+        item = pending.pop()
         owner = item.reached
         if owner is None:
             earlier = answers.get(item.customer, [])
@@ -258,8 +296,10 @@ def _walk(
     team: TeamContext,
     items: list[_Pending],
     unopened: list[Unopened],
+    address_sets: dict[frozenset[str], frozenset[str]],
 ) -> None:
-    """Walk one conversation in time order, opening and closing items per customer."""
+    """Walk one conversation in time order, opening and closing items per customer (``address_sets``: one
+    object for equal address sets, a customer's items sharing theirs)."""
     open_items: dict[str, _Pending] = {}
     answered: set[str] = set()
     written_by: dict[str, str] = {}
@@ -286,6 +326,7 @@ def _walk(
             unopened.append(Unopened(message, f"automated:{automated}"))
             continue
         customer, addresses = found
+        addresses = address_sets.setdefault(addresses, addresses)
         written_by[message_key(message)] = customer
         earlier = open_items.get(customer)
         if earlier is not None and earlier.closed_by_removal(message.date):
@@ -293,7 +334,8 @@ def _walk(
             # removed then, and this message opens a new one (it does not revive the old deadline).
             del open_items[customer]
         if customer in open_items:
-            open_items[customer].addresses |= addresses
+            merged = open_items[customer].addresses | addresses
+            open_items[customer].addresses = address_sets.setdefault(merged, merged)
             open_items[customer].note(message)
             unopened.append(Unopened(message, "follow_up"))
             continue

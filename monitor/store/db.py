@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import json
 import logging
 import os
@@ -174,17 +175,20 @@ _EVENT_COLUMNS = (
     "bulk_precedence", "flags", "holding_marker", "preview", "removed_at",
 )  # fmt: skip
 _EVENT_TIMES = ("date", "removed_at")
+_INSERT_BATCH = 5_000
+"""Rows written at once by :meth:`Store.replace_awaiting`: never a second copy of every item as rows."""
 
 
-def _event(row: Sequence[Any], convert: Callable[[Any], Any] | None) -> MessageEvent:
+def _event(row: Sequence[Any], convert: Callable[[Any], Any] | None, shared: dict[Any, Any]) -> MessageEvent:
     """The event of a plain ``message`` row of :data:`_EVENT_COLUMNS` (``convert``: the driver's value of
-    a timestamp column to a datetime, where the driver does not do it itself)."""
+    a timestamp column to a datetime, where the driver does not do it itself; ``shared``: the values of the
+    rows read so far, see :func:`message_event`)."""
     values = dict(zip(_EVENT_COLUMNS, row, strict=True))
     if convert is not None:
         for name in _EVENT_TIMES:
             if values[name] is not None:
                 values[name] = convert(values[name])
-    return message_event(values)
+    return message_event(values, shared)
 
 
 def row_event(row: Any) -> MessageEvent:
@@ -192,31 +196,70 @@ def row_event(row: Any) -> MessageEvent:
     return message_event(row._mapping)
 
 
-def message_event(values: Mapping[str, Any]) -> MessageEvent:
-    """The event of a ``message`` row's values by column name: the one mapping from stored row to event."""
+_SHARED_TEXT = (
+    "source", "folder", "message_id", "from_addr", "from_name", "sender_addr", "in_reply_to", "thread_id",
+    "automated",
+)  # fmt: skip
+"""Text columns whose equal values many rows of one read hold (a source's name, a customer's address, the
+Message-ID a reply names): one string for them all."""
+
+
+def message_event(values: Mapping[str, Any], shared: dict[Any, Any] | None = None) -> MessageEvent:
+    """The event of a ``message`` row's values by column name: the one mapping from stored row to event.
+
+    ``shared`` (one dict for all the rows of a read) makes equal values of many rows one object: a read of
+    every message of a window holds each address, folder name and address list once, not once a row.
+    """
+    if shared is None:
+        shared = {}
+    text = {name: _shared(shared, values[name]) for name in _SHARED_TEXT}
     return MessageEvent(
-        source=values["source"],
-        folder=values["folder"],
+        source=text["source"],
+        folder=text["folder"],
         external_id=values["external_id"],
-        message_id=values["message_id"],
+        message_id=text["message_id"],
         date=values["date"],
-        from_addr=values["from_addr"],
-        from_name=values["from_name"],
-        sender_addr=values["sender_addr"],
-        reply_to=_split(values["reply_to"]),
-        to_addrs=_split(values["to_addrs"]),
-        cc_addrs=_split(values["cc_addrs"]),
+        from_addr=text["from_addr"],
+        from_name=text["from_name"],
+        sender_addr=text["sender_addr"],
+        reply_to=_shared_split(shared, values["reply_to"]),
+        to_addrs=_shared_split(shared, values["to_addrs"]),
+        cc_addrs=_shared_split(shared, values["cc_addrs"]),
         subject=values["subject"],
-        in_reply_to=values["in_reply_to"],
-        references=_split(values["references"]),
-        thread_id=values["thread_id"],
-        automated=values["automated"],
+        in_reply_to=text["in_reply_to"],
+        references=_shared_split(shared, values["references"]),
+        thread_id=text["thread_id"],
+        automated=text["automated"],
         bulk_precedence=bool(values["bulk_precedence"]),
-        flags=frozenset(_split(values["flags"])),
+        flags=_shared_flags(shared, values["flags"]),
         holding_marker=bool(values["holding_marker"]),
         preview=values["preview"],
         removed_at=values["removed_at"],
     )
+
+
+def _shared(shared: dict[Any, Any], value: str | None) -> Any:
+    if not value:
+        return value
+    return shared.setdefault(value, value)
+
+
+def _shared_split(shared: dict[Any, Any], value: str | None) -> tuple[str, ...]:
+    if not value:
+        return ()
+    key = ("split", value)
+    found = shared.get(key)
+    if found is None:
+        found = shared[key] = tuple(_shared(shared, part) for part in value.split())
+    return found
+
+
+def _shared_flags(shared: dict[Any, Any], value: str | None) -> frozenset[str]:
+    key = ("flags", value)
+    found = shared.get(key)
+    if found is None:
+        found = shared[key] = frozenset(_split(value))
+    return found
 
 
 class Store:
@@ -558,8 +601,9 @@ class Store:
             cursor = conn.exec_driver_sql(sql, tuple(params)).cursor
             assert cursor is not None
             events: list[MessageEvent] = []
+            shared: dict[Any, Any] = {}  # equal values of many rows held once (dropped with the read)
             while rows := cursor.fetchmany(5_000):  # never every raw row and every event at once
-                events.extend(_event(row, from_db) for row in rows)
+                events.extend(_event(row, from_db, shared) for row in rows)
         return events
 
     def removed_messages(self, sources: Sequence[str]) -> list[MessageEvent]:
@@ -634,27 +678,43 @@ class Store:
 
         Only rows whose content changed are written. Returns how many rows changed.
         """
-        wanted = {item.key: awaiting_row(item) for item in items}
+        wanted = {item.key: item for item in items}
         changed = 0
         with self.engine.begin() as conn:
             query = select(AWAITING).where(AWAITING.c.team == team, AWAITING.c.channel == channel)
             if since is not None:
                 query = query.where(AWAITING.c.received_at >= since)
-            existing = {row.item_key: row for row in conn.execute(query)}
-            gone = [row.id for key, row in existing.items() if key not in wanted]
-            for start in range(0, len(gone), _BATCH):
-                conn.execute(delete(AWAITING).where(AWAITING.c.id.in_(gone[start : start + _BATCH])))
-            changed += len(gone)
-            fresh = []
+            # The stored rows are compared as they are read, a batch at a time: a restart's first rebuild
+            # meets every item of the window stored, and holding them all as rows would double its memory.
+            stored: set[str] = set()
+            gone = []
             modified = []
-            for key, values in wanted.items():
-                row = existing.get(key)
-                if row is None:
-                    fresh.append(values | {"team": team, "channel": channel.value, "updated_at": now})
-                elif any(getattr(row, k) != v for k, v in values.items()):
+            for row in conn.execute(query.execution_options(yield_per=_INSERT_BATCH)):
+                item = wanted.get(row.item_key)
+                if item is None:
+                    gone.append(row.id)
+                    continue
+                stored.add(item.key)
+                values = awaiting_row(item)
+                if any(getattr(row, k) != v for k, v in values.items()):
                     modified.append(
                         {f"b_{k}": v for k, v in values.items()} | {"b_id": row.id, "b_updated_at": now}
                     )
+            for start in range(0, len(gone), _BATCH):
+                conn.execute(delete(AWAITING).where(AWAITING.c.id.in_(gone[start : start + _BATCH])))
+            changed += len(gone)
+            fresh: list[dict[str, Any]] = []
+            inserted = 0
+            for key, item in wanted.items():
+                if key in stored:
+                    continue
+                values = awaiting_row(item)
+                values.update(team=team, channel=channel.value, updated_at=now)
+                fresh.append(values)
+                if len(fresh) == _INSERT_BATCH:  # a first rebuild writes every item: rows batch by batch
+                    _insert_many(conn, AWAITING, fresh, skip_existing=True)
+                    inserted += len(fresh)
+                    fresh = []
             if modified:
                 columns = [k for k in modified[0] if k != "b_id"]
                 conn.execute(
@@ -666,8 +726,9 @@ class Store:
                 changed += len(modified)
             if fresh:
                 _insert_many(conn, AWAITING, fresh, skip_existing=True)
-                changed += len(fresh)
-        if len(fresh) >= _ANALYZE_ABOVE:
+                inserted += len(fresh)
+            changed += inserted
+        if inserted >= _ANALYZE_ABOVE:
             self._analyze(AWAITING)
         return changed
 
@@ -675,17 +736,18 @@ class Store:
         """Record items' deadlines and, once answered, their business and wall response times."""
         if not updates:
             return
-        rows = [
-            {
-                "due_at": t.due_at,
-                "business_seconds": t.business_seconds,
-                "wall_seconds": t.wall_seconds,
-                "id": t.row_id,
-            }
-            for t in updates
-        ]
         with self.engine.begin() as conn:
-            _update_many(conn, AWAITING, rows)
+            for start in range(0, len(updates), _INSERT_BATCH):  # a first evaluation times every item
+                rows = [
+                    {
+                        "due_at": t.due_at,
+                        "business_seconds": t.business_seconds,
+                        "wall_seconds": t.wall_seconds,
+                        "id": t.row_id,
+                    }
+                    for t in updates[start : start + _INSERT_BATCH]
+                ]
+                _update_many(conn, AWAITING, rows)
 
     def awaiting(
         self, team: str | None = None, *, open_only: bool = False, since: datetime | None = None
@@ -803,45 +865,36 @@ class Store:
         owed because of them), so a transition and its consequences are stored together or not at all."""
         if not transitions:
             return
-        opened = [
-            {
-                "team": t.team,
-                "rule": t.rule,
-                "subject": t.subject,
-                "level": t.level.value,
-                "opened_at": t.at,
-                "due_at": t.due_at,
-                "resolved_at": t.resolved_at,
-                "breached_at": t.breached_at,
-                "unreadable": _join(t.unreadable),
-            }
-            for t in transitions
-            if isinstance(t, Opened)
-        ]
+        with self.engine.begin() as conn:
+            # A first evaluation may open a breach for every old unanswered item: rows batch by batch.
+            opened = (t for t in transitions if isinstance(t, Opened))
+            while batch := list(itertools.islice(opened, _INSERT_BATCH)):
+                _insert_many(conn, BREACH, [_opened_row(t) for t in batch])
+            self._apply_changes(conn, transitions)
+            if then is not None:
+                then(conn, transitions)
+
+    def _apply_changes(self, conn: Connection, transitions: Sequence[Transition]) -> None:
+        """Write the breaches that became breaches and the resolved ones among ``transitions``."""
         became = [
             {"b_id": t.breach_id, "b_at": t.at, "b_unreadable": _join(t.unreadable)}
             for t in transitions
             if isinstance(t, BecameBreach)
         ]
         resolved = [{"resolved_at": t.at, "id": t.breach_id} for t in transitions if isinstance(t, Resolved)]
-        with self.engine.begin() as conn:
-            if opened:
-                _insert_many(conn, BREACH, opened)
-            if became:
-                conn.execute(
-                    update(BREACH)
-                    .where(BREACH.c.id == bindparam("b_id"))
-                    .values(
-                        level=Level.BREACH.value,
-                        breached_at=bindparam("b_at"),
-                        unreadable=bindparam("b_unreadable"),
-                    ),
-                    became,
-                )
-            if resolved:
-                _update_many(conn, BREACH, resolved)
-            if then is not None:
-                then(conn, transitions)
+        if became:
+            conn.execute(
+                update(BREACH)
+                .where(BREACH.c.id == bindparam("b_id"))
+                .values(
+                    level=Level.BREACH.value,
+                    breached_at=bindparam("b_at"),
+                    unreadable=bindparam("b_unreadable"),
+                ),
+                became,
+            )
+        if resolved:
+            _update_many(conn, BREACH, resolved)
 
     def response_histogram(
         self, buckets: Sequence[float], clock: Literal["business", "wall"] = "business"
@@ -1015,6 +1068,21 @@ class Timing:
     due_at: datetime | None
     business_seconds: float | None
     wall_seconds: float | None
+
+
+def _opened_row(t: Opened) -> dict[str, Any]:
+    """The ``breach`` row of a warning or breach that opened."""
+    return {
+        "team": t.team,
+        "rule": t.rule,
+        "subject": t.subject,
+        "level": t.level.value,
+        "opened_at": t.at,
+        "due_at": t.due_at,
+        "resolved_at": t.resolved_at,
+        "breached_at": t.breached_at,
+        "unreadable": _join(t.unreadable),
+    }
 
 
 def awaiting_row(item: AwaitingItem) -> dict[str, Any]:
