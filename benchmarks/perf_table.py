@@ -44,14 +44,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from engine_bench import messages as engine_messages
-from imap_bench import realistic_message, seen_or_not
+from imap_bench import raw_header_fetch, realistic_message, seen_or_not
 
 from monitor.config import validate
 from monitor.daemon import Daemon
 from monitor.evaluate import Evaluator, team_awaiting
 from monitor.events import MessageEvent
 from monitor.sources.base import PollResult
-from monitor.sources.imap import DEFAULT_BATCH_SIZE, ImapConfig, ImapSource
+from monitor.sources.imap import ImapConfig, ImapSource
 from monitor.store.db import Store
 from tests.servers.dovecot import DovecotServer, Mailbox, free_port
 
@@ -230,18 +230,7 @@ def bench_start(server: DovecotServer, count: int, kinds: list[str], runs: int, 
     result = team_awaiting(loaded.config, "support", polled.messages, [])
     expected = float(sum(1 for item in result.items if item.response is None))
     raw_client = mailbox.client("implicit")
-
-    def raw_fetch() -> float:
-        began = time.perf_counter()
-        total = 0
-        for folder in ("INBOX", "Sent"):
-            raw_client.select_folder(folder, readonly=True)
-            uids = raw_client.search("ALL")
-            for i in range(0, len(uids), DEFAULT_BATCH_SIZE):
-                total += len(raw_client.fetch(uids[i : i + DEFAULT_BATCH_SIZE], header_items))
-            raw_client.unselect_folder()
-        assert total == count, total
-        return time.perf_counter() - began
+    raw_fetch = functools.partial(raw_header_fetch, raw_client, header_items, count)
 
     for kind in kinds:
         raws, starts = [], []
