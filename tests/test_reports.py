@@ -275,13 +275,14 @@ teams:
 
 
 def _edge_figures(messages: list[dict[str, Any]], label: str, now: str) -> Any:
-    from monitor.exporters.reports.figures import period_figures
+    from monitor.exporters.reports.figures import team_report
     from tests.test_engine_cases import load_messages
 
     config = validate(yaml.safe_load(_EDGE_CONFIG)).config
     events = load_messages(messages)
     at = datetime.fromisoformat(now)
-    return period_figures(config, "support", events, [], parse_period(label, "Europe/London"), at)
+    period = parse_period(label, "Europe/London")
+    return team_report(config, "support", events, [], period, at, per_member=False).current
 
 
 def test_a_customer_waiting_at_the_period_end_is_carried_into_the_next_report() -> None:

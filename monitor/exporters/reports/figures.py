@@ -9,7 +9,7 @@ the trend and the wins.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from dataclasses import replace as dataclass_replace
 from datetime import date, datetime, time, timedelta
@@ -185,20 +185,35 @@ class TeamReport:
     """Members who answered at least one customer and all of them on time."""
 
 
-def period_figures(
+@dataclass(frozen=True, slots=True)
+class _Judged:
+    """One period's verdict: the events dated inside it, as the store knew them when it was judged."""
+
+    period: Period
+    judged_at: datetime
+    verdict: TeamVerdict
+
+
+def _judge(
     config: Config,
     team: str,
     messages: Sequence[MessageEvent],
     calls: Sequence[CallEvent],
     period: Period,
     now: datetime,
+) -> _Judged:
+    """``period`` judged at its end (at ``now`` if earlier): what ``replay --since --until`` computes."""
+    judged_at = min(period.end, now)
+    as_at = _as_at(messages, judged_at)
+    verdict = _verdict(config, team, as_at, calls, period.start, period.end, judged_at)
+    return _Judged(period, judged_at, verdict)
+
+
+def _period_figures(
+    config: Config, team: str, judged: _Judged, carried: Mapping[Channel, Carried]
 ) -> PeriodFigures:
-    """The figures of ``period``: the events dated inside it, judged at its end (at ``now`` if earlier)."""
-    start, end = period.start, period.end
-    judged_at = min(end, now)
-    messages = _as_at(messages, judged_at)
-    verdict = _judged(config, team, messages, calls, start, end, judged_at)
-    carried = _carried(config, team, messages, calls, period, judged_at)
+    """Every figure of one judged period (``carried``: the previous period's waiting customers)."""
+    period, judged_at, verdict = judged.period, judged.judged_at, judged.verdict
     rules = build_rules(config, team)
     calendar = config.team_calendar(team)
     owners = deadline_owners(rules)
@@ -210,13 +225,13 @@ def period_figures(
             breaches[key] = breaches.get(key, 0) + 1
     channels = []
     for channel in config.team_channels(team):
-        judged = [v for v in verdict.items if v.item.channel is channel]
+        of_channel = [v for v in verdict.items if v.item.channel is channel]
         owner = owners.get(channel)
         within = getattr(owner, "within", None)
         channels.append(
             _channel_figures(
                 channel.value,
-                judged,
+                of_channel,
                 within.total_seconds() if isinstance(within, timedelta) else None,
                 owner.business_hours if owner is not None else True,
                 {rule: n for (ch, rule), n in breaches.items() if ch == channel.value},
@@ -260,7 +275,7 @@ def _as_at(messages: Sequence[MessageEvent], at: datetime) -> list[MessageEvent]
     ]
 
 
-def _judged(
+def _verdict(
     config: Config,
     team: str,
     messages: Sequence[MessageEvent],
@@ -269,7 +284,7 @@ def _judged(
     end: datetime,
     judged_at: datetime,
 ) -> TeamVerdict:
-    """The verdict on the events dated in [start, end), judged at ``judged_at`` (``replay``'s figures)."""
+    """The verdict on the events dated in [start, end), judged at ``judged_at``."""
     inside_messages = [m for m in messages if start <= m.date < end]
     inside_calls = [c for c in calls if start <= c.started_at < end]
     result = team_awaiting(config, team, inside_messages, inside_calls)
@@ -282,17 +297,17 @@ def _carried(
     team: str,
     messages: Sequence[MessageEvent],
     calls: Sequence[CallEvent],
-    period: Period,
-    judged_at: datetime,
+    previous: _Judged,
+    current: _Judged,
 ) -> dict[Channel, Carried]:
     """Per channel: the previous period's items still waiting inside their deadline at its end (as its own
-    report showed them), judged again with the events up to ``judged_at``: answered, late, breached since."""
-    previous = period.previous()
-    before = _judged(config, team, messages, calls, previous.start, previous.end, previous.end)
-    waiting = {(v.item.channel, v.item.key) for v in before.items if v.status is ItemStatus.WAITING}
+    report showed them), judged again with the events up to the current period's judgement: answered,
+    late, breached since."""
+    waiting = {(v.item.channel, v.item.key) for v in previous.verdict.items if v.status is ItemStatus.WAITING}
     if not waiting:
         return {}
-    since = _judged(config, team, messages, calls, previous.start, period.end, judged_at)
+    at = current.judged_at
+    since = _verdict(config, team, _as_at(messages, at), calls, previous.period.start, current.period.end, at)
     out: dict[Channel, Carried] = {}
     for channel in {c for c, _ in waiting}:
         found = [v for v in since.items if v.item.channel is channel and (channel, v.item.key) in waiting]
@@ -320,9 +335,12 @@ def team_report(
     *,
     per_member: bool,
 ) -> TeamReport:
-    """The report of ``period`` and the previous period, computed alike."""
-    current = period_figures(config, team, messages, calls, period, now)
-    previous = period_figures(config, team, messages, calls, period.previous(), now)
+    """The report of ``period`` and the previous period, computed alike; each period is judged once."""
+    judged = _judge(config, team, messages, calls, period, now)
+    judged_before = _judge(config, team, messages, calls, period.previous(), now)
+    carried = _carried(config, team, messages, calls, judged_before, judged)
+    current = _period_figures(config, team, judged, carried)
+    previous = _period_figures(config, team, judged_before, {})
     perfect = sorted(m.name for m in current.members if m.answered and m.on_time == m.answered)
     return TeamReport(team, current, previous, per_member, perfect if per_member else [])
 
