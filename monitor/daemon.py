@@ -9,7 +9,6 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import FrameType
@@ -111,8 +110,6 @@ class Daemon:
         self.scheduler.add_listener(self._on_skipped, EVENT_JOB_MAX_INSTANCES)
         self._still_running: set[str] = set()
         self._poll_pools: dict[str, ThreadPoolExecutor] = {}
-        self._early_polls: dict[str, Future[PollResult]] = {}
-        """First polls started while a new store was being created (see :meth:`_poll_while_migrating`)."""
         self._last_saved: dict[str, SavedPoll] = {}
         """Each source's last saved cursor and counts: a poll that finds the same writes nothing."""
 
@@ -145,11 +142,9 @@ class Daemon:
     def start(self) -> None:
         """Migrate the store, start HTTP and the scheduled jobs."""
         _quiet_skip_warnings()
-        self._apply_sources()
-        if self.store.is_new():
-            self._poll_while_migrating()
         self.store.upgrade()
         self.http.start()
+        self._apply_sources()
         self._schedule_evaluation()
         self._schedule_dispatch()
         self.scheduler.start()
@@ -161,22 +156,6 @@ class Daemon:
                 "teams": len(self.loaded.config.teams),
             },
         )
-
-    def _poll_while_migrating(self) -> None:
-        """A new store holds no cursor: every source's first poll (from the start) runs while the store's
-        schema is created. Each source's first scheduled poll takes that result (or its error, for the
-        supervisor) instead of polling again, and stores it as usual."""
-        for name, source in self.sources.items():
-            early: Future[PollResult] = Future()
-
-            def first_poll(source: Source = source, early: Future[PollResult] = early) -> None:
-                try:
-                    early.set_result(source.poll(None))
-                except BaseException as err:  # handed to the scheduled poll, which the supervisor runs
-                    early.set_exception(err)
-
-            self._early_polls[name] = early
-            threading.Thread(target=first_poll, name=f"first-poll-{name}", daemon=True).start()
 
     def stop(self) -> bool:
         """Finish the current step, then stop everything (bounded by a grace period).
@@ -274,7 +253,6 @@ class Daemon:
             if name not in wanted or wanted[name] != self._source_cfgs.get(name):
                 _close_quietly(self.sources.pop(name))
                 self._last_saved.pop(name, None)
-                self._early_polls.pop(name, None)
                 key = _poll_job(name, self._source_cfgs.pop(name)).key
                 if self.scheduler.get_job(key):
                     self.scheduler.remove_job(key)
@@ -381,11 +359,7 @@ class Daemon:
 
     def _poll(self, name: str, source: Source) -> bool:
         last = self._last_saved.get(name)
-        early = self._early_polls.pop(name, None)
-        if early is not None:
-            result = early.result()
-        else:
-            result = source.poll(last.cursor if last is not None else self.store.load_cursor(name))
+        result = source.poll(last.cursor if last is not None else self.store.load_cursor(name))
         now = self.clock()
         cfg = self._source_cfgs.get(name)
         heartbeat = cfg.staleness_limit / 2 if cfg is not None else timedelta(0)

@@ -18,7 +18,6 @@ from monitor.config import validate
 from monitor.daemon import Daemon
 from monitor.evaluate import Evaluator
 from monitor.sources.base import PollResult, TransientSourceError
-from monitor.store.db import Store
 from tests.mailfactory import deliver, make_maildir, make_message
 
 NOW = datetime(2026, 11, 18, 12, 0, tzinfo=UTC)  # a Wednesday
@@ -644,52 +643,3 @@ def test_a_poll_that_found_nothing_writes_nothing(running: tuple[Daemon, Clock],
     assert len(saves) == 3 and len(daemon.store.messages(["mail"])) == 2
     clock.now = NOW + timedelta(seconds=220)
     assert not daemon.poll_source("mail") and len(saves) == 3
-
-
-class CountingSource:
-    """A source that records the cursor of each poll and whether the store had its schema then."""
-
-    def __init__(self, name: str, store_path: Path) -> None:
-        self.name = name
-        self.store_path = store_path
-        self.cursors: list[dict[str, object] | None] = []
-        self.schema_there: list[bool] = []
-
-    def check(self) -> list[str]:
-        return []
-
-    def poll(self, cursor: dict[str, object] | None) -> PollResult:
-        self.schema_there.append(not Store.open(f"sqlite:///{self.store_path}").is_new())
-        self.cursors.append(cursor)
-        return PollResult(cursor={"polls": len(self.cursors)})
-
-    def close(self) -> None:
-        pass
-
-
-def test_a_new_store_is_created_while_the_first_poll_runs(tmp_path: Path, maildir: Path) -> None:
-    cfg = config_for(tmp_path, maildir)
-    cfg["sources"]["mail"]["poll_every"] = "1h"  # type: ignore[index]
-    made: list[CountingSource] = []
-
-    def factory(name: str, _cfg: object) -> CountingSource:
-        made.append(CountingSource(name, tmp_path / "rw.db"))
-        return made[-1]
-
-    for run in range(2):
-        daemon = Daemon(validate(cfg), source_factory=factory, listen=("127.0.0.1", 0))
-        daemon.start()
-        try:
-            deadline = time.monotonic() + 10
-            while daemon.store.load_cursor("mail") != {"polls": 1} and time.monotonic() < deadline:
-                time.sleep(0.05)
-            time.sleep(0.2)
-        finally:
-            daemon.stop()
-        source = made[run]
-        assert len(source.cursors) == 1  # the early poll's result was stored, not polled again
-        assert daemon.store.load_cursor("mail") == {"polls": 1}
-        assert daemon.supervisor.snapshot()["poll:mail"].up
-    assert made[0].cursors == [None]  # a new store: polled from the start (while its schema is made)
-    assert made[1].cursors == [{"polls": 1}]  # an existing store: the saved cursor read first, as always
-    assert made[1].schema_there == [True]

@@ -26,7 +26,6 @@ from sqlalchemy import (
     delete,
     event,
     func,
-    inspect,
     literal,
     or_,
     select,
@@ -281,15 +280,6 @@ class Store:
         from monitor.store.migrate import upgrade
 
         upgrade(self.engine)
-
-    def is_new(self) -> bool:
-        """True when the database holds no replywatch table yet, so no source has a saved cursor
-        (False when that cannot be told: the caller then does what it does for any store)."""
-        try:
-            with self.engine.connect() as conn:
-                return not inspect(conn).has_table(CURSOR.name)
-        except Exception:
-            return False
 
     def ping(self) -> bool:
         """True when the database answers."""
