@@ -226,6 +226,7 @@ def _timestamp(value: str) -> datetime:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     """Run the engine and rules over past data and write one CSV row per item."""
+    from monitor.events import known_at
     from monitor.replay import collect_events, stored_removals, write_replay
 
     loaded = _load(args.config)
@@ -237,7 +238,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     names = list(dict.fromkeys(names))
     now = args.now or args.until or datetime.now(UTC)
     try:
-        removed = stored_removals(loaded.config.store.url, _password(loaded), names)
+        stored = stored_removals(loaded.config.store.url, _password(loaded), names)
+        removed = {name: known_at(gone, now) for name, gone in stored.items()}
     except Exception as err:  # the store is an extra here: replay still reads the sources
         print(f"replay: store not read ({type(err).__name__}); removed mail is not shown", file=sys.stderr)
         removed = {}

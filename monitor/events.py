@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 
@@ -77,6 +78,14 @@ def is_archive(role: str) -> bool:
     """Whether a folder role is an archive folder's: its messages keep known mail from counting as removed,
     but never open an item or answer one by themselves."""
     return role.startswith(ARCHIVE_ROLE_PREFIX)
+
+
+def known_at(messages: Iterable[MessageEvent], at: datetime) -> list[MessageEvent]:
+    """The messages as the store knew them at ``at``: a removal recorded later had not happened yet, so
+    judging a past moment (a report, ``replay --now``) does not change when mail is deleted afterwards."""
+    return [
+        m if m.removed_at is None or m.removed_at <= at else replace(m, removed_at=None) for m in messages
+    ]
 
 
 class CallDirection(StrEnum):

@@ -126,6 +126,7 @@ def test_deleted_and_moved_mail_closes_as_removed_within_one_poll(
 ) -> None:
     daemon, mailbox, config_file = setup
     assert counts(poll(daemon)) == (4, 1, 0)  # late@ is three days old: breached
+    before_removals = datetime.now(UTC)
 
     # A colleague deletes the breached customer's message: off awaiting and breaches_open at once.
     expunge(mailbox, "INBOX", "late@cust.example")
@@ -162,6 +163,12 @@ def test_deleted_and_moved_mail_closes_as_removed_within_one_poll(
     }
     assert rows["late@cust.example"]["responded_at"] == ""
     assert "removed 2" in capsys.readouterr().out
+
+    # Judged at a moment before the removals (`--now`): the mail was still there then.
+    main(["replay", "-c", str(config_file), "--out", str(out), "--now", before_removals.isoformat()])
+    rows = {row["id"]: row for row in csv.DictReader(out.open()) if row["status"]}
+    assert rows["late@cust.example"]["status"] == "breached"
+    assert rows["binned@cust.example"]["status"] == "waiting"
 
 
 def test_a_deleted_message_that_comes_back_waits_again(setup: tuple[Daemon, Mailbox, Path]) -> None:

@@ -11,14 +11,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from dataclasses import replace as dataclass_replace
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from monitor.calendar import BusinessCalendar
 from monitor.config import Config
 from monitor.evaluate import build_rules, team_awaiting
-from monitor.events import CallEvent, Channel, MessageEvent
+from monitor.events import CallEvent, Channel, MessageEvent, known_at
 from monitor.exporters.reports.period import Period
 from monitor.rules.base import Level
 from monitor.verdict import ItemStatus, ItemVerdict, TeamVerdict, deadline_owners, evaluate_team
@@ -204,7 +203,7 @@ def _judge(
 ) -> _Judged:
     """``period`` judged at its end (at ``now`` if earlier): what ``replay --since --until`` computes."""
     judged_at = min(period.end, now)
-    as_at = _as_at(messages, judged_at)
+    as_at = known_at(messages, judged_at)
     verdict = _verdict(config, team, as_at, calls, period.start, period.end, judged_at)
     return _Judged(period, judged_at, verdict)
 
@@ -266,15 +265,6 @@ def _period_figures(
     )
 
 
-def _as_at(messages: Sequence[MessageEvent], at: datetime) -> list[MessageEvent]:
-    """The messages as the store knew them at ``at``: a removal recorded later had not happened yet (a
-    report of an old period does not change when mail is deleted afterwards)."""
-    return [
-        m if m.removed_at is None or m.removed_at <= at else dataclass_replace(m, removed_at=None)
-        for m in messages
-    ]
-
-
 def _verdict(
     config: Config,
     team: str,
@@ -307,7 +297,9 @@ def _carried(
     if not waiting:
         return {}
     at = current.judged_at
-    since = _verdict(config, team, _as_at(messages, at), calls, previous.period.start, current.period.end, at)
+    since = _verdict(
+        config, team, known_at(messages, at), calls, previous.period.start, current.period.end, at
+    )
     out: dict[Channel, Carried] = {}
     for channel in {c for c, _ in waiting}:
         found = [v for v in since.items if v.item.channel is channel and (channel, v.item.key) in waiting]
