@@ -5,23 +5,27 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable, Sequence
+from array import array
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from monitor.awaiting import EngineResult
+from monitor.awaiting import AwaitingItem, EngineResult
 from monitor.breaches import BecameBreach, Opened, Transition, history_needed, reconcile
 from monitor.config import Config
 from monitor.engine import TeamContext, build_awaiting
 from monitor.engine.answers import answer_across_channels
 from monitor.engine.phone import PhoneOptions, PhoneTeam, build_phone_awaiting
+from monitor.engine.slices import build_awaiting_in_slices
 from monitor.events import CallEvent, Channel, MailboxSnapshot, MessageEvent
 from monitor.freshness import TeamFreshness
 from monitor.rules.base import FOREVER, RULES, EngineOptions, Level, Rule
 from monitor.store.db import Store, Timing, row_item
 from monitor.store.outbox import Outbox
+from monitor.store.window import MessageWindow
 from monitor.verdict import TeamVerdict, evaluate_team
 
 log = logging.getLogger(__name__)
@@ -73,14 +77,39 @@ def team_awaiting(
     reasons: bool = True,
 ) -> EngineResult:
     """A team's awaiting items on every channel, answered across channels where the team says so, and
-    why every other message or call opened none (used alike by the daemon and ``replay``; without
-    ``reasons``, no reasons for mail: the daemon's rebuild keeps only the items)."""
-    context, phones = team_context(config, team), phone_team(config, team)
+    why every other message or call opened none (used alike by ``replay`` and reports; without
+    ``reasons``, no reasons for mail)."""
+    context = team_context(config, team)
     email = build_awaiting(messages, context, reasons=reasons)
+    return _all_channels(config, team, context, email, calls, lambda: messages)
+
+
+def stored_team_awaiting(
+    config: Config, team: str, window: MessageWindow, calls: Sequence[CallEvent]
+) -> list[AwaitingItem]:
+    """The items of :func:`team_awaiting` for the stored messages of ``window``, read in slices: the
+    daemon's rebuild, whose memory must not grow with every message stored."""
+    context = team_context(config, team)
+    email = EngineResult(build_awaiting_in_slices(window, context), [])
+    messages = lambda: (event for _, event in window.in_date_order())  # noqa: E731 - read only if needed
+    return _all_channels(config, team, context, email, calls, messages).items
+
+
+def _all_channels(
+    config: Config,
+    team: str,
+    context: TeamContext,
+    email: EngineResult,
+    calls: Sequence[CallEvent],
+    messages: Callable[[], Iterable[MessageEvent]],
+) -> EngineResult:
+    """The email items with the phone items, answered across channels where the team says so (reading
+    ``messages()`` then), in order of arrival."""
+    phones = phone_team(config, team)
     phone = build_phone_awaiting(calls, phones) if calls else EngineResult([], [])
     items = [*email.items, *phone.items]
     if config.teams[team].cross_channel:
-        items = answer_across_channels(items, messages, calls, context, phones, config.contact_directory)
+        items = answer_across_channels(items, messages(), calls, context, phones, config.contact_directory)
     items.sort(key=lambda item: (item.received_at, item.key))
     return EngineResult(items, [*email.unopened, *phone.unopened])
 
@@ -162,12 +191,9 @@ class Evaluator:
             since = oldest  # a customer waiting longer than the lookback can still be answered
         phone = [name for name in sources if self.config.sources[name].channel is Channel.PHONE]
         mail = [name for name in sources if name not in phone]
-        messages = self.store.messages(mail, since) if mail else []
         calls = self.store.calls(phone, since) if phone else []
-        built = team_awaiting(self.config, team, messages, calls, reasons=False).items
-        # The items are built: the events (and the reasons the others opened nothing, which hold every
-        # event) go before the rows are compared and written.
-        del messages, calls
+        built = stored_team_awaiting(self.config, team, self.store.window(mail, since), calls)
+        del calls
         changed = 0
         for channel in Channel:
             items = [item for item in built if item.channel is channel]
@@ -195,6 +221,7 @@ class Evaluator:
         # back, every open item is judged again (and items that no longer exist get their breaches
         # resolved).
         incremental = not rebuilt and last is not None and recheck is not None and last <= now
+        rows: Iterable[Any]
         if incremental:
             assert last is not None and recheck is not None
             due = [key for key, at in recheck.items() if at <= now]
@@ -203,11 +230,15 @@ class Evaluator:
             window = now - self.config.engine.lookback
             rows = self.store.awaiting_to_evaluate(team, window, last)
             recheck = self._recheck[team] = {}
-        # The rows go once their items and stored timings are taken: every item of the window after a
-        # rebuild, and each row holds columns no verdict reads.
-        items = [row_item(row) for row in rows]
-        stored = [Timing(row.id, row.due_at, row.business_seconds, row.wall_seconds) for row in rows]
-        del rows
+        # Each row goes once its item and stored timing are taken: after a rebuild that is every item of the
+        # window, and a row holds columns no verdict reads.
+        items: list[AwaitingItem] = []
+        stored = _StoredTimings()
+        shared: dict[Any, Any] = {}
+        for row in rows:
+            items.append(row_item(row, shared))
+            stored.add(row.id, row.due_at, row.business_seconds, row.wall_seconds)
+        del rows, shared
         verdict = evaluate_team(
             items,
             self.rules(team),
@@ -219,16 +250,21 @@ class Evaluator:
         del items
         self._record_timings(stored, verdict)
         _note_rechecks(recheck, verdict, now)
+        judged: set[str] | None = None
         if incremental:
             # The open rows of what was not judged again stay as they are: reconcile sees only the
             # subjects judged now.
             judged = {finding.subject for finding in verdict.findings}
             judged.update(item.item.key for item in verdict.items)
-            open_breaches = self.store.open_breaches(team, judged)
-        else:
-            open_breaches = self.store.open_breaches(team)
-        history = self.store.breach_history(team, history_needed(open_breaches, verdict.findings))
-        transitions = reconcile(team, open_breaches, verdict.findings, history, now, unreadable)
+        # Only the findings are reconciled: the judged items go first (after a rebuild, every item of the
+        # window) and the transitions take their place.
+        findings = verdict.findings
+        del stored, verdict
+        open_breaches = self.store.open_breaches(team, judged)
+        del judged
+        history = self.store.breach_history(team, history_needed(open_breaches, findings))
+        transitions = reconcile(team, open_breaches, findings, history, now, unreadable)
+        del findings, open_breaches, history
         self.store.apply_transitions(transitions, then=self._owed(team, now))
         self._evaluated[team] = now
         _log_breaches(transitions)
@@ -249,25 +285,56 @@ class Evaluator:
             now=now,
         )
 
-    def _record_timings(self, stored: Sequence[Timing], verdict: TeamVerdict) -> None:
+    def _record_timings(self, stored: _StoredTimings, verdict: TeamVerdict) -> None:
         """Store each item's deadline and, once answered, its response times (changed rows only);
         ``stored``: each judged item's row as it is stored."""
-        updates = []
-        for row, judged in zip(stored, verdict.items, strict=True):
-            answered = judged.item.response is not None
-            timing = Timing(
-                row.row_id,
-                judged.due_at,
-                judged.business_seconds if answered else None,
-                judged.wall_seconds if answered else None,
-            )
-            if (timing.due_at, timing.business_seconds, timing.wall_seconds) != (
-                row.due_at,
-                row.business_seconds,
-                row.wall_seconds,
-            ):
-                updates.append(timing)
-        self.store.set_timings(updates)
+        self.store.set_timings(_changed_timings(stored, verdict))
+
+
+def _changed_timings(stored: _StoredTimings, verdict: TeamVerdict) -> Iterator[Timing]:
+    """The timing of each judged item whose stored timing differs, one at a time."""
+    for (row_id, was), judged in zip(stored, verdict.items, strict=True):
+        answered = judged.item.response is not None
+        timing = Timing(
+            row_id,
+            judged.due_at,
+            judged.business_seconds if answered else None,
+            judged.wall_seconds if answered else None,
+        )
+        if _compact(timing.due_at, timing.business_seconds, timing.wall_seconds) != was:
+            yield timing
+
+
+_MISSING = float("-inf")
+"""A missing time in :class:`_StoredTimings` (no deadline or response time is minus infinity)."""
+
+
+def _compact(due_at: datetime | None, business: float | None, wall: float | None) -> tuple[float, ...]:
+    """A timing as three exact floats: the deadline as a POSIX time (microseconds are distinct floats
+    for centuries yet), the response times as they are stored."""
+    return (
+        due_at.timestamp() if due_at is not None else _MISSING,
+        business if business is not None else _MISSING,
+        wall if wall is not None else _MISSING,
+    )
+
+
+class _StoredTimings:
+    """The judged items' rows and their timings as stored, in two arrays: after a rebuild that is every
+    item of the window, where an object per item would cost ten times the memory."""
+
+    def __init__(self) -> None:
+        self._rows = array("q")
+        self._values = array("d")
+
+    def add(self, row_id: int, due_at: datetime | None, business: float | None, wall: float | None) -> None:
+        """Note one row."""
+        self._rows.append(row_id)
+        self._values.extend(_compact(due_at, business, wall))
+
+    def __iter__(self) -> Iterator[tuple[int, tuple[float, ...]]]:
+        for n, row_id in enumerate(self._rows):
+            yield row_id, tuple(self._values[3 * n : 3 * n + 3])
 
 
 def _note_rechecks(recheck: dict[str, datetime], verdict: TeamVerdict, now: datetime) -> None:

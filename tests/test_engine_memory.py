@@ -11,7 +11,15 @@ import random
 from datetime import UTC, datetime, timedelta
 
 from monitor.engine import TeamContext, build_awaiting
-from monitor.engine.email import SUBJECT_WINDOW, _counterparts, _order, _Threads, _unique, message_key, thread
+from monitor.engine.email import (
+    SUBJECT_WINDOW,
+    _counterparts,
+    _Threads,
+    message_key,
+    message_order,
+    thread,
+    unique_copies,
+)
 from monitor.events import MessageEvent
 from monitor.mail.subject import normalized_subject
 
@@ -63,7 +71,7 @@ def reference_thread(messages: list[MessageEvent], team: TeamContext) -> dict[st
     threads = _Threads()
     keys = []
     seen: dict[tuple[str, str], tuple[str, datetime]] = {}
-    for message in sorted(messages, key=_order):
+    for message in sorted(messages, key=message_order):
         key = message_key(message)
         keys.append(key)
         threads.find(key)
@@ -98,7 +106,7 @@ def reference_thread(messages: list[MessageEvent], team: TeamContext) -> dict[st
 
 def test_subject_fallback_forgetting_old_pairs_threads_alike() -> None:
     for seed in range(8):
-        unique = _unique(mailbox(seed), [])
+        unique = unique_copies(mailbox(seed), [])
         assert thread(unique, TEAM) == reference_thread(unique, TEAM)
 
 

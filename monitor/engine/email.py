@@ -93,8 +93,9 @@ def message_key(message: MessageEvent) -> str:
     return message.message_id or f"{message.source}:{message.external_id}"
 
 
-def _order(message: MessageEvent) -> tuple[datetime, int, str]:
-    # Inbound before outbound at the same second: a reply cannot precede what it answers.
+def message_order(message: MessageEvent) -> tuple[datetime, int, str]:
+    """The order the engine reads messages in: by date, inbound before outbound at the same second (a reply
+    cannot precede what it answers), then by key."""
     return (message.date, 0 if folder_role(message.folder) != "sent" else 1, message_key(message))
 
 
@@ -103,7 +104,15 @@ SUBJECT_WINDOW = timedelta(days=14)
 
 
 def thread(messages: Iterable[MessageEvent], team: TeamContext | None = None) -> dict[str, str]:
-    """Message key -> conversation key.
+    """Message key -> conversation key (see :class:`Threader`)."""
+    threader = Threader(team)
+    keys = [threader.add(message) for message in sorted(messages, key=message_order)]
+    return {key: threader.root(key) for key in keys}
+
+
+class Threader:
+    """Joins messages into conversations, fed one at a time in :func:`message_order` (a caller that holds
+    them all sorts them first, :func:`thread`; a rebuild too large to hold feeds them from a sorted read).
 
     In-Reply-To first, and References only where they agree with it (their last entry is the
     In-Reply-To parent) or stand in for it (RFC 5322 §3.6.4: a client that drops In-Reply-To still lists
@@ -111,20 +120,28 @@ def thread(messages: Iterable[MessageEvent], team: TeamContext | None = None) ->
     A message with none of these joins an earlier conversation only with the same normalized subject,
     the same customer and within :data:`SUBJECT_WINDOW`: never merging unrelated customers.
     """
-    threads = _Threads()
-    ordered = sorted(messages, key=_order)
-    keys = []
-    by_subject: dict[tuple[str, str], tuple[str, datetime]] = {}
-    noted: deque[tuple[datetime, tuple[str, str]]] = deque()
-    """When each ``by_subject`` entry was noted, oldest first: an entry older than :data:`SUBJECT_WINDOW`
-    joins nothing later (messages come in time order) and is dropped, so only a window's worth is held."""
-    for message in ordered:
+
+    def __init__(self, team: TeamContext | None = None) -> None:
+        self._team = team
+        self._threads = _Threads()
+        self._by_subject: dict[tuple[str, str], tuple[str, datetime]] = {}
+        self._noted: deque[tuple[datetime, tuple[str, str]]] = deque()
+        """When each ``_by_subject`` entry was noted, oldest first: an entry older than :data:`SUBJECT_WINDOW`
+        joins nothing later (messages come in time order) and is dropped, so only a window's worth is
+        held."""
+
+    def root(self, key: str) -> str:
+        """The conversation key of the message known by ``key``, given every message added so far."""
+        return self._threads.find(key)
+
+    def add(self, message: MessageEvent) -> str:
+        """Thread one more message (none earlier in :func:`message_order` may follow); returns its key."""
+        threads, by_subject, noted = self._threads, self._by_subject, self._noted
         while noted and message.date - noted[0][0] > SUBJECT_WINDOW:
             at, stale = noted.popleft()
             if by_subject.get(stale, (None, None))[1] == at:
                 del by_subject[stale]
         key = message_key(message)
-        keys.append(key)
         threads.find(key)
         parent = message.in_reply_to
         refs = message.references
@@ -143,11 +160,12 @@ def thread(messages: Iterable[MessageEvent], team: TeamContext | None = None) ->
             thread_node = f"thread:{message.source}:{message.thread_id}"
             known_thread = thread_node in threads.parent
             threads.union(key, thread_node)
+        team = self._team
         if team is None:
-            continue
+            return key
         subject = normalized_subject(message.subject)
         if not subject:
-            continue
+            return key
         counterparts = _counterparts(message, team)
         if not (parent or refs or known_thread):
             for address in counterparts:
@@ -159,7 +177,7 @@ def thread(messages: Iterable[MessageEvent], team: TeamContext | None = None) ->
             entry = (subject, address)
             by_subject[entry] = (key, message.date)
             noted.append((message.date, entry))
-    return {key: threads.find(key) for key in keys}
+        return key
 
 
 def _counterparts(message: MessageEvent, team: TeamContext) -> tuple[str, ...]:
@@ -169,14 +187,14 @@ def _counterparts(message: MessageEvent, team: TeamContext) -> tuple[str, ...]:
     return tuple(a for a in (*message.to_addrs, *message.cc_addrs) if team.role(a) == "customer")
 
 
-class _Dropped(list[Unopened]):
+class Dropped(list[Unopened]):
     """Where the reasons go when the caller keeps only the items: nowhere (one per message otherwise)."""
 
     def append(self, _: Unopened, /) -> None:
-        pass
+        """Drop the reason."""
 
     def extend(self, _: Iterable[Unopened], /) -> None:
-        pass
+        """Drop the reasons."""
 
 
 def build_awaiting(
@@ -184,24 +202,43 @@ def build_awaiting(
 ) -> EngineResult:
     """Turn a team's messages into awaiting items (next-reply semantics) and reasons for the rest (none
     without ``reasons``: a rebuild keeps only the items)."""
-    result = EngineResult([], [] if reasons else _Dropped())
-    pending: list[_Pending] = []
-    unique = _unique(messages, result.unopened)
+    result = EngineResult([], [] if reasons else Dropped())
+    unique = unique_copies(messages, result.unopened)
     conversations = thread(unique, team)
     by_conversation: dict[str, list[MessageEvent]] = defaultdict(list)
     for message in unique:
         by_conversation[conversations[message_key(message)]].append(message)
-
-    address_sets: dict[frozenset[str], frozenset[str]] = {}
+    walker = Walker(team, result.unopened)
     for conversation, members in by_conversation.items():
-        _walk(conversation, members, team, pending, result.unopened, address_sets)
-    del unique, conversations, by_conversation, address_sets  # not held while the items are frozen
-    pending.sort(key=lambda item: (item.received_at, item.key))
-    result.items = _with_owners(pending, team)
+        walker.walk(conversation, members)
+    del unique, conversations, by_conversation  # not held while the items are frozen
+    result.items = walker.finish()
     return result
 
 
-def _unique(messages: Iterable[MessageEvent], unopened: list[Unopened]) -> list[MessageEvent]:
+class Walker:
+    """Walks conversations one at a time (each in :func:`message_order`) and gathers their items."""
+
+    def __init__(self, team: TeamContext, unopened: list[Unopened]) -> None:
+        self.team = team
+        self.unopened = unopened
+        self._pending: list[_Pending] = []
+        self._address_sets: dict[frozenset[str], frozenset[str]] = {}
+        """One object for equal address sets: a customer's items share theirs."""
+
+    def walk(self, conversation: str, messages: list[MessageEvent]) -> None:
+        """Walk every message of one conversation, in time order."""
+        _walk(conversation, messages, self.team, self._pending, self.unopened, self._address_sets)
+
+    def finish(self) -> list[AwaitingItem]:
+        """The items of every conversation walked, in order of arrival, with their owners."""
+        pending, self._pending = self._pending, []
+        self._address_sets = {}
+        pending.sort(key=lambda item: (item.received_at, item.key))
+        return _with_owners(pending, self.team)
+
+
+def unique_copies(messages: Iterable[MessageEvent], unopened: list[Unopened]) -> list[MessageEvent]:
     """One message per Message-ID, in time order; the other copies are ``duplicate``.
 
     A message held in several folders (moved between two watched folders, or filed in an archive folder)
@@ -229,7 +266,7 @@ def _unique(messages: Iterable[MessageEvent], unopened: list[Unopened]) -> list[
             unique.append(held)
             continue
         found = held
-        found.sort(key=lambda m: (is_archive(m.folder), _order(m)))
+        found.sort(key=lambda m: (is_archive(m.folder), message_order(m)))
         first, others = found[0], found[1:]
         unopened.extend(Unopened(other, "duplicate") for other in others)
         if others:
@@ -244,7 +281,7 @@ def _unique(messages: Iterable[MessageEvent], unopened: list[Unopened]) -> list[
             unopened.append(Unopened(message, "archived"))
         else:
             kept.append(message)
-    kept.sort(key=_order)
+    kept.sort(key=message_order)
     return kept
 
 

@@ -8,7 +8,7 @@ import itertools
 import json
 import logging
 import os
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -42,6 +42,7 @@ from monitor.events import CallDirection, CallEvent, Channel, MailboxSnapshot, M
 from monitor.rules.base import Level
 from monitor.sources.base import Cursor, PollResult
 from monitor.store.models import AwaitingRow, Breach, Call, MailboxCount, Message, SourceCursor
+from monitor.store.window import MessageWindow, message_event
 
 log = logging.getLogger(__name__)
 
@@ -168,97 +169,13 @@ def message_row(event_: MessageEvent, now: datetime) -> dict[str, Any]:
     }
 
 
-_EVENT_COLUMNS = (
-    "source", "folder", "external_id", "message_id", "date", "from_addr", "from_name", "sender_addr",
-    "reply_to", "to_addrs", "cc_addrs", "subject", "in_reply_to", "references", "thread_id", "automated",
-    "bulk_precedence", "flags", "holding_marker", "preview", "removed_at",
-)  # fmt: skip
-_EVENT_TIMES = ("date", "removed_at")
 _INSERT_BATCH = 5_000
 """Rows written at once by :meth:`Store.replace_awaiting`: never a second copy of every item as rows."""
-
-
-def _event(row: Sequence[Any], convert: Callable[[Any], Any] | None, shared: dict[Any, Any]) -> MessageEvent:
-    """The event of a plain ``message`` row of :data:`_EVENT_COLUMNS` (``convert``: the driver's value of
-    a timestamp column to a datetime, where the driver does not do it itself; ``shared``: the values of the
-    rows read so far, see :func:`message_event`)."""
-    values = dict(zip(_EVENT_COLUMNS, row, strict=True))
-    if convert is not None:
-        for name in _EVENT_TIMES:
-            if values[name] is not None:
-                values[name] = convert(values[name])
-    return message_event(values, shared)
 
 
 def row_event(row: Any) -> MessageEvent:
     """The event a ``message`` row holds."""
     return message_event(row._mapping)
-
-
-_SHARED_TEXT = (
-    "source", "folder", "message_id", "from_addr", "from_name", "sender_addr", "in_reply_to", "thread_id",
-    "automated",
-)  # fmt: skip
-"""Text columns whose equal values many rows of one read hold (a source's name, a customer's address, the
-Message-ID a reply names): one string for them all."""
-
-
-def message_event(values: Mapping[str, Any], shared: dict[Any, Any] | None = None) -> MessageEvent:
-    """The event of a ``message`` row's values by column name: the one mapping from stored row to event.
-
-    ``shared`` (one dict for all the rows of a read) makes equal values of many rows one object: a read of
-    every message of a window holds each address, folder name and address list once, not once a row.
-    """
-    if shared is None:
-        shared = {}
-    text = {name: _shared(shared, values[name]) for name in _SHARED_TEXT}
-    return MessageEvent(
-        source=text["source"],
-        folder=text["folder"],
-        external_id=values["external_id"],
-        message_id=text["message_id"],
-        date=values["date"],
-        from_addr=text["from_addr"],
-        from_name=text["from_name"],
-        sender_addr=text["sender_addr"],
-        reply_to=_shared_split(shared, values["reply_to"]),
-        to_addrs=_shared_split(shared, values["to_addrs"]),
-        cc_addrs=_shared_split(shared, values["cc_addrs"]),
-        subject=values["subject"],
-        in_reply_to=text["in_reply_to"],
-        references=_shared_split(shared, values["references"]),
-        thread_id=text["thread_id"],
-        automated=text["automated"],
-        bulk_precedence=bool(values["bulk_precedence"]),
-        flags=_shared_flags(shared, values["flags"]),
-        holding_marker=bool(values["holding_marker"]),
-        preview=values["preview"],
-        removed_at=values["removed_at"],
-    )
-
-
-def _shared(shared: dict[Any, Any], value: str | None) -> Any:
-    if not value:
-        return value
-    return shared.setdefault(value, value)
-
-
-def _shared_split(shared: dict[Any, Any], value: str | None) -> tuple[str, ...]:
-    if not value:
-        return ()
-    key = ("split", value)
-    found = shared.get(key)
-    if found is None:
-        found = shared[key] = tuple(_shared(shared, part) for part in value.split())
-    return found
-
-
-def _shared_flags(shared: dict[Any, Any], value: str | None) -> frozenset[str]:
-    key = ("flags", value)
-    found = shared.get(key)
-    if found is None:
-        found = shared[key] = frozenset(_split(value))
-    return found
 
 
 class Store:
@@ -569,32 +486,11 @@ class Store:
 
     def messages(self, sources: Sequence[str], since: datetime | None = None) -> list[MessageEvent]:
         """Every stored message of ``sources`` dated at or after ``since``."""
-        if not sources:
-            return []
-        with self.engine.connect() as conn:
-            # A plain driver read: SQLAlchemy's row objects and per-row processing cost six times the read
-            # itself, and a rebuild reads every message of the window.
-            dialect = conn.dialect
-            quote = dialect.identifier_preparer.quote
-            mark = "?" if dialect.name == "sqlite" else "%s"
-            date = MESSAGE.c.date.type.dialect_impl(dialect)
-            sql = (
-                f"SELECT {', '.join(quote(c) for c in _EVENT_COLUMNS)} FROM {quote(MESSAGE.name)} "
-                f"WHERE {quote('source')} IN ({', '.join(mark for _ in sources)})"
-            )
-            params: list[Any] = list(sources)
-            if since is not None:
-                sql += f" AND {quote('date')} >= {mark}"
-                to_db = date.bind_processor(dialect)
-                params.append(to_db(since) if to_db is not None else since)
-            from_db = date.result_processor(dialect, None)
-            cursor = conn.exec_driver_sql(sql, tuple(params)).cursor
-            assert cursor is not None
-            events: list[MessageEvent] = []
-            shared: dict[Any, Any] = {}  # equal values of many rows held once (dropped with the read)
-            while rows := cursor.fetchmany(5_000):  # never every raw row and every event at once
-                events.extend(_event(row, from_db, shared) for row in rows)
-        return events
+        return self.window(sources, since).all()
+
+    def window(self, sources: Sequence[str], since: datetime | None = None) -> MessageWindow:
+        """The stored messages of ``sources`` dated at or after ``since``, to read in parts."""
+        return MessageWindow(self.engine, sources, since)
 
     def removed_messages(self, sources: Sequence[str]) -> list[MessageEvent]:
         """Every stored message of ``sources`` that its source reported deleted or moved away."""
@@ -722,12 +618,15 @@ class Store:
             self._analyze(AWAITING)
         return changed
 
-    def set_timings(self, updates: Sequence[Timing]) -> None:
-        """Record items' deadlines and, once answered, their business and wall response times."""
-        if not updates:
+    def set_timings(self, updates: Iterable[Timing]) -> None:
+        """Record items' deadlines and, once answered, their business and wall response times (taken a
+        batch at a time: a first evaluation times every item of the window)."""
+        pending = iter(updates)
+        batch = list(itertools.islice(pending, _INSERT_BATCH))
+        if not batch:
             return
         with self.engine.begin() as conn:
-            for start in range(0, len(updates), _INSERT_BATCH):  # a first evaluation times every item
+            while batch:
                 rows = [
                     {
                         "due_at": t.due_at,
@@ -735,9 +634,10 @@ class Store:
                         "wall_seconds": t.wall_seconds,
                         "id": t.row_id,
                     }
-                    for t in updates[start : start + _INSERT_BATCH]
+                    for t in batch
                 ]
                 _update_many(conn, AWAITING, rows)
+                batch = list(itertools.islice(pending, _INSERT_BATCH))
 
     def awaiting(
         self, team: str | None = None, *, open_only: bool = False, since: datetime | None = None
@@ -758,24 +658,25 @@ class Store:
 
     def awaiting_to_evaluate(
         self, team: str, window_start: datetime, changed_since: datetime | None
-    ) -> list[Any]:
+    ) -> Iterator[Any]:
         """The items whose verdict can change: open ones, ones changed since the last evaluation, and
-        ones with an open breach. Without ``changed_since``, every item answered inside the window."""
+        ones with an open breach. Without ``changed_since``, every item answered inside the window.
+        Streamed, oldest first: after a rebuild that is every item of the window."""
+        waiting = and_(AWAITING.c.responded_at.is_(None), AWAITING.c.removed_at.is_(None))
         if changed_since is None:
-            return self.awaiting(team, since=window_start)
-        open_subjects = select(BREACH.c.subject).where(BREACH.c.team == team, BREACH.c.resolved_at.is_(None))
-        query = (
-            select(AWAITING)
-            .where(
-                AWAITING.c.team == team,
-                and_(AWAITING.c.responded_at.is_(None), AWAITING.c.removed_at.is_(None))
-                | (AWAITING.c.updated_at > changed_since)
-                | AWAITING.c.item_key.in_(open_subjects),
+            wanted = (
+                waiting | (AWAITING.c.responded_at >= window_start) | (AWAITING.c.removed_at >= window_start)
             )
-            .order_by(AWAITING.c.received_at)
-        )
+        else:
+            open_subjects = select(BREACH.c.subject).where(
+                BREACH.c.team == team, BREACH.c.resolved_at.is_(None)
+            )
+            wanted = (
+                waiting | (AWAITING.c.updated_at > changed_since) | AWAITING.c.item_key.in_(open_subjects)
+            )
+        query = select(AWAITING).where(AWAITING.c.team == team, wanted).order_by(AWAITING.c.received_at)
         with self.engine.connect() as conn:
-            return list(conn.execute(query))
+            yield from conn.execution_options(yield_per=_INSERT_BATCH).execute(query)
 
     def awaiting_changed_or_named(self, team: str, changed_since: datetime, keys: Sequence[str]) -> list[Any]:
         """The team's items changed since ``changed_since`` and those whose key is in ``keys``, oldest
@@ -1093,27 +994,35 @@ def awaiting_row(item: AwaitingItem) -> dict[str, Any]:
     }
 
 
-def row_item(row: Any) -> AwaitingItem:
-    """The item an ``awaiting`` row holds (the one mapper from rows to items)."""
+def row_item(row: Any, shared: dict[Any, Any] | None = None) -> AwaitingItem:
+    """The item an ``awaiting`` row holds (the one mapper from rows to items); ``shared`` (one dict for
+    the rows of a read) holds equal names and addresses of many rows once, as :func:`message_event` does."""
+    if shared is None:
+        shared = {}
     response = (
-        Response(row.responded_at, row.response_id or "", row.responder)
+        Response(row.responded_at, row.response_id or "", _one(shared, row.responder))
         if row.responded_at is not None
         else None
     )
+    key = row.item_key
     return AwaitingItem(
-        team=row.team,
+        team=_one(shared, row.team),
         channel=Channel(row.channel),
-        key=row.item_key,
-        conversation=row.conversation,
-        customer=row.customer,
+        key=key,
+        conversation=key if row.conversation == key else row.conversation,
+        customer=_one(shared, row.customer),
         received_at=row.received_at,
         response=response,
         acknowledged_at=row.acknowledged_at,
-        owner=row.owner,
+        owner=_one(shared, row.owner),
         attempts=row.attempts,
         outside_hours=bool(row.outside_hours),
         removed_at=row.removed_at,
     )
+
+
+def _one(shared: dict[Any, Any], value: str | None) -> Any:
+    return shared.setdefault(value, value) if value else value
 
 
 def call_row(call: CallEvent, now: datetime) -> dict[str, Any]:
