@@ -42,7 +42,7 @@ from monitor.events import CallDirection, CallEvent, Channel, MailboxSnapshot, M
 from monitor.rules.base import Level
 from monitor.sources.base import Cursor, PollResult
 from monitor.store.models import AwaitingRow, Breach, Call, MailboxCount, Message, SourceCursor
-from monitor.store.window import MessageWindow, message_event
+from monitor.store.window import EVENT_COLUMNS, MessageWindow, message_event
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +175,8 @@ _INSERT_BATCH = 5_000
 
 def row_event(row: Any) -> MessageEvent:
     """The event a ``message`` row holds."""
-    return message_event(row._mapping)
+    mapping = row._mapping
+    return message_event([mapping[name] for name in EVENT_COLUMNS])
 
 
 class Store:

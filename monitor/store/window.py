@@ -7,7 +7,7 @@ rebuild reads every message of the window.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import Engine
@@ -25,65 +25,55 @@ _ROWS_PER_QUERY = 900
 """Row ids per ``IN`` list (SQLite's bound-parameter limit is 999 on old builds)."""
 
 
-_EVENT_COLUMNS = (
+EVENT_COLUMNS = (
     "source", "folder", "external_id", "message_id", "date", "from_addr", "from_name", "sender_addr",
     "reply_to", "to_addrs", "cc_addrs", "subject", "in_reply_to", "references", "thread_id", "automated",
     "bulk_precedence", "flags", "holding_marker", "preview", "removed_at",
 )  # fmt: skip
-_EVENT_TIMES = ("date", "removed_at")
 
 
-def _event(row: Sequence[Any], convert: Callable[[Any], Any] | None, shared: dict[Any, Any]) -> MessageEvent:
-    """The event of a plain ``message`` row of :data:`_EVENT_COLUMNS` (``convert``: the driver's value of
-    a timestamp column to a datetime, where the driver does not do it itself; ``shared``: the values of the
-    rows read so far, see :func:`message_event`)."""
-    values = dict(zip(_EVENT_COLUMNS, row, strict=True))
-    if convert is not None:
-        for name in _EVENT_TIMES:
-            if values[name] is not None:
-                values[name] = convert(values[name])
-    return message_event(values, shared)
-
-
-_SHARED_TEXT = (
-    "source", "folder", "message_id", "from_addr", "from_name", "sender_addr", "in_reply_to", "thread_id",
-    "automated",
-)  # fmt: skip
-"""Text columns whose equal values many rows of one read hold (a source's name, a customer's address, the
-Message-ID a reply names): one string for them all."""
-
-
-def message_event(values: Mapping[str, Any], shared: dict[Any, Any] | None = None) -> MessageEvent:
-    """The event of a ``message`` row's values by column name: the one mapping from stored row to event.
+def message_event(
+    values: Sequence[Any], shared: dict[Any, Any] | None = None, convert: Callable[[Any], Any] | None = None
+) -> MessageEvent:
+    """The event of a ``message`` row's values in the order of :data:`EVENT_COLUMNS`: the one mapping
+    from stored row to event.
 
     ``shared`` (one dict for all the rows of a read) makes equal values of many rows one object: a read of
     every message of a window holds each address, folder name and address list once, not once a row.
+    ``convert``: the driver's value of a timestamp column to a datetime, where the driver does not do it.
     """
+    (source, folder, external_id, message_id, date, from_addr, from_name, sender_addr, reply_to, to_addrs,
+     cc_addrs, subject, in_reply_to, references, thread_id, automated, bulk_precedence, flags,
+     holding_marker, preview, removed_at) = values  # fmt: skip
     if shared is None:
         shared = {}
-    text = {name: _shared(shared, values[name]) for name in _SHARED_TEXT}
+    if convert is not None:
+        date = convert(date)
+        if removed_at is not None:
+            removed_at = convert(removed_at)
+    one = shared.setdefault
     return MessageEvent(
-        source=text["source"],
-        folder=text["folder"],
-        external_id=values["external_id"],
-        message_id=text["message_id"],
-        date=values["date"],
-        from_addr=text["from_addr"],
-        from_name=text["from_name"],
-        sender_addr=text["sender_addr"],
-        reply_to=_shared_split(shared, values["reply_to"]),
-        to_addrs=_shared_split(shared, values["to_addrs"]),
-        cc_addrs=_shared_split(shared, values["cc_addrs"]),
-        subject=values["subject"],
-        in_reply_to=text["in_reply_to"],
-        references=_shared_split(shared, values["references"]),
-        thread_id=text["thread_id"],
-        automated=text["automated"],
-        bulk_precedence=bool(values["bulk_precedence"]),
-        flags=_shared_flags(shared, values["flags"]),
-        holding_marker=bool(values["holding_marker"]),
-        preview=values["preview"],
-        removed_at=values["removed_at"],
+        source=one(source, source),
+        folder=one(folder, folder),
+        external_id=external_id,
+        message_id=one(message_id, message_id) if message_id else message_id,
+        date=date,
+        from_addr=one(from_addr, from_addr) if from_addr else from_addr,
+        from_name=one(from_name, from_name) if from_name else from_name,
+        sender_addr=one(sender_addr, sender_addr) if sender_addr else sender_addr,
+        reply_to=_shared_split(shared, reply_to),
+        to_addrs=_shared_split(shared, to_addrs),
+        cc_addrs=_shared_split(shared, cc_addrs),
+        subject=subject,
+        in_reply_to=one(in_reply_to, in_reply_to) if in_reply_to else in_reply_to,
+        references=_shared_split(shared, references),
+        thread_id=one(thread_id, thread_id) if thread_id else thread_id,
+        automated=one(automated, automated) if automated else automated,
+        bulk_precedence=bool(bulk_precedence),
+        flags=_shared_flags(shared, flags),
+        holding_marker=bool(holding_marker),
+        preview=preview,
+        removed_at=removed_at,
     )
 
 
@@ -187,7 +177,7 @@ class MessageWindow:
             inside, window_params = self._where()
             where = f"{inside} AND {where}" if where else inside
             params = [*window_params, *params]
-        columns = ", ".join(quote(c) for c in ("id", *_EVENT_COLUMNS))
+        columns = ", ".join(quote(c) for c in ("id", *EVENT_COLUMNS))
         sql = f"SELECT {columns} FROM {quote(MESSAGE.name)} WHERE {where}"
         if order:
             sql += f" ORDER BY {quote('date')}"
@@ -204,6 +194,6 @@ class MessageWindow:
                     if len(shared) > _SHARED_LIMIT:
                         shared.clear()
                     for row in rows:
-                        yield row[0], _event(row[1:], from_db, shared)
+                        yield row[0], message_event(row[1:], shared, from_db)
             finally:
                 cursor.close()
