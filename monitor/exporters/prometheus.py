@@ -1,13 +1,15 @@
-"""The Prometheus collector: builds every ``replywatch_*`` family fresh from the store at scrape."""
+"""The Prometheus collector: builds every ``replywatch_*`` family at scrape, from the daemon's state and
+from store reads that serve while the store has not changed (see :class:`StoreReads`)."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -31,6 +33,7 @@ from monitor.supervisor import DURATION_BUCKETS, POLL, Supervisor
 from monitor.verdict import counts_business_time
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # The SLA points teams promise: 15m 1h 2h 4h 8h 24h 48h 72h 1w, in seconds.
 RESPONSE_BUCKETS: tuple[float, ...] = (900, 3600, 7200, 14400, 28800, 86400, 172800, 259200, 604800)
@@ -53,6 +56,40 @@ class DaemonState:
     """The time business durations are measured to."""
 
 
+STORE_READS_MAX_AGE = timedelta(seconds=30)
+"""How long the store's figures serve scrapes while nothing was committed through the store: the sliding
+on-time windows move on, and another process's writes show, within this."""
+
+
+class StoreReads:
+    """The store reads of a scrape, kept for the next scrapes until the store changes.
+
+    Every read of ``/metrics`` aggregates the store's awaiting items, breaches and messages: at hundreds of
+    thousands of them that is seconds of work, most scrapes find nothing changed, and a daemon starting up
+    is scraped while it reads its first mail. The reads are taken again after any commit through the store
+    (:attr:`Store.generation`), a new config, or :data:`STORE_READS_MAX_AGE`; what depends on the time
+    alone (how long the oldest customer has waited) is computed at every scrape.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._lock = threading.Lock()
+        self._key: tuple[int, int] | None = None
+        self._at: datetime | None = None
+        self._values: dict[object, Any] = {}
+
+    def get(self, name: object, read: Callable[[], T], config: Config, now: datetime) -> T:
+        """The value of ``read()`` as of the last change (``name`` tells the reads apart)."""
+        with self._lock:
+            key = (self.store.generation, id(config))  # taken before reading: a commit meanwhile shows next
+            at = self._at
+            if key != self._key or at is None or not at <= now < at + STORE_READS_MAX_AGE:
+                self._key, self._at, self._values = key, now, {}
+            if name not in self._values:
+                self._values[name] = read()
+            return self._values[name]  # type: ignore[no-any-return]
+
+
 ON_TIME_WINDOWS: tuple[tuple[str, timedelta], ...] = (("7d", timedelta(days=7)), ("30d", timedelta(days=30)))
 """The windows of ``replywatch_answered_on_time_ratio``."""
 NOTIFICATION_OUTCOMES = (SENT, FAILED, EXPIRED, CANCELLED)
@@ -68,6 +105,7 @@ class ReplywatchCollector(Collector):
         self.state = state
         self._store_lock = threading.Lock()
         self._store_failing = False
+        self.reads = StoreReads(store)
 
     def collect(self) -> Iterator[Metric]:
         """Yield every family."""
@@ -160,6 +198,10 @@ class ReplywatchCollector(Collector):
 
     def _from_store(self, config: Config) -> Iterator[Metric]:
         now = self.state.clock()
+
+        def read(name: object, fetch: Callable[[], T]) -> T:
+            return self.reads.get(name, fetch, config, now)
+
         awaiting = GaugeMetricFamily(
             "replywatch_awaiting",
             "Customer contacts waiting for the team's answer.",
@@ -176,7 +218,8 @@ class ReplywatchCollector(Collector):
             labels=["team", "channel"],
         )
         summary = {
-            (team, channel): (count, first) for team, channel, count, first in self.store.awaiting_summary()
+            (team, channel): (count, first)
+            for team, channel, count, first in read("summary", self.store.awaiting_summary)
         }
         for team in config.teams:
             calendar = config.team_calendar(team)
@@ -199,7 +242,8 @@ class ReplywatchCollector(Collector):
             labels=["team", "channel", "window"],
         )
         for window, span in ON_TIME_WINDOWS:
-            decided = {(t, c): (n, ok) for t, c, n, ok in self.store.on_time_counts(now - span, now)}
+            on_time = functools.partial(self.store.on_time_counts, now - span, now)
+            decided = {(t, c): (n, ok) for t, c, n, ok in read(("on_time", window), on_time)}
             for team in config.teams:
                 for team_channel in config.team_channels(team):
                     n, ok = decided.get((team, team_channel), (0, 0))
@@ -211,7 +255,7 @@ class ReplywatchCollector(Collector):
             "replywatch_breaches_open", "Breaches not resolved yet.", labels=["team", "rule"]
         )
         total = CounterMetricFamily("replywatch_breaches", "Breaches ever opened.", labels=["team", "rule"])
-        counts = {(team, rule): (o, t) for team, rule, o, t in self.store.breach_counts()}
+        counts = {(team, rule): (o, t) for team, rule, o, t in read("breaches", self.store.breach_counts)}
         for team in config.teams:
             for rule in sorted({r.kind for r in config.team_rules(team)}):
                 o, t = counts.get((team, rule), (0, 0))
@@ -222,7 +266,7 @@ class ReplywatchCollector(Collector):
             "Warnings not resolved yet: customers close to their deadline.",
             labels=["team", "rule"],
         )
-        warning_counts = {(team, rule): n for team, rule, n in self.store.warning_counts()}
+        warning_counts = {(team, rule): n for team, rule, n in read("warnings", self.store.warning_counts)}
         for team in config.teams:
             for rule in sorted({r.kind for r in config.team_rules(team)}):
                 warnings.add_metric([team, rule], float(warning_counts.get((team, rule), 0)))
@@ -236,7 +280,7 @@ class ReplywatchCollector(Collector):
             "watched folder.",
             labels=["team", "channel"],
         )
-        removed_counts = {(team, channel): n for team, channel, n in self.store.removed_counts()}
+        removed_counts = {(t, c): n for t, c, n in read("removed", self.store.removed_counts)}
         for team in config.teams:
             for team_channel in config.team_channels(team):
                 removed.add_metric([team, team_channel], float(removed_counts.get((team, team_channel), 0)))
@@ -262,9 +306,8 @@ class ReplywatchCollector(Collector):
             for known in Channel:
                 clocks[(team, known.value)] = "business" if counts_business_time(rules, known) else "wall"
         for clock in sorted(set(clocks.values())):
-            for team, channel, responder, buckets, count, total_s in self.store.response_histogram(
-                RESPONSE_BUCKETS, clock
-            ):
+            histogram = functools.partial(self.store.response_histogram, RESPONSE_BUCKETS, clock)
+            for team, channel, responder, buckets, count, total_s in read(("histogram", clock), histogram):
                 if clocks.get((team, channel)) != clock:
                     continue
                 _add(merged, (team, channel), buckets, count, total_s)
@@ -285,16 +328,17 @@ class ReplywatchCollector(Collector):
             labels=["team", "mailbox", "folder", "state"],
         )
         for team in config.teams:
-            for snap in team_mailboxes(self.store, config, team):
+            snapshots = functools.partial(team_mailboxes, self.store, config, team)
+            for snap in read(("mailboxes", team), snapshots):
                 # Sent mail is never "answered": that state means something only for received mail.
                 sent = folder_role(snap.folder) == "sent"
                 states = ("total", "unseen") if sent else ("total", "unseen", "unanswered")
                 for state in states:
                     mailbox.add_metric([team, snap.source, snap.folder, state], float(getattr(snap, state)))
         yield mailbox
-        yield from self._notifications(config)
+        yield from self._notifications(config, read(("pending",), Outbox(self.store).pending_counts))
 
-    def _notifications(self, config: Config) -> Iterator[Metric]:
+    def _notifications(self, config: Config, waiting: Mapping[str, int]) -> Iterator[Metric]:
         """The outbox: notifications handled by outcome, and those still waiting, per notifier."""
         total = CounterMetricFamily(
             "replywatch_notifications",
@@ -309,7 +353,6 @@ class ReplywatchCollector(Collector):
         pending = GaugeMetricFamily(
             "replywatch_outbox_pending", "Notifications waiting to be delivered.", labels=["notifier"]
         )
-        waiting = Outbox(self.store).pending_counts()
         for notifier in sorted(set(config.notifiers) | set(waiting)):
             pending.add_metric([notifier], float(waiting.get(notifier, 0)))
         yield total

@@ -187,6 +187,12 @@ class Store:
         self.dialect = engine.dialect.name
         self._copy_allowed = True
         """PostgreSQL: whether a temporary table for COPY could be created (TEMP privilege)."""
+        self.generation = 0
+        """Moves at every commit through this store: what was read before it moved may be out of date."""
+        event.listen(engine, "commit", self._committed)
+
+    def _committed(self, _: Connection) -> None:
+        self.generation += 1
 
     @classmethod
     def open(cls, url: str, password: str | None = None) -> Store:

@@ -1,0 +1,137 @@
+"""``/metrics`` reads the store again only when something was committed through it, its config changed or
+its figures are older than ``STORE_READS_MAX_AGE``; a scrape in between asks the database nothing.
+
+Checked on SQLite and PostgreSQL by counting the statements the store's engine runs, and by the values:
+a store write shows at the very next scrape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import event
+
+from monitor.config import validate
+from monitor.evaluate import Evaluator
+from monitor.events import MessageEvent
+from monitor.exporters.prometheus import STORE_READS_MAX_AGE, DaemonState, ReplywatchCollector
+from monitor.sources.base import PollResult
+from monitor.store.db import Store
+from monitor.supervisor import Supervisor
+from tests.store_fixtures import store  # noqa: F401 - fixture
+
+NOW = datetime(2026, 11, 18, 12, 0, tzinfo=UTC)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = NOW
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def config(url: str) -> Any:
+    return validate(
+        {
+            "store": {"url": url},
+            "calendars": {"office": {"timezone": "Europe/London", "hours": {"mon-fri": "09:00-17:00"}}},
+            "sources": {"mail": {"kind": "mbox", "path": "/dev/null"}},
+            "teams": {
+                "support": {
+                    "calendar": "office",
+                    "addresses": ["support@example.com"],
+                    "sources": ["mail"],
+                    "rules": [{"kind": "reply_within", "within": "8h"}],
+                }
+            },
+        },
+        check_secrets=False,
+    ).config
+
+
+def customer(n: int, at: datetime) -> MessageEvent:
+    return MessageEvent(
+        source="mail", folder="inbox", external_id=f"INBOX/1/{n}", message_id=f"m{n}@customer.example",
+        date=at, from_addr=f"c{n}@customer.example", to_addrs=("support@example.com",), subject=f"Order {n}",
+    )  # fmt: skip
+
+
+@pytest.fixture
+def scrape(store: Store) -> Iterator[tuple[Any, Clock, list[str]]]:  # noqa: F811 - fixture
+    cfg = config(str(store.engine.url))
+    clock = Clock()
+    registry = CollectorRegistry()
+    state = DaemonState(jobs=Supervisor(clock), clock=clock)
+    registry.register(ReplywatchCollector(store, lambda: cfg, state))
+    statements: list[str] = []
+    listener = lambda *args: statements.append(args[2])  # noqa: E731 - (conn, cursor, statement, ...)
+    event.listen(store.engine, "before_cursor_execute", listener)
+
+    def read() -> dict[str, float]:
+        body = generate_latest(registry).decode()
+        return {
+            s.name + str(sorted(s.labels.items())): s.value
+            for family in text_string_to_metric_families(body)
+            for s in family.samples
+        }
+
+    yield read, clock, statements
+    event.remove(store.engine, "before_cursor_execute", listener)
+
+
+AWAITING = "replywatch_awaiting[('channel', 'email'), ('team', 'support')]"
+
+
+def test_scrapes_between_changes_ask_the_store_nothing(store: Store, scrape: Any) -> None:  # noqa: F811
+    read, clock, statements = scrape
+    assert read()[AWAITING] == 0
+    assert statements  # the first scrape reads the store
+    statements.clear()
+    clock.now += timedelta(seconds=5)
+    assert read()[AWAITING] == 0
+    assert statements == []
+
+
+def test_a_commit_shows_at_the_next_scrape(store: Store, scrape: Any) -> None:  # noqa: F811
+    read, clock, statements = scrape
+    assert read()[AWAITING] == 0
+    store.save_poll("mail", PollResult([customer(1, NOW - timedelta(hours=1))]), NOW)
+    Evaluator(store, config(str(store.engine.url))).run(NOW)
+    statements.clear()
+    values = read()
+    assert values[AWAITING] == 1
+    assert statements  # read again after the commits
+    oldest = "replywatch_awaiting_oldest_business_seconds[('channel', 'email'), ('team', 'support')]"
+    assert values[oldest] == 3600
+    statements.clear()
+    clock.now += timedelta(seconds=10)
+    values = read()
+    assert statements == []
+    assert values[oldest] == 3610  # the wait grows at every scrape without a read
+
+
+def test_figures_older_than_the_limit_are_read_again(store: Store, scrape: Any) -> None:  # noqa: F811
+    read, clock, statements = scrape
+    read()
+    other = Store.open(str(store.engine.url))  # another process's writes: not seen through this store
+    try:
+        other.save_poll("mail", PollResult([customer(2, NOW - timedelta(hours=2))]), NOW)
+        Evaluator(other, config(str(store.engine.url))).run(NOW)
+    finally:
+        other.close()
+    clock.now += STORE_READS_MAX_AGE - timedelta(seconds=1)
+    assert read()[AWAITING] == 0
+    statements.clear()
+    clock.now += timedelta(seconds=1)
+    assert read()[AWAITING] == 1
+    assert statements
+    statements.clear()
+    clock.now -= timedelta(hours=1)  # a clock that went back reads again too
+    read()
+    assert statements
