@@ -192,7 +192,8 @@ class Evaluator:
         phone = [name for name in sources if self.config.sources[name].channel is Channel.PHONE]
         mail = [name for name in sources if name not in phone]
         calls = self.store.calls(phone, since) if phone else []
-        built = stored_team_awaiting(self.config, team, self.store.window(mail, since), calls)
+        with self.store.window(mail, since) as window:
+            built = stored_team_awaiting(self.config, team, window, calls)
         del calls
         changed = 0
         for channel in Channel:

@@ -135,3 +135,34 @@ def test_an_answer_in_the_same_second_as_the_question(store: Store) -> None:
     (item,) = build_awaiting_in_slices(store.window(["a"]), TEAM, hold=0)
     assert item.response is not None and item.response.at == at
     assert [item] == build_awaiting([answer, question], TEAM).items
+
+
+def test_a_window_reads_one_snapshot(store: Store) -> None:
+    def message(n: int) -> MessageEvent:
+        return MessageEvent(
+            source="a", folder="inbox", external_id=f"inbox/{n}", message_id=f"m{n}@customer.example",
+            date=NOW - timedelta(hours=n), from_addr=f"c{n}@customer.example",
+            to_addrs=("support@example.org",), subject=f"Order {n}",
+        )  # fmt: skip
+
+    save(store, [message(1), message(2)])
+    other = Store.open(str(store.engine.url))
+    try:
+        with store.window(["a"]) as window:
+            assert window.count() == 2
+            # A poll writes between the two reads of a rebuild: a new message, and a removal.
+            other.save_poll("a", PollResult([message(3)]), NOW)
+            other.save_poll("a", PollResult(removed=["inbox/1"]), NOW)
+            rows = list(window.in_date_order())
+            assert [event.external_id for _, event in rows] == ["inbox/2", "inbox/1"]
+            again = dict(window.by_row([row for row, _ in rows]))
+            assert all(event.removed_at is None for event in again.values())
+        now = store.messages(["a"])
+        assert len(now) == 3
+        assert [m.removed_at is not None for m in sorted(now, key=lambda m: m.external_id)] == [
+            True,
+            False,
+            False,
+        ]
+    finally:
+        other.close()

@@ -493,7 +493,8 @@ class Store:
 
     def messages(self, sources: Sequence[str], since: datetime | None = None) -> list[MessageEvent]:
         """Every stored message of ``sources`` dated at or after ``since``."""
-        return self.window(sources, since).all()
+        with self.window(sources, since) as window:
+            return window.all()
 
     def window(self, sources: Sequence[str], since: datetime | None = None) -> MessageWindow:
         """The stored messages of ``sources`` dated at or after ``since``, to read in parts."""

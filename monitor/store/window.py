@@ -7,10 +7,12 @@ rebuild reads every message of the window.
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from monitor.events import MessageEvent
 from monitor.store.models import Message
@@ -102,21 +104,58 @@ def _shared_flags(shared: dict[Any, Any], value: str | None) -> frozenset[str]:
 
 
 class MessageWindow:
-    """The messages of ``sources`` dated at or after ``since`` (every date when None)."""
+    """The messages of ``sources`` dated at or after ``since`` (every date when None).
+
+    Used as a context manager, every read sees the store as it was at the first one (one read-only
+    transaction, ``REPEATABLE READ`` on PostgreSQL): a rebuild that reads the window twice never meets a
+    message written, changed or deleted by a poll in between. Outside one, each read is a snapshot of its
+    own.
+    """
 
     def __init__(self, engine: Engine, sources: Sequence[str], since: Any = None) -> None:
         self.engine = engine
         self.sources = list(sources)
         self.since = since
+        self._held: Connection | None = None
+        self._cursors = itertools.count()
+
+    def __enter__(self) -> MessageWindow:
+        conn = self.engine.connect()
+        if self.engine.dialect.name == "postgresql":
+            conn = conn.execution_options(isolation_level="REPEATABLE READ")
+        raw: Any = conn.connection.dbapi_connection
+        if self.engine.dialect.name == "sqlite":
+            raw.execute("BEGIN")  # the driver begins none before a SELECT: each read would be a snapshot
+        self._held = conn
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        conn, self._held = self._held, None
+        if conn is not None:
+            conn.close()  # rolls the read-only transaction back
+
+    @contextlib.contextmanager
+    def _connection(self) -> Iterator[Connection]:
+        if self._held is not None:
+            yield self._held
+            return
+        with self.engine.connect() as conn:
+            yield conn
 
     def count(self) -> int:
         """How many messages the window holds."""
         if not self.sources:
             return 0
         where, params = self._where()
-        with self.engine.connect() as conn:
-            sql = f"SELECT COUNT(*) FROM {self._quote(MESSAGE.name)} WHERE {where}"
-            return int(conn.exec_driver_sql(sql, tuple(params)).scalar_one())
+        sql = f"SELECT COUNT(*) FROM {self._quote(MESSAGE.name)} WHERE {where}"
+        with self._connection() as conn:
+            raw: Any = conn.connection.dbapi_connection
+            cursor = raw.cursor()
+            try:
+                cursor.execute(sql, tuple(params))
+                return int(cursor.fetchone()[0])
+            finally:
+                cursor.close()
 
     def in_date_order(self) -> Iterator[tuple[int, MessageEvent]]:
         """(row id, event) of every message, oldest first (equal dates in no given order), streamed."""
@@ -183,10 +222,13 @@ class MessageWindow:
             sql += f" ORDER BY {quote('date')}"
         dialect = self.engine.dialect
         from_db = MESSAGE.c.date.type.dialect_impl(dialect).result_processor(dialect, None)
-        with self.engine.connect() as conn:
+        with self._connection() as conn:
             raw: Any = conn.connection.dbapi_connection
             # PostgreSQL: a server-side cursor, else the driver holds the whole result before the first row.
-            cursor = raw.cursor(name="replywatch_window") if dialect.name == "postgresql" else raw.cursor()
+            if dialect.name == "postgresql":
+                cursor = raw.cursor(name=f"replywatch_window_{next(self._cursors)}")
+            else:
+                cursor = raw.cursor()
             try:
                 cursor.execute(sql, tuple(params))
                 shared: dict[Any, Any] = {}  # equal values of many rows held once (dropped with the read)
