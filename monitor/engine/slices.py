@@ -68,7 +68,10 @@ def build_awaiting_in_slices(
     rows = array("q")  # each message's row, in time order (an array: a list would hold an int object each)
     keys: list[str] = []
     holding = window.count() <= hold
-    for row, event in heapq.merge(_in_order(singles), kept, key=lambda pair: message_order(pair[1])):
+    ordered = _in_order(singles)
+    if kept:
+        ordered = heapq.merge(ordered, kept, key=lambda pair: message_order(pair[1]))
+    for row, event in ordered:
         keys.append(threader.add(event))
         rows.append(row)
         if holding:
@@ -96,21 +99,31 @@ def build_awaiting_in_slices(
     first = 0
     for last in range(1, len(names) + 1):
         if ends[last] - ends[first] >= slice_size or last == len(names):
-            part = [(names[n], grouped[ends[n] : ends[n + 1]].tolist()) for n in range(first, last)]
-            _walk_part(window, walker, part, known)
+            _walk_part(window, walker, names[first:last], grouped, ends[first : last + 1], known)
             first = last
     return walker.finish()
 
 
 def _walk_part(
-    window: Window, walker: Walker, part: list[tuple[str, list[int]]], known: dict[int, MessageEvent]
+    window: Window,
+    walker: Walker,
+    names: list[str],
+    grouped: array[int],
+    ends: array[int],
+    known: dict[int, MessageEvent],
 ) -> None:
-    """Read the messages of a few conversations (those not known already) and walk each conversation."""
-    missing = [row for _, members in part for row in members if row not in known]
+    """Read the messages of a few conversations (those not known already) and walk each conversation:
+    conversation ``names[n]`` is the rows ``grouped[ends[n]:ends[n + 1]]``, in time order as they were
+    threaded (each conversation's walk order)."""
+    rows = grouped[ends[0] : ends[-1]]
+    missing = [row for row in rows if row not in known]
     read = dict(window.by_row(missing)) if missing else {}
-    for conversation, members in part:
-        # The rows were listed in time order as they were threaded: each conversation's walk order.
-        walker.walk(conversation, [known[row] if row in known else read[row] for row in members])
+    if read:
+        read.update((row, known[row]) for row in rows if row in known)
+    else:
+        read = known
+    for n, conversation in enumerate(names):
+        walker.walk(conversation, [read[row] for row in grouped[ends[n] : ends[n + 1]]])
 
 
 def _in_order(rows: Iterable[Row]) -> Iterator[Row]:
