@@ -166,3 +166,30 @@ def test_a_window_reads_one_snapshot(store: Store) -> None:
         ]
     finally:
         other.close()
+
+
+def test_copies_that_tie_are_kept_alike_whatever_the_order(store: Store) -> None:
+    """One customer message in two sources, same date, same folder role, only one of them carrying the
+    source's thread id that the team's answer shares: the copy kept may not depend on the order of rows."""
+    at = datetime(2026, 11, 2, 10, 0, tzinfo=UTC)
+    question = {
+        "message_id": "q@customer.example", "date": at, "from_addr": "c1@customer.example",
+        "to_addrs": ("support@example.org",), "subject": "Order 42",
+    }  # fmt: skip
+    in_gmail = MessageEvent(source="gmail", folder="inbox", external_id="1", thread_id="T1", **question)
+    in_other = MessageEvent(source="other", folder="inbox", external_id="1", **question)
+    answer = MessageEvent(
+        source="gmail", folder="sent", external_id="2", message_id="a@example.org",
+        date=at + timedelta(hours=1), from_addr="ann@example.org", to_addrs=("c1@customer.example",),
+        subject="Your parcel", thread_id="T1",
+    )  # fmt: skip
+    expected = build_awaiting([in_gmail, in_other, answer], TEAM).items
+    assert build_awaiting([in_other, in_gmail, answer], TEAM).items == expected
+    store.save_poll("other", PollResult([in_other]), at)
+    store.save_poll("gmail", PollResult([answer, in_gmail]), at)
+    # A later poll updates one copy's row (PostgreSQL then returns the rows in another order).
+    store.save_poll("gmail", PollResult([replace(in_gmail, flags=frozenset({"seen"}))]), at)
+    stored = store.messages(["gmail", "other"])
+    assert build_awaiting(stored, TEAM, reasons=False).items == expected
+    with store.window(["gmail", "other"]) as window:
+        assert build_awaiting_in_slices(window, TEAM) == expected

@@ -93,10 +93,17 @@ def message_key(message: MessageEvent) -> str:
     return message.message_id or f"{message.source}:{message.external_id}"
 
 
-def message_order(message: MessageEvent) -> tuple[datetime, int, str]:
+def message_order(message: MessageEvent) -> tuple[datetime, int, str, str, str]:
     """The order the engine reads messages in: by date, inbound before outbound at the same second (a reply
-    cannot precede what it answers), then by key."""
-    return (message.date, 0 if folder_role(message.folder) != "sent" else 1, message_key(message))
+    cannot precede what it answers), then by key, then by where it is stored (a total order: the items never
+    depend on the order the messages arrived in)."""
+    return (
+        message.date,
+        0 if folder_role(message.folder) != "sent" else 1,
+        message_key(message),
+        message.source,
+        message.external_id,
+    )
 
 
 SUBJECT_WINDOW = timedelta(days=14)
