@@ -193,3 +193,17 @@ def test_copies_that_tie_are_kept_alike_whatever_the_order(store: Store) -> None
     assert build_awaiting(stored, TEAM, reasons=False).items == expected
     with store.window(["gmail", "other"]) as window:
         assert build_awaiting_in_slices(window, TEAM) == expected
+
+
+def test_a_read_left_unfinished_is_closed_with_its_window(store: Store) -> None:
+    save(store, mailbox(1, 200))
+    count = len(store.messages(["a", "b"]))
+    with pytest.raises(RuntimeError), store.window(["a", "b"]) as window:
+        old = window.in_date_order()
+        next(old)
+        raise RuntimeError("a rebuild fails half way")
+    with store.window(["a", "b"]) as window:
+        new = window.in_date_order()
+        next(new)
+        old.close()  # the abandoned read is finished only now (on PostgreSQL: on the same pooled connection)
+        assert 1 + len(list(new)) == count

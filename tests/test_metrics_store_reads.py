@@ -18,7 +18,7 @@ from sqlalchemy import event
 
 from monitor.config import validate
 from monitor.evaluate import Evaluator
-from monitor.events import MessageEvent
+from monitor.events import MailboxSnapshot, MessageEvent
 from monitor.exporters.prometheus import STORE_READS_MAX_AGE, DaemonState, ReplywatchCollector
 from monitor.sources.base import PollResult
 from monitor.store.db import Store
@@ -135,3 +135,25 @@ def test_figures_older_than_the_limit_are_read_again(store: Store, scrape: Any) 
     clock.now -= timedelta(hours=1)  # a clock that went back reads again too
     read()
     assert statements
+
+
+def test_a_scrape_while_a_commit_is_under_way_keeps_no_old_figures(store: Store, scrape: Any) -> None:  # noqa: F811
+    read = scrape[0]
+    total = (
+        "replywatch_mailbox_messages"
+        "[('folder', 'inbox'), ('mailbox', 'mail'), ('state', 'total'), ('team', 'support')]"
+    )
+    store.save_poll("mail", PollResult(snapshots=[MailboxSnapshot("mail", "inbox", NOW, 4, 0, 0)]), NOW)
+    assert read()[total] == 4
+    during: list[float] = []
+
+    def scrape_in_the_gap(_: Any) -> None:  # after the store's own commit event, before the driver commits
+        during.append(read()[total])
+
+    event.listen(store.engine, "commit", scrape_in_the_gap)
+    try:  # one commit
+        store.save_poll("mail", PollResult(snapshots=[MailboxSnapshot("mail", "inbox", NOW, 5, 0, 0)]), NOW)
+    finally:
+        event.remove(store.engine, "commit", scrape_in_the_gap)
+    assert during == [4]  # a scrape read the store before the new count was committed
+    assert read()[total] == 5

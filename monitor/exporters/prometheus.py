@@ -74,17 +74,19 @@ class StoreReads:
     def __init__(self, store: Store) -> None:
         self.store = store
         self._lock = threading.Lock()
-        self._key: tuple[int, int] | None = None
+        self._generation: int | None = None
+        self._config: Config | None = None
         self._at: datetime | None = None
         self._values: dict[object, Any] = {}
 
     def get(self, name: object, read: Callable[[], T], config: Config, now: datetime) -> T:
         """The value of ``read()`` as of the last change (``name`` tells the reads apart)."""
         with self._lock:
-            key = (self.store.generation, id(config))  # taken before reading: a commit meanwhile shows next
+            generation = self.store.generation  # taken before reading: a commit meanwhile shows next
             at = self._at
-            if key != self._key or at is None or not at <= now < at + STORE_READS_MAX_AGE:
-                self._key, self._at, self._values = key, now, {}
+            fresh = at is not None and at <= now < at + STORE_READS_MAX_AGE
+            if generation != self._generation or config is not self._config or not fresh:
+                self._generation, self._config, self._at, self._values = generation, config, now, {}
             if name not in self._values:
                 self._values[name] = read()
             return self._values[name]  # type: ignore[no-any-return]

@@ -188,11 +188,22 @@ class Store:
         self._copy_allowed = True
         """PostgreSQL: whether a temporary table for COPY could be created (TEMP privilege)."""
         self.generation = 0
-        """Moves at every commit through this store: what was read before it moved may be out of date."""
-        event.listen(engine, "commit", self._committed)
+        """Moves after every commit through this store, once the connection is back in the pool: what was
+        read before it moved may be out of date (a read once it moved sees the commit)."""
+        self._generations = itertools.count(1)
+        self._committed = f"replywatch_committed_{id(self)}"
+        event.listen(engine, "commit", self._committing)
+        event.listen(engine, "checkin", self._after_commit)
 
-    def _committed(self, _: Connection) -> None:
-        self.generation += 1
+    def _committing(self, conn: Connection) -> None:
+        # The driver commits after this event: a read meanwhile may still see the old data, so the
+        # generation moves again once the connection is back in the pool.
+        conn.info[self._committed] = True
+        self.generation = next(self._generations)
+
+    def _after_commit(self, _: Any, record: Any) -> None:
+        if record is not None and record.info.pop(self._committed, False):
+            self.generation = next(self._generations)
 
     @classmethod
     def open(cls, url: str, password: str | None = None) -> Store:

@@ -118,19 +118,29 @@ class MessageWindow:
         self.since = since
         self._held: Connection | None = None
         self._cursors = itertools.count()
+        self._open: list[Any] = []
+        """Cursors of reads not finished yet."""
 
     def __enter__(self) -> MessageWindow:
         conn = self.engine.connect()
-        if self.engine.dialect.name == "postgresql":
-            conn = conn.execution_options(isolation_level="REPEATABLE READ")
-        raw: Any = conn.connection.dbapi_connection
-        if self.engine.dialect.name == "sqlite":
-            raw.execute("BEGIN")  # the driver begins none before a SELECT: each read would be a snapshot
+        try:
+            if self.engine.dialect.name == "postgresql":
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            raw: Any = conn.connection.dbapi_connection
+            if self.engine.dialect.name == "sqlite":
+                raw.execute("BEGIN")  # the driver begins none before a SELECT: each read would be a snapshot
+        except BaseException:
+            conn.close()
+            raise
         self._held = conn
         return self
 
     def __exit__(self, *_: object) -> None:
         conn, self._held = self._held, None
+        # A read left unfinished (an error in the middle of a rebuild) closes its cursor now, on this
+        # connection, not later on whatever transaction the connection serves by then.
+        while self._open:
+            self._open.pop().close()
         if conn is not None:
             conn.close()  # rolls the read-only transaction back
 
@@ -229,6 +239,7 @@ class MessageWindow:
                 cursor = raw.cursor(name=f"replywatch_window_{next(self._cursors)}")
             else:
                 cursor = raw.cursor()
+            self._open.append(cursor)
             try:
                 cursor.execute(sql, tuple(params))
                 shared: dict[Any, Any] = {}  # equal values of many rows held once (dropped with the read)
@@ -238,4 +249,6 @@ class MessageWindow:
                     for row in rows:
                         yield row[0], message_event(row[1:], shared, from_db)
             finally:
-                cursor.close()
+                if cursor in self._open:
+                    self._open.remove(cursor)
+                    cursor.close()
