@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email.parser
 import email.policy
+import functools
 import hashlib
 import re
 from collections.abc import Iterable
@@ -101,7 +102,8 @@ class HeaderBlock(Message):
         values = self._index.get(name.lower())
         if not values:
             return failobj
-        return unicode_text(values[0])
+        value = values[0]
+        return value if value.isascii() else unicode_text(value)
 
     def get_all(self, name: str, failobj: Any = None) -> Any:
         """Every value of ``name`` (as ``Message.get_all``; 8-bit text as Unicode)."""
@@ -310,6 +312,11 @@ _ADDR_DELIMITERS = re.compile(r"[\s\"(),:;<>\[\]\\]+")
 _QUOTED_PAIR = re.compile(r"\\(.)")
 
 
+MAX_CACHED_CHARS = 1000
+"""Address header values up to this length are parsed once and remembered (a message's From is read by
+the classifier and the event builder alike, and a team's own address comes with every message)."""
+
+
 def address_pairs(value: str, problems: list[str] | None = None) -> list[tuple[str, str]]:
     """(display name, addr-spec) pairs of one address header value, as ``email.utils.getaddresses``.
 
@@ -318,6 +325,22 @@ def address_pairs(value: str, problems: list[str] | None = None) -> list[tuple[s
     A value even that parser cannot read (500 nested comments raise RecursionError) gives its bare
     addr-specs, and the reason is appended to ``problems``.
     """
+    if len(value) > MAX_CACHED_CHARS:
+        return _address_pairs(value, problems)
+    pairs, problem = _remembered_pairs(value)
+    if problem is not None and problems is not None:
+        problems.append(problem)
+    return list(pairs)
+
+
+@functools.lru_cache(maxsize=4096)
+def _remembered_pairs(value: str) -> tuple[tuple[tuple[str, str], ...], str | None]:
+    problems: list[str] = []
+    pairs = _address_pairs(value, problems)
+    return tuple(pairs), problems[0] if problems else None
+
+
+def _address_pairs(value: str, problems: list[str] | None) -> list[tuple[str, str]]:
     pairs = []
     pos = 0
     end = len(value)
@@ -379,11 +402,20 @@ def first_mailbox(value: str | None) -> tuple[str, str]:
     """
     if not value:
         return "", ""
+    if len(value) > MAX_CACHED_CHARS:
+        return _first_mailbox(value)
+    return _remembered_first_mailbox(value)
+
+
+def _first_mailbox(value: str) -> tuple[str, str]:
     pairs = address_pairs(value)
     if not pairs:
         return "", ""
     name, addr = pairs[0]
     return unicode_text(addr.strip().strip("<>").lower()), decoded(name) if name else ""
+
+
+_remembered_first_mailbox = functools.lru_cache(maxsize=4096)(_first_mailbox)
 
 
 def header_text(value: str | Header) -> str:

@@ -132,6 +132,28 @@ def test_address_fast_path_equals_the_stdlib_on_mixtures(parts: list[str], separ
     assert ours == theirs
 
 
+def test_a_remembered_address_list_is_reported_at_every_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    value = "(a comment the full parser reads) remembered@x.example"
+    expected = address_pairs(value)
+    assert expected == getaddresses([value])
+
+    def broken(_values: list[str]) -> list[tuple[str, str]]:
+        raise RecursionError
+
+    monkeypatch.setattr("monitor.mail.headers.getaddresses", broken)
+    assert address_pairs(value) == expected  # parsed once: the value is remembered
+    unreadable = "(an unreadable list) unreadable@x.example, other@y.example"
+    for _ in range(2):  # a remembered value's problem is reported again at every read
+        problems: list[str] = []
+        assert address_pairs(unreadable, problems) == [("", "unreadable@x.example"), ("", "other@y.example")]
+        assert problems == ["unreadable address list (RecursionError), bare addresses kept"]
+    assert first_mailbox(unreadable) == ("unreadable@x.example", "")
+    long_value = "(" + "c" * 1000 + ") long@x.example"  # too long to be remembered: parsed at every read
+    problems = []
+    assert address_pairs(long_value, problems) == [("", "long@x.example")]
+    assert problems == ["unreadable address list (RecursionError), bare addresses kept"]
+
+
 def test_decoded_equals_the_stdlib_where_the_stdlib_decodes() -> None:
     """Encoded-words joined and spaced as ``str(make_header(decode_header(v)))`` on every corpus header."""
     checked = 0
