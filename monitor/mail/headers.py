@@ -137,6 +137,54 @@ def parse_header_block(raw: bytes) -> Message:
     if cut:  # only the header block is split into lines (a whole message may follow)
         raw = raw[: min(cut) + 2]
     text = raw.decode("ascii", "surrogateescape")
+    headers = _plain_fields(text)
+    if headers is None:
+        headers, whole = _fields(text)
+    else:
+        whole = True
+    truncated: dict[str, None] = {}
+    for i, (field_name, value) in enumerate(headers):
+        if len(value) > MAX_HEADER_CHARS:
+            headers[i] = (field_name, _cut(field_name, value))
+            truncated[field_name] = None
+    return HeaderBlock(headers, tuple(truncated), whole=whole)
+
+
+# A field and its continuation lines, in a block whose every line ends the same way.
+_PLAIN_FIELD = {
+    eol: re.compile(rf"([\041-\071\073-\176]+):([^\r\n]*+(?:{eol}[\t ][^\r\n]*+)*+){eol}")
+    for eol in ("\r\n", "\n")
+}
+
+
+def _plain_fields(text: str) -> list[tuple[str, str]] | None:
+    """The fields of a block made of nothing but fields (then its blank line, or its end) whose lines all
+    end alike, as :func:`_fields` reads them; None for any other block (it goes to :func:`_fields`)."""
+    if _ODD_BREAKS.search(text):
+        return None
+    if "\r" in text:
+        eol = "\r\n"
+        count = text.count(eol)
+        if count != text.count("\r") or count != text.count("\n"):
+            return None
+    else:
+        eol = "\n"
+    match = _PLAIN_FIELD[eol].match
+    headers: list[tuple[str, str]] = []
+    pos, end = 0, len(text)
+    while pos < end:
+        found = match(text, pos)
+        if found is None:
+            return headers if text[pos:] == eol else None
+        name, value = found.groups()
+        headers.append((name, value.lstrip(" \t")))
+        pos = found.end()
+    return headers
+
+
+def _fields(text: str) -> tuple[list[tuple[str, str]], bool]:
+    """The fields of a header block, lines as feedparser splits them; and whether the block ended at its
+    blank line or its end (not at a line that is no field)."""
     # str.splitlines also breaks at \v, \f and \x1c-\x1e, which feedparser does not.
     lines = _LINES.split(text) if _ODD_BREAKS.search(text) else text.splitlines(keepends=True)
     headers: list[tuple[str, str]] = []
@@ -161,12 +209,7 @@ def parse_header_block(raw: bytes) -> Message:
             name, parts = line[:colon], [line[colon + 1 :]]
     if name is not None:
         headers.append(_field(name, parts))
-    truncated: dict[str, None] = {}
-    for i, (field_name, value) in enumerate(headers):
-        if len(value) > MAX_HEADER_CHARS:
-            headers[i] = (field_name, _cut(field_name, value))
-            truncated[field_name] = None
-    return HeaderBlock(headers, tuple(truncated), whole=whole)
+    return headers, whole
 
 
 def _field(name: str, parts: list[str]) -> tuple[str, str]:

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from monitor.mail.headers import (
     MAX_DECODED_CHARS,
     MAX_HEADER_CHARS,
+    _fields,
     address_pairs,
     decoded,
     first_mailbox,
@@ -88,6 +89,27 @@ def test_address_fast_path_equals_the_stdlib_on_the_whole_corpus() -> None:
 def test_header_block_edge_cases(raw: bytes, expected: list[tuple[str, str]]) -> None:
     assert parse_header_block(raw)._headers == expected  # type: ignore[attr-defined]
     assert STDLIB.parsebytes(raw, headersonly=True)._headers == expected  # type: ignore[attr-defined]
+
+
+BLOCK_LINES = st.sampled_from(
+    ["Subject: a", "To:x@y", "X-Empty:", "Received: from a", " folded", "\tfolded", "   ", "",
+     "From sender@x Mon Nov 16", "no field here", ": no name", "Sübject: 8-bit name", "Subject: caf\xe9",
+     "Subject: odd\x0bbreak", "Subject: \r inside"]
+)  # fmt: skip
+
+
+@given(
+    st.lists(st.tuples(BLOCK_LINES, st.sampled_from(["\r\n", "\n", "\r"])), max_size=8),
+    st.booleans(),
+)
+def test_header_block_fast_path_equals_the_line_reader(lines: list[tuple[str, str]], one_end: bool) -> None:
+    raw = "".join(text + (lines[0][1] if one_end else end) for text, end in lines)
+    block = parse_header_block(raw.encode("latin-1"))
+    text = raw.encode("latin-1").decode("ascii", "surrogateescape")
+    cut = [i for i in (text.find("\n\n"), text.find("\r\n\r\n"), text.find("\r\r")) if i >= 0]
+    headers, whole = _fields(text[: min(cut) + 2] if cut else text)
+    assert block._headers == headers  # type: ignore[attr-defined]
+    assert block.whole == whole  # type: ignore[attr-defined]
 
 
 def test_message_ids() -> None:
