@@ -64,12 +64,11 @@ def current(engine: Engine) -> str | None:
 
 def create_head(engine: Engine) -> None:
     """Create every table at the head revision from the models and stamp it (an empty database only)."""
-    from sqlmodel import SQLModel
-
-    import monitor.store.models  # noqa: F401 - registers the tables
+    from monitor.store.models import TABLES
 
     with engine.begin() as conn:
-        SQLModel.metadata.create_all(conn)
+        for table in TABLES:
+            table.create(conn)
         VERSION_TABLE.create(conn)
         conn.execute(VERSION_TABLE.insert().values(version_num=HEAD))
 
@@ -80,16 +79,14 @@ def _to_head_without_alembic(engine: Engine) -> bool:
     A store with any of replywatch's tables but not at the head (older, or a version alembic must
     judge) is left to alembic.
     """
-    from sqlmodel import SQLModel
-
-    import monitor.store.models  # noqa: F401 - registers the tables
+    from monitor.store.models import TABLES
 
     with engine.connect() as conn:
         tables = set(inspect(conn).get_table_names())
         if VERSION_TABLE.name in tables:
             versions = list(conn.execute(VERSION_TABLE.select()).scalars())
             return versions == [HEAD]
-    if tables & set(SQLModel.metadata.tables):
+    if tables & {table.name for table in TABLES}:
         return False
     create_head(engine)
     return True

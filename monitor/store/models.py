@@ -231,3 +231,10 @@ class Notification(SQLModel, table=True):
     """Why the last attempt failed (the server's reply; no customer data)."""
     report_period: str | None = Field(default=None, max_length=20)
     """The period a report covers (``2026-10``, ``2026-W44``); None for an alert."""
+
+
+TABLES = tuple(
+    model.__table__  # type: ignore[union-attr]
+    for model in (Message, Call, SourceCursor, MailboxCount, AwaitingRow, Breach, Notification)
+)
+"""Every table of the store (a new store is created with these)."""
