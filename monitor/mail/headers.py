@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email.parser
 import email.policy
+import functools
 import hashlib
 import re
 from collections.abc import Iterable
@@ -101,7 +102,8 @@ class HeaderBlock(Message):
         values = self._index.get(name.lower())
         if not values:
             return failobj
-        return unicode_text(values[0])
+        value = values[0]
+        return value if value.isascii() else unicode_text(value)
 
     def get_all(self, name: str, failobj: Any = None) -> Any:
         """Every value of ``name`` (as ``Message.get_all``; 8-bit text as Unicode)."""
@@ -135,6 +137,54 @@ def parse_header_block(raw: bytes) -> Message:
     if cut:  # only the header block is split into lines (a whole message may follow)
         raw = raw[: min(cut) + 2]
     text = raw.decode("ascii", "surrogateescape")
+    headers = _plain_fields(text)
+    if headers is None:
+        headers, whole = _fields(text)
+    else:
+        whole = True
+    truncated: dict[str, None] = {}
+    for i, (field_name, value) in enumerate(headers):
+        if len(value) > MAX_HEADER_CHARS:
+            headers[i] = (field_name, _cut(field_name, value))
+            truncated[field_name] = None
+    return HeaderBlock(headers, tuple(truncated), whole=whole)
+
+
+# A field and its continuation lines, in a block whose every line ends the same way.
+_PLAIN_FIELD = {
+    eol: re.compile(rf"([\041-\071\073-\176]+):([^\r\n]*+(?:{eol}[\t ][^\r\n]*+)*+){eol}")
+    for eol in ("\r\n", "\n")
+}
+
+
+def _plain_fields(text: str) -> list[tuple[str, str]] | None:
+    """The fields of a block made of nothing but fields (then its blank line, or its end) whose lines all
+    end alike, as :func:`_fields` reads them; None for any other block (it goes to :func:`_fields`)."""
+    if _ODD_BREAKS.search(text):
+        return None
+    if "\r" in text:
+        eol = "\r\n"
+        count = text.count(eol)
+        if count != text.count("\r") or count != text.count("\n"):
+            return None
+    else:
+        eol = "\n"
+    match = _PLAIN_FIELD[eol].match
+    headers: list[tuple[str, str]] = []
+    pos, end = 0, len(text)
+    while pos < end:
+        found = match(text, pos)
+        if found is None:
+            return headers if text[pos:] == eol else None
+        name, value = found.groups()
+        headers.append((name, value.lstrip(" \t")))
+        pos = found.end()
+    return headers
+
+
+def _fields(text: str) -> tuple[list[tuple[str, str]], bool]:
+    """The fields of a header block, lines as feedparser splits them; and whether the block ended at its
+    blank line or its end (not at a line that is no field)."""
     # str.splitlines also breaks at \v, \f and \x1c-\x1e, which feedparser does not.
     lines = _LINES.split(text) if _ODD_BREAKS.search(text) else text.splitlines(keepends=True)
     headers: list[tuple[str, str]] = []
@@ -159,12 +209,7 @@ def parse_header_block(raw: bytes) -> Message:
             name, parts = line[:colon], [line[colon + 1 :]]
     if name is not None:
         headers.append(_field(name, parts))
-    truncated: dict[str, None] = {}
-    for i, (field_name, value) in enumerate(headers):
-        if len(value) > MAX_HEADER_CHARS:
-            headers[i] = (field_name, _cut(field_name, value))
-            truncated[field_name] = None
-    return HeaderBlock(headers, tuple(truncated), whole=whole)
+    return headers, whole
 
 
 def _field(name: str, parts: list[str]) -> tuple[str, str]:
@@ -310,6 +355,11 @@ _ADDR_DELIMITERS = re.compile(r"[\s\"(),:;<>\[\]\\]+")
 _QUOTED_PAIR = re.compile(r"\\(.)")
 
 
+MAX_CACHED_CHARS = 1000
+"""Address header values up to this length are parsed once and remembered (a message's From is read by
+the classifier and the event builder alike, and a team's own address comes with every message)."""
+
+
 def address_pairs(value: str, problems: list[str] | None = None) -> list[tuple[str, str]]:
     """(display name, addr-spec) pairs of one address header value, as ``email.utils.getaddresses``.
 
@@ -318,6 +368,22 @@ def address_pairs(value: str, problems: list[str] | None = None) -> list[tuple[s
     A value even that parser cannot read (500 nested comments raise RecursionError) gives its bare
     addr-specs, and the reason is appended to ``problems``.
     """
+    if len(value) > MAX_CACHED_CHARS:
+        return _address_pairs(value, problems)
+    pairs, problem = _remembered_pairs(value)
+    if problem is not None and problems is not None:
+        problems.append(problem)
+    return list(pairs)
+
+
+@functools.lru_cache(maxsize=4096)
+def _remembered_pairs(value: str) -> tuple[tuple[tuple[str, str], ...], str | None]:
+    problems: list[str] = []
+    pairs = _address_pairs(value, problems)
+    return tuple(pairs), problems[0] if problems else None
+
+
+def _address_pairs(value: str, problems: list[str] | None) -> list[tuple[str, str]]:
     pairs = []
     pos = 0
     end = len(value)
@@ -379,11 +445,20 @@ def first_mailbox(value: str | None) -> tuple[str, str]:
     """
     if not value:
         return "", ""
+    if len(value) > MAX_CACHED_CHARS:
+        return _first_mailbox(value)
+    return _remembered_first_mailbox(value)
+
+
+def _first_mailbox(value: str) -> tuple[str, str]:
     pairs = address_pairs(value)
     if not pairs:
         return "", ""
     name, addr = pairs[0]
     return unicode_text(addr.strip().strip("<>").lower()), decoded(name) if name else ""
+
+
+_remembered_first_mailbox = functools.lru_cache(maxsize=4096)(_first_mailbox)
 
 
 def header_text(value: str | Header) -> str:

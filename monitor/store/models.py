@@ -3,6 +3,11 @@
 Whatever a message or a call log can make long (ids, addresses, flags, numbers) is ``Text``: a length
 limit there protects nothing and one odd message would stop ingest on PostgreSQL (issue 7). Ids that
 index rows stay short because :func:`monitor.mail.headers.message_ids` hashes absurdly long ones.
+
+These models are the schema at the head revision: a new, empty store is created from them directly
+(:mod:`monitor.store.migrate`), so each column is declared where the migrations put it (a column added by a
+migration comes last in its table) and with the server default the migration gave it; a test checks that
+both ways give the same schema on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Column, DateTime, Dialect, Index, Text, TypeDecorator, UniqueConstraint
+from sqlalchemy import Column, DateTime, Dialect, Index, Text, TypeDecorator, UniqueConstraint, false
 from sqlmodel import Field, SQLModel
 
 
@@ -68,8 +73,6 @@ class Message(SQLModel, table=True):
     references: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     thread_id: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     automated: str | None = Field(default=None, max_length=50)
-    bulk_precedence: bool = False
-    """Precedence bulk/junk/list on no discussion post: automated unless addressed to the team personally."""
     flags: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     holding_marker: bool = False
     preview: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
@@ -78,6 +81,8 @@ class Message(SQLModel, table=True):
     """When the source reported it deleted or moved out of its folder (None: still there). The row stays:
     a removed answer is still an answer; the engine closes an unanswered item all of whose messages are
     removed as ``removed``."""
+    bulk_precedence: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
+    """Precedence bulk/junk/list on no discussion post: automated unless addressed to the team personally."""
 
 
 class Call(SQLModel, table=True):
@@ -99,9 +104,9 @@ class Call(SQLModel, table=True):
     wait_seconds: float = 0.0
     talk_seconds: float = 0.0
     legs: int = 1
-    rang: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
-    """The extensions the call rang, comma-separated."""
     ingested_at: datetime = Field(sa_column=_ts())
+    rang: str = Field(default="", sa_column=Column(Text, nullable=False, default="", server_default=""))
+    """The extensions the call rang, comma-separated."""
 
 
 class SourceCursor(SQLModel, table=True):
@@ -152,20 +157,20 @@ class AwaitingRow(SQLModel, table=True):
     acknowledged_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
     response_id: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     responder: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    business_seconds: float | None = None
+    """Time from arrival to response in the team calendar's opening hours (None while open)."""
+    updated_at: datetime = Field(sa_column=_ts())
+    wall_seconds: float | None = None
+    """Wall-clock time from arrival to response (None while open)."""
     owner: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     """The member who answers for the item (None: the team)."""
-    attempts: int = 1
+    attempts: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
     """How many times the customer tried while waiting (missed calls from one number)."""
-    outside_hours: bool = False
+    outside_hours: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
     """The customer called while the team's calendar was closed."""
     removed_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
     """When the unanswered item's messages were all deleted or moved out of every watched folder: it is
     closed as ``removed`` (not open, not answered)."""
-    business_seconds: float | None = None
-    """Time from arrival to response in the team calendar's opening hours (None while open)."""
-    wall_seconds: float | None = None
-    """Wall-clock time from arrival to response (None while open)."""
-    updated_at: datetime = Field(sa_column=_ts())
 
 
 class Breach(SQLModel, table=True):
@@ -188,7 +193,7 @@ class Breach(SQLModel, table=True):
     """When it became a breach (its opening time for a breach opened as one; None for a warning)."""
     resolved_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
     due_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
-    unreadable: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    unreadable: str = Field(default="", sa_column=Column(Text, nullable=False, default="", server_default=""))
     """Sources that could not be read when it opened or became a breach, space-separated (empty: judged
     on complete data)."""
 
@@ -208,8 +213,6 @@ class Notification(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     breach_id: int | None = Field(default=None, foreign_key="breach.id")
     """The breach an alert is about (None for a report)."""
-    report_period: str | None = Field(default=None, max_length=20)
-    """The period a report covers (``2026-10``, ``2026-W44``); None for an alert."""
     team: str = Field(max_length=200)
     notifier: str = Field(max_length=200)
     step: str = Field(max_length=50)
@@ -219,10 +222,19 @@ class Notification(SQLModel, table=True):
     due_at: datetime = Field(sa_column=_ts())
     """When it may go out (moved to the team's next opening unless urgent)."""
     created_at: datetime = Field(sa_column=_ts())
-    outcome: str = Field(default="pending", max_length=20)
+    outcome: str = Field(default="pending", max_length=20, sa_column_kwargs={"server_default": "pending"})
     """``pending``, ``sent``, ``expired`` or ``cancelled`` (its breach was over before it went out)."""
-    attempts: int = 0
+    attempts: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     next_attempt_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
     done_at: datetime | None = Field(default=None, sa_column=_ts(nullable=True))
     last_error: str | None = Field(default=None, max_length=500)
     """Why the last attempt failed (the server's reply; no customer data)."""
+    report_period: str | None = Field(default=None, max_length=20)
+    """The period a report covers (``2026-10``, ``2026-W44``); None for an alert."""
+
+
+TABLES = tuple(
+    model.__table__  # type: ignore[union-attr]
+    for model in (Message, Call, SourceCursor, MailboxCount, AwaitingRow, Breach, Notification)
+)
+"""Every table of the store (a new store is created with these)."""

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from monitor.mail.headers import (
     MAX_DECODED_CHARS,
     MAX_HEADER_CHARS,
+    _fields,
     address_pairs,
     decoded,
     first_mailbox,
@@ -90,6 +91,27 @@ def test_header_block_edge_cases(raw: bytes, expected: list[tuple[str, str]]) ->
     assert STDLIB.parsebytes(raw, headersonly=True)._headers == expected  # type: ignore[attr-defined]
 
 
+BLOCK_LINES = st.sampled_from(
+    ["Subject: a", "To:x@y", "X-Empty:", "Received: from a", " folded", "\tfolded", "   ", "",
+     "From sender@x Mon Nov 16", "no field here", ": no name", "Sübject: 8-bit name", "Subject: caf\xe9",
+     "Subject: odd\x0bbreak", "Subject: \r inside"]
+)  # fmt: skip
+
+
+@given(
+    st.lists(st.tuples(BLOCK_LINES, st.sampled_from(["\r\n", "\n", "\r"])), max_size=8),
+    st.booleans(),
+)
+def test_header_block_fast_path_equals_the_line_reader(lines: list[tuple[str, str]], one_end: bool) -> None:
+    raw = "".join(text + (lines[0][1] if one_end else end) for text, end in lines)
+    block = parse_header_block(raw.encode("latin-1"))
+    text = raw.encode("latin-1").decode("ascii", "surrogateescape")
+    cut = [i for i in (text.find("\n\n"), text.find("\r\n\r\n"), text.find("\r\r")) if i >= 0]
+    headers, whole = _fields(text[: min(cut) + 2] if cut else text)
+    assert block._headers == headers  # type: ignore[attr-defined]
+    assert block.whole == whole  # type: ignore[attr-defined]
+
+
 def test_message_ids() -> None:
     assert message_ids("<a@x> <b@y>\r\n <a@x>") == ("a@x", "b@y")
     assert message_ids("bare@id") == ("bare@id",)
@@ -130,6 +152,28 @@ def test_address_fast_path_equals_the_stdlib_on_mixtures(parts: list[str], separ
     ours = [(n, a.strip().lower()) for n, a in address_pairs(value) if "@" in a]
     theirs = [(n, a.strip().lower()) for n, a in getaddresses([value]) if "@" in a]
     assert ours == theirs
+
+
+def test_a_remembered_address_list_is_reported_at_every_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    value = "(a comment the full parser reads) remembered@x.example"
+    expected = address_pairs(value)
+    assert expected == getaddresses([value])
+
+    def broken(_values: list[str]) -> list[tuple[str, str]]:
+        raise RecursionError
+
+    monkeypatch.setattr("monitor.mail.headers.getaddresses", broken)
+    assert address_pairs(value) == expected  # parsed once: the value is remembered
+    unreadable = "(an unreadable list) unreadable@x.example, other@y.example"
+    for _ in range(2):  # a remembered value's problem is reported again at every read
+        problems: list[str] = []
+        assert address_pairs(unreadable, problems) == [("", "unreadable@x.example"), ("", "other@y.example")]
+        assert problems == ["unreadable address list (RecursionError), bare addresses kept"]
+    assert first_mailbox(unreadable) == ("unreadable@x.example", "")
+    long_value = "(" + "c" * 1000 + ") long@x.example"  # too long to be remembered: parsed at every read
+    problems = []
+    assert address_pairs(long_value, problems) == [("", "long@x.example")]
+    assert problems == ["unreadable address list (RecursionError), bare addresses kept"]
 
 
 def test_decoded_equals_the_stdlib_where_the_stdlib_decodes() -> None:
