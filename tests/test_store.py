@@ -209,6 +209,55 @@ def test_large_rebuild_and_first_evaluation_written_in_batches(store: Store) -> 
     assert store.breach_counts() == [("support", "reply_within", len(rows), len(rows))]
 
 
+def test_bulk_writes_keep_every_value(store: Store) -> None:
+    """Enough rows for the bulk statements (PostgreSQL: arrays), with every kind of value and None."""
+    from monitor.store.db import row_item
+
+    items = [
+        replace(
+            item(f"k{n:02d}", n, n + 30 if n % 2 else None),
+            owner="Alice" if n % 3 else None,
+            acknowledged_at=T0 + timedelta(minutes=n, seconds=1.5) if n % 4 == 0 else None,
+            removed_at=T0 + timedelta(hours=1) if n % 5 == 0 and n % 2 == 0 else None,
+        )
+        for n in range(60)
+    ]
+    assert store.replace_awaiting("support", Channel.EMAIL, items, None, T0) == 60
+    rows = store.awaiting("support")
+    assert [row_item(r) for r in rows] == items
+    timings = [
+        Timing(r.id, T0 + timedelta(hours=8, microseconds=n), n * 0.25 if n % 2 else None, None)
+        for n, r in enumerate(rows)
+    ]
+    store.set_timings(timings)
+    assert [
+        Timing(r.id, r.due_at, r.business_seconds, r.wall_seconds) for r in store.awaiting("support")
+    ] == (timings)
+    opened = [
+        Opened(
+            "support",
+            "reply_within",
+            f"k{n:02d}",
+            Level.BREACH if n % 2 else Level.WARNING,
+            T0 + timedelta(minutes=n),
+            due_at=T0 if n % 3 else None,
+            resolved_at=T0 + timedelta(hours=n) if n % 4 == 0 else None,
+            unreadable=("a", "b") if n % 5 else (),
+        )
+        for n in range(40)
+    ]
+    store.apply_transitions(opened)
+    still_open = {(b.subject, b.level, b.opened_at) for b in store.open_breaches("support")}
+    assert still_open == {(o.subject, o.level, o.at) for o in opened if o.resolved_at is None}
+    store.apply_transitions(
+        [
+            Resolved(b.id, b.team, b.rule, b.subject, b.level, T0 + timedelta(days=1))
+            for b in store.open_breaches()
+        ]
+    )
+    assert store.open_breaches() == []
+
+
 def test_breach_transitions_and_counts(store: Store) -> None:
     store.apply_transitions(
         [
