@@ -261,7 +261,7 @@ def bench_start(server: DovecotServer, count: int, kinds: list[str], runs: int, 
 
 
 def bench_no_change_poll(
-    mailbox: Mailbox, settings: dict[str, Any], url: str, runs: int, polls: int = 40
+    mailbox: Mailbox, settings: dict[str, Any], url: str, runs: int, polls: int = 200
 ) -> None:
     """The daemon's own poll step on an unchanged mailbox (its cursor from the store), in-process."""
     loaded = validate(daemon_config(url, {"mail": settings}, 0), check_secrets=False)
