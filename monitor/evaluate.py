@@ -91,7 +91,10 @@ def stored_team_awaiting(
     daemon's rebuild, whose memory must not grow with every message stored."""
     context = team_context(config, team)
     email = EngineResult(build_awaiting_in_slices(window, context), [])
-    messages = lambda: (event for _, event in window.in_date_order())  # noqa: E731 - read only if needed
+
+    def messages() -> Iterator[MessageEvent]:  # read again only for answers across channels
+        return (event for _, event in window.in_date_order())
+
     return _all_channels(config, team, context, email, calls, messages).items
 
 

@@ -391,12 +391,8 @@ class Store:
         as one statement per chunk (PostgreSQL: ``unnest`` of one array per column) or one ``executemany``
         (SQLite), without SQLAlchemy's per-row parameter processing, which cost most of an initial sync.
         """
-        dialect = conn.dialect
         columns = list(rows[0])
-        quote = dialect.identifier_preparer.quote
-        names = ", ".join(quote(c) for c in columns)
         values = _driver_columns(conn, table, columns, rows)
-        conflict = "ON CONFLICT (source, external_id) DO NOTHING"
         if self.dialect == "postgresql" and len(rows) > _COPY_ABOVE and self._copy_allowed:
             try:
                 with conn.begin_nested():
@@ -407,16 +403,7 @@ class Store:
                     raise
                 self._copy_allowed = False  # no TEMP privilege on the database: the plain bulk INSERT does
                 log.info("bulk COPY not possible (%s); using multi-row INSERT", type(err.orig).__name__)
-        if self.dialect == "postgresql":
-            types = [table.c[c].type.compile(dialect=dialect) for c in columns]
-            arrays = ", ".join(f"%s::{t}[]" for t in types)
-            sql = f"INSERT INTO {quote(table.name)} ({names}) SELECT * FROM unnest({arrays}) {conflict}"
-            for start in range(0, len(rows), _COPY_BATCH):
-                conn.exec_driver_sql(sql, tuple(column[start : start + _COPY_BATCH] for column in values))
-        else:
-            marks = ", ".join("?" for _ in columns)
-            sql = f"INSERT INTO {quote(table.name)} ({names}) VALUES ({marks}) {conflict}"
-            conn.exec_driver_sql(sql, list(zip(*values, strict=True)))
+        _insert_columns(conn, table, columns, values, "ON CONFLICT (source, external_id) DO NOTHING")
         return len(rows)
 
     def _copy_new(self, conn: Connection, table: Any, columns: list[str], values: list[list[Any]]) -> None:
@@ -950,18 +937,25 @@ def _insert_many(
     """``INSERT`` of ``rows`` (all with the same keys) in bulk (see :func:`_bulk`); with ``skip_existing``,
     a row that breaks a unique constraint is left out."""
     columns = list(rows[0])
+    values = _driver_columns(conn, table, columns, rows)
+    _insert_columns(conn, table, columns, values, "ON CONFLICT DO NOTHING" if skip_existing else "")
+
+
+def _insert_columns(
+    conn: Connection, table: Any, columns: list[str], values: list[list[Any]], tail: str
+) -> None:
+    """``INSERT`` of the rows whose ``columns`` hold ``values`` (one driver-ready list per column), with
+    ``tail`` (an ``ON CONFLICT`` clause) after it."""
     quote = conn.dialect.identifier_preparer.quote
     names = ", ".join(quote(c) for c in columns)
-    conflict = " ON CONFLICT DO NOTHING" if skip_existing else ""
-    values = _driver_columns(conn, table, columns, rows)
-    if _as_arrays(conn, rows):
-        sql = (
-            f"INSERT INTO {quote(table.name)} ({names}) SELECT * FROM unnest({_arrays(conn, table, columns)})"
+    if _as_arrays(conn, values[0]):
+        arrays = _arrays(conn, table, columns)
+        _bulk(
+            conn, f"INSERT INTO {quote(table.name)} ({names}) SELECT * FROM unnest({arrays}) {tail}", values
         )
-        _bulk(conn, sql + conflict, values)
         return
     marks = ", ".join("?" if conn.dialect.name == "sqlite" else "%s" for _ in columns)
-    sql = f"INSERT INTO {quote(table.name)} ({names}) VALUES ({marks}){conflict}"
+    sql = f"INSERT INTO {quote(table.name)} ({names}) VALUES ({marks}) {tail}"
     conn.exec_driver_sql(sql, list(zip(*values, strict=True)))
 
 
@@ -991,7 +985,7 @@ _ARRAYS_ABOVE = 20
 """PostgreSQL: more rows than this are written as one statement of arrays, not one statement per row."""
 
 
-def _as_arrays(conn: Connection, rows: Sequence[dict[str, Any]]) -> bool:
+def _as_arrays(conn: Connection, rows: Sequence[Any]) -> bool:
     return conn.dialect.name == "postgresql" and len(rows) > _ARRAYS_ABOVE
 
 

@@ -15,7 +15,14 @@ from monitor.events import CallEvent, Channel, MessageEvent
 from monitor.exporters.notifiers.base import ReportDelivery
 from monitor.exporters.reports.figures import TeamReport, team_report
 from monitor.exporters.reports.period import Period, parse_period
-from monitor.exporters.reports.render import chart_images, html_file, mail, markdown, report_data
+from monitor.exporters.reports.render import (
+    RenderedReport,
+    chart_images,
+    html_file,
+    mail,
+    markdown,
+    report_data,
+)
 from monitor.exporters.reports.schedule import REPORT_EXPIRY, owed_report, report_recipients
 from monitor.store.db import Store
 from monitor.store.outbox import Outbox
@@ -76,10 +83,7 @@ class ReportMail:
 
     team: str
     period: str
-    subject: str
-    text: str
-    html: str
-    images: dict[str, bytes]
+    rendered: RenderedReport
     data: dict[str, Any]
 
     def to(self, recipient: str, at: datetime) -> ReportDelivery:
@@ -88,10 +92,10 @@ class ReportMail:
             team=self.team,
             period=self.period,
             recipient=recipient,
-            subject=self.subject,
-            text=self.text,
-            html=self.html,
-            images=self.images,
+            subject=self.rendered.subject,
+            text=self.rendered.text,
+            html=self.rendered.html,
+            images=self.rendered.images,
             data=self.data,
             key=report_key(self.team, self.period, recipient),
             at=at,
@@ -107,7 +111,7 @@ def report_mail(
     data = report_data(report)
     templates = getattr(config.notifiers.get(notifier or ""), "templates", None)
     rendered = mail(data, chart_images(report), templates)
-    return ReportMail(team, label, rendered.subject, rendered.text, rendered.html, rendered.images, data)
+    return ReportMail(team, label, rendered, data)
 
 
 def owe_report(
