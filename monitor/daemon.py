@@ -28,6 +28,7 @@ from monitor.exporters.outbox import Dispatcher, build_notifiers
 from monitor.exporters.prometheus import DaemonState, ReplywatchCollector
 from monitor.freshness import TeamFreshness, team_freshness
 from monitor.plugins import SecretError
+from monitor.sources import parse_pool
 from monitor.sources.base import SOURCES, Cursor, PollResult, Source, SourceConfigBase
 from monitor.store.db import Store
 from monitor.store.outbox import Outbox
@@ -178,6 +179,7 @@ class Daemon:
         else:
             for source in self.sources.values():
                 _close_quietly(source)
+            parse_pool.close_shared()
         self.store.close()
         log.info("replywatch stopped")
         return stuck

@@ -336,7 +336,7 @@ def test_a_refused_fast_fetch_leaves_no_responses_behind(status: bytes) -> None:
         )
     )
     with pytest.raises(imaplib.IMAP4.error):
-        _source()._fetch_fast(imap, [1, 2], ["FLAGS", "BODY.PEEK[HEADER.FIELDS (Subject)]"])
+        _source()._fetch_records(imap, [1, 2], ["FLAGS", "BODY.PEEK[HEADER.FIELDS (Subject)]"])
     assert "FETCH" not in imap.untagged_responses  # imapclient's fetch, asked next, sees none of them
     assert imap.sent == [b"A0 UID FETCH 1,2 (FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])\r\n"]
 
@@ -352,7 +352,7 @@ def test_imaplib_trace_is_quieted_only_while_nobody_listens(caplog: pytest.LogCa
 
     imap = Watching(answer(line))
     imap.debug = 5  # as imapclient sets it
-    _source()._fetch_fast(imap, [1], ["FLAGS"])
+    _source()._fetch_records(imap, [1], ["FLAGS"])
     assert set(seen) == {0} and imap.debug == 5
 
     seen.clear()
@@ -360,7 +360,7 @@ def test_imaplib_trace_is_quieted_only_while_nobody_listens(caplog: pytest.LogCa
     imap.debug = 5
     imap._mesg = logging.getLogger("imapclient.imaplib").debug  # type: ignore[method-assign]
     with caplog.at_level(logging.DEBUG, logger="imapclient.imaplib"):
-        _source()._fetch_fast(imap, [1], ["FLAGS"])
+        _source()._fetch_records(imap, [1], ["FLAGS"])
     assert set(seen) == {5} and "A0 UID FETCH 1 (FLAGS)" in caplog.text
 
 

@@ -633,7 +633,7 @@ def test_a_message_that_cannot_be_turned_into_an_event_is_skipped_and_counted(
             raise RuntimeError(f"cannot handle {msg.get('Subject')}")
         return mail_event.to_event(msg, **kwargs)
 
-    monkeypatch.setattr("monitor.sources.imap.to_event", to_event)
+    monkeypatch.setattr("monitor.sources.imap_events.to_event", to_event)
     source = make_source(team)
 
     with caplog.at_level(logging.WARNING, logger="monitor.sources.imap"):

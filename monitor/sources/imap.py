@@ -27,13 +27,14 @@ import socket
 import ssl
 import subprocess
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, ClassVar, Literal, NotRequired
+from typing import Any, ClassVar, Literal, NotRequired, cast
 
 from imapclient import IMAPClient, SocketTimeout
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
@@ -44,10 +45,9 @@ from monitor.config import is_loopback
 from monitor.durations import Duration
 from monitor.events import MessageEvent, archive_role
 from monitor.mail.classify import HEADERS_USED
-from monitor.mail.event import to_event
 from monitor.mail.headers import WANTED_HEADERS, first_address, parse_header_block
-from monitor.mail.preview import preview_of_parts
 from monitor.plugins import SecretError, SecretRef
+from monitor.sources import parse_pool
 from monitor.sources.base import (
     FOLDER_COUNTS,
     AuthSourceError,
@@ -72,6 +72,7 @@ from monitor.sources.hints import (
     server_text,
     speaks_tls,
 )
+from monitor.sources.imap_events import Built, FolderFetch, as_utc, build_events, flags_of, parse_and_build
 from monitor.sources.imap_fetch import FetchParseError, parse_fetch_records
 from monitor.sources.junk import is_junk_name, junk_refusal
 
@@ -118,7 +119,6 @@ SENT_NAMES: tuple[str, ...] = (
 
 DEFAULT_BATCH_SIZE = 500
 MAX_SKIPPED_IN_CURSOR = 1000
-_SYSTEM_FLAG_RECENT = b"\\Recent"  # per-session (RFC 3501 §2.3.2): not a fact about the message
 
 ClientFactory = Callable[..., Any]
 """Builds an IMAPClient-like client from ``host=, port=, ssl=, ssl_context=, timeout=``."""
@@ -321,10 +321,6 @@ def _batches(items: Sequence[int], size: int) -> Iterator[Sequence[int]]:
 
 class _ConnectionLost(TransientSourceError):
     """The server closed the connection (a reused one may just have gone stale)."""
-
-
-def _as_utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class ImapState(FolderState):
@@ -874,7 +870,7 @@ class ImapSource(FolderSource[ImapState]):
         flags_now: dict[int, frozenset[bytes]] = {}
         for batch in _batches(known, self._batch_size):
             for uid, data in client.fetch(list(batch), ["FLAGS"]).items():
-                flags_now[uid] = _flags(data)
+                flags_now[uid] = flags_of(data)
         before = {flag: parse_uid_set(uids) for flag, uids in (state.get("flags") or {}).items()}
         after = {flag: parse_uid_set(uids) for flag, uids in _flag_sets(flags_now).items()}
         changed: set[int] = set()
@@ -904,7 +900,7 @@ class ImapSource(FolderSource[ImapState]):
             for data in client.fetch(list(batch), ["INTERNALDATE"]).values():
                 when = data.get(b"INTERNALDATE")
                 if isinstance(when, datetime):
-                    earliest = _as_utc(when) if earliest is None else min(earliest, _as_utc(when))
+                    earliest = as_utc(when) if earliest is None else min(earliest, as_utc(when))
         return earliest
 
     # -- fetching ----------------------------------------------------------------------------------
@@ -922,48 +918,50 @@ class ImapSource(FolderSource[ImapState]):
     ) -> _Fetched:
         """Fetch the headers of ``uids`` in batches and turn each message into an event."""
         fetched = _Fetched()
-        items = self._fetch_items()
-        for answered in self._read_ahead(client, folder, uids, items, fetched):
-            for uid, data in answered.items():
-                try:
-                    flags = _flags(data)
-                    internal = data.get(b"INTERNALDATE")
-                    internal_date = _as_utc(internal) if isinstance(internal, datetime) else None
-                    header = _header_bytes(data)
-                    block = parse_header_block(header)
-                    event = to_event(
-                        block,
-                        preview=preview_of_parts(header, block, _text_bytes(data))
-                        if self.config.text_preview
-                        else "",
-                        source=self.name,
-                        folder=role,
-                        external_id=f"{folder}/{uidvalidity}/{uid}",
-                        internal_date=internal_date,
-                        flags=[f.decode("ascii", "replace") for f in flags],
-                        gmail_thread_id=_text(data.get(b"X-GM-THRID")),
-                        now=now,
-                        report=self.log.reporter(f"folder {folder} uid {uid}"),
-                    )
-                except Exception as err:  # one unreadable message must not stop the folder
-                    self._skip(folder, uid, err, fetched)
+        read = FolderFetch(self.name, role, folder, uidvalidity, self.config.text_preview, now)
+        for built in self._built(client, read, uids, fetched):
+            for one in built:
+                where = f"folder {folder} uid {one.uid}"
+                for name, reason in one.problems:
+                    self.log.odd_field(where, name, reason)
+                if one.event is None:
+                    self._skip(folder, one.uid, one.error, fetched)
                     continue
-                fetched.events.append(event)
-                fetched.flags[uid] = flags
-                if internal_date is not None:
-                    fetched.dates.append(internal_date)
+                fetched.events.append(one.event)
+                fetched.flags[one.uid] = one.flags
+                if one.internal_date is not None:
+                    fetched.dates.append(one.internal_date)
         return fetched
 
+    def _built(
+        self, client: Any, read: FolderFetch, uids: Sequence[int], fetched: _Fetched
+    ) -> Iterator[list[Built]]:
+        """Each batch's messages as events, batch after batch: a large fetch is parsed by the parse workers
+        (:mod:`monitor.sources.parse_pool`), a small one in this thread."""
+        items = self._fetch_items()
+        batches = list(_batches(uids, self._batch_size))
+        imap = self._fast_imap(client)
+        pool = parse_pool.shared() if imap is not None and len(uids) >= parse_pool.MIN_MESSAGES else None
+        if pool is None or imap is None:
+            for answered in self._read_ahead(client, read.folder, batches, items, fetched):
+                yield build_events(answered, read)
+            return
+        yield from _WorkerFetch(self, client, imap, pool, read, items, fetched).batches(batches)
+
+    def _fast_imap(self, client: Any) -> imaplib.IMAP4 | None:
+        """imapclient's own imaplib connection, when FETCH answers are read by the fast parser."""
+        imap = getattr(client, "_imap", None) if self.fast_fetch else None
+        return imap if isinstance(imap, imaplib.IMAP4) else None
+
     def _read_ahead(
-        self, client: Any, folder: str, uids: Sequence[int], items: list[str], fetched: _Fetched
+        self, client: Any, folder: str, batches: Sequence[Sequence[int]], items: list[str], fetched: _Fetched
     ) -> Iterator[dict[int, Any]]:
-        """The FETCH answers of ``uids``, batch after batch: while the caller parses one batch, a
+        """The FETCH answers of ``batches``, one after another: while the caller parses one batch, a
         thread reads the next one (waiting on the server and the socket costs no parsing time).
 
         Only that thread talks to the server while the caller iterates; an error ends the iteration
         with the batch it came from, as a plain loop would.
         """
-        batches = list(_batches(uids, self._batch_size))
         if len(batches) < 2:
             for batch in batches:
                 yield self._fetch_batch(client, folder, batch, items, fetched)
@@ -979,25 +977,28 @@ class ImapSource(FolderSource[ImapState]):
     def _fetch_batch(
         self, client: Any, folder: str, uids: Sequence[int], items: list[str], fetched: _Fetched
     ) -> dict[int, Any]:
-        imap = getattr(client, "_imap", None) if self.fast_fetch else None
-        if isinstance(imap, imaplib.IMAP4):
+        imap = self._fast_imap(client)
+        if imap is not None:
             try:
-                return self._fetch_fast(imap, uids, items)
+                return parse_fetch_records(self._fetch_records(imap, uids, items), uids)
             except (IMAPClientAbortError, OSError):
                 raise
             except (IMAPClientError, FetchParseError) as err:
-                # Correctness never depends on the fast parser: imapclient reads this batch again.
-                self.log.debug(
-                    "folder %s: fast FETCH of %d messages not usable (%s: %s), using imapclient",
-                    folder,
-                    len(uids),
-                    type(err).__name__,
-                    str(err)[:200],  # our parser's reasons and the server's words: no message content
-                )
+                self._fast_refused(folder, uids, err)
         return self._fetch_batch_imapclient(client, folder, uids, items, fetched)
 
-    def _fetch_fast(self, imap: imaplib.IMAP4, uids: Sequence[int], items: list[str]) -> dict[int, Any]:
-        """UID FETCH sent and read by imaplib, parsed by :func:`parse_fetch_records` (imapclient's shape)."""
+    def _fast_refused(self, folder: str, uids: Sequence[int], err: Exception) -> None:
+        # Correctness never depends on the fast parser: imapclient reads the batch again.
+        self.log.debug(
+            "folder %s: fast FETCH of %d messages not usable (%s: %s), using imapclient",
+            folder,
+            len(uids),
+            type(err).__name__,
+            str(err)[:200],  # our parser's reasons and the server's words: no message content
+        )
+
+    def _fetch_records(self, imap: imaplib.IMAP4, uids: Sequence[int], items: list[str]) -> list[Any]:
+        """UID FETCH sent and read by imaplib: its raw records, for :func:`parse_fetch_records`."""
         # The very command imapclient's fetch() sends (same tag sequence, same wire trace).
         message_set = ",".join(str(uid) for uid in uids)
         # imapclient sets imaplib's debug level to 5 to trace lines into its "imapclient.imaplib" logger;
@@ -1018,7 +1019,7 @@ class ImapSource(FolderSource[ImapState]):
         if typ != "OK":  # NO: imaplib returns it, and leaves the FETCH responses read so far
             imap.untagged_responses.pop("FETCH", None)
             raise IMAPClientError(f"UID FETCH answered {typ}")
-        return parse_fetch_records(records, uids)
+        return list(records)
 
     def _fetch_batch_imapclient(
         self, client: Any, folder: str, uids: Sequence[int], items: list[str], fetched: _Fetched
@@ -1029,7 +1030,7 @@ class ImapSource(FolderSource[ImapState]):
             raise
         except (IMAPClientError, ValueError, OverflowError) as err:
             if len(uids) == 1:
-                self._skip(folder, uids[0], err, fetched)
+                self._skip(folder, uids[0], type(err).__name__, fetched)
                 return {}
         # One message broke the batch (the server refused it, or its response cannot be parsed):
         # fetch the batch one by one so that only that message is skipped.
@@ -1038,10 +1039,110 @@ class ImapSource(FolderSource[ImapState]):
             out.update(self._fetch_batch_imapclient(client, folder, [uid], items, fetched))
         return out
 
-    def _skip(self, folder: str, uid: int, err: BaseException, fetched: _Fetched) -> None:
-        # Only the exception's type: its text may quote the message (addresses, subject).
-        self.log.warning("folder %s uid %d: message skipped (%s)", folder, uid, type(err).__name__)
+    def _skip(self, folder: str, uid: int, error: str, fetched: _Fetched) -> None:
+        """``error``: only the exception's type; its text may quote the message (addresses, subject)."""
+        self.log.warning("folder %s uid %d: message skipped (%s)", folder, uid, error)
         fetched.skipped.append(uid)
+
+
+class _WorkerFetch:
+    """One large fetch parsed by the parse workers: this thread sends each batch's raw FETCH answers to a
+    worker as soon as the reader thread has them and hands the events on in batch order.
+
+    Only the reader thread talks to the server. A batch the fast parser cannot read is fetched again
+    through imapclient (by the reader, after what it was asked to read before) and parsed here, as are
+    the batches read before the workers were up and every batch once the pool broke.
+    """
+
+    AHEAD = 2
+    """Batches the reader reads ahead of the one handed to a worker."""
+
+    def __init__(
+        self,
+        source: ImapSource,
+        client: Any,
+        imap: imaplib.IMAP4,
+        pool: parse_pool.ParsePool,
+        read: FolderFetch,
+        items: list[str],
+        fetched: _Fetched,
+    ) -> None:
+        self.source, self.client, self.imap = source, client, imap
+        self.pool: parse_pool.ParsePool | None = pool
+        self.read, self.items, self.fetched = read, items, fetched
+
+    def batches(self, batches: Sequence[Sequence[int]]) -> Iterator[list[Built]]:
+        name = f"fetch-{self.source.name}"
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix=name) as self._reader:
+            reads = deque(self._reader.submit(self._records, batch) for batch in batches[: self.AHEAD])
+            parsing: deque[tuple[Sequence[int], Any, Future[list[Built] | None] | None]] = deque()
+            try:
+                for index, batch in enumerate(batches):
+                    records = reads.popleft().result()
+                    if index + self.AHEAD < len(batches):
+                        reads.append(self._reader.submit(self._records, batches[index + self.AHEAD]))
+                    if isinstance(records, dict):  # imapclient's answers: the fast read was refused
+                        parsing.append((batch, build_events(records, self.read), None))
+                    elif self.pool is not None and self.pool.ready():
+                        work = self.pool.submit(parse_and_build, records, batch, self.read)
+                        parsing.append((batch, records, work))
+                    else:
+                        parsing.append((batch, self._here(batch, records), None))
+                    while parsing and (len(parsing) > self.pool_size + 1 or _done(parsing[0][2])):
+                        yield self._result(*parsing.popleft())
+                while parsing:
+                    yield self._result(*parsing.popleft())
+            finally:
+                for _, _, pending in parsing:
+                    if pending is not None:
+                        pending.cancel()
+
+    @property
+    def pool_size(self) -> int:
+        return self.pool.workers if self.pool is not None else 0
+
+    def _records(self, batch: Sequence[int]) -> list[Any] | dict[int, Any]:
+        """In the reader thread: the batch's raw FETCH records, or imapclient's answers when the server
+        refused the fast read."""
+        try:
+            return self.source._fetch_records(self.imap, batch, self.items)
+        except (IMAPClientAbortError, OSError):
+            raise
+        except IMAPClientError as err:
+            self.source._fast_refused(self.read.folder, batch, err)
+            return self._again(batch)
+
+    def _again(self, batch: Sequence[int]) -> dict[int, Any]:
+        source, read = self.source, self.read
+        return source._fetch_batch_imapclient(self.client, read.folder, batch, self.items, self.fetched)
+
+    def _here(self, batch: Sequence[int], records: list[Any]) -> list[Built]:
+        built = parse_and_build(records, batch, self.read)
+        return self._refetched(batch) if built is None else built
+
+    def _refetched(self, batch: Sequence[int]) -> list[Built]:
+        """A batch the fast parser could not read, fetched again through imapclient and parsed here."""
+        refused = FetchParseError("not readable by the fast parser")
+        self.source._fast_refused(self.read.folder, batch, refused)
+        return build_events(self._reader.submit(self._again, batch).result(), self.read)
+
+    def _result(
+        self, batch: Sequence[int], got: Any, future: Future[list[Built] | None] | None
+    ) -> list[Built]:
+        if future is None:
+            return cast(list[Built], got)
+        try:
+            built = future.result()
+        except parse_pool.BROKEN as err:
+            if self.pool is not None:
+                parse_pool.broken(self.pool, err)
+                self.pool = None
+            return self._here(batch, got)
+        return self._refetched(batch) if built is None else built
+
+
+def _done(future: Future[Any] | None) -> bool:
+    return future is None or future.done()
 
 
 @dataclass
@@ -1077,10 +1178,6 @@ def _counted(state: ImapState, messages: list[MessageEvent]) -> FolderRead[ImapS
     )
 
 
-def _flags(data: dict[bytes, Any]) -> frozenset[bytes]:
-    return frozenset(f for f in data.get(b"FLAGS", ()) if f != _SYSTEM_FLAG_RECENT)
-
-
 def _flag_sets(flags_by_uid: dict[int, frozenset[bytes]]) -> dict[str, str]:
     """flag -> UID set of the messages carrying it (what the cursor keeps without CONDSTORE)."""
     by_flag: dict[str, list[int]] = {}
@@ -1088,26 +1185,6 @@ def _flag_sets(flags_by_uid: dict[int, frozenset[bytes]]) -> dict[str, str]:
         for flag in flags:
             by_flag.setdefault(flag.decode("ascii", "replace"), []).append(uid)
     return {flag: uid_set(uids) for flag, uids in sorted(by_flag.items())}
-
-
-def _header_bytes(data: dict[bytes, Any]) -> bytes:
-    for key, value in data.items():
-        if key.startswith(b"BODY[HEADER") and isinstance(value, bytes):
-            return value
-    return b""
-
-
-def _text_bytes(data: dict[bytes, Any]) -> bytes:
-    for key, value in data.items():
-        if key.startswith(b"BODY[TEXT]") and isinstance(value, bytes):
-            return value
-    return b""
-
-
-def _text(value: Any) -> str | None:
-    if value is None:
-        return None
-    return value.decode("ascii", "replace") if isinstance(value, bytes) else str(value)
 
 
 PLUGIN = SourcePlugin(ImapConfig, ImapSource)

@@ -1,0 +1,122 @@
+"""Parse worker processes: a large fetch's answers become events on the other CPUs.
+
+Turning a message's header block into an event costs several times what reading it off the socket does,
+and it is Python work that one process does on one CPU at a time. A first sync of a big mailbox (or any
+fetch of at least :data:`MIN_MESSAGES`) therefore hands each batch's raw answers to a small pool of worker
+processes while the source's thread reads the next batch; small fetches, the steady state, never use it.
+
+The pool is one per daemon process, started on first use (``forkserver``: a fresh interpreter that imports
+only the parsing modules, never a copy of the daemon's threads and connections) and closed with the daemon.
+Until its workers are up, and on a machine with one CPU, batches are parsed in the source's thread; a pool
+that breaks (a worker killed) is dropped, its batches parsed in the thread, and a new one started on the
+next large fetch. The events are the same either way: the workers run :mod:`monitor.sources.imap_events`.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import multiprocessing
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, TypeVar
+
+log = logging.getLogger(__name__)
+
+MIN_MESSAGES = 2_000
+"""A fetch of fewer messages is parsed in the source's thread (the pool is not even started)."""
+
+MAX_WORKERS = 4
+
+WORKER_MODULES = ["monitor.sources.imap_events"]
+"""What a worker imports before its first batch (all it needs)."""
+
+T = TypeVar("T")
+
+
+def worker_count() -> int:
+    """As many workers as this process may use CPUs (at most :data:`MAX_WORKERS`); none on one CPU, where a
+    worker would only take turns with the source's thread."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cpus = os.cpu_count() or 1
+    return 0 if cpus < 2 else min(cpus, MAX_WORKERS)
+
+
+class ParsePool:
+    """A process pool that says when its workers are up."""
+
+    def __init__(self, workers: int) -> None:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(WORKER_MODULES)
+        self.workers = workers
+        self._executor = ProcessPoolExecutor(workers, mp_context=context)
+        self._up = [self._executor.submit(_ready) for _ in range(workers)]
+
+    def ready(self) -> bool:
+        """True once every worker answered once: from then on a batch costs no start-up wait."""
+        return all(f.done() and f.exception() is None for f in self._up)
+
+    def submit(self, fn: Callable[..., T], /, *args: Any) -> Future[T]:
+        """Run ``fn(*args)`` in a worker (``fn`` and the arguments are pickled)."""
+        return self._executor.submit(fn, *args)
+
+    def abandon(self) -> None:
+        """Let go of a broken pool without waiting for it."""
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    def close(self) -> None:
+        """Stop the workers once they finish what they hold; what was not started is cancelled."""
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+_lock = threading.Lock()
+_shared: ParsePool | None = None
+_exit_hook: list[bool] = []
+
+
+def shared() -> ParsePool | None:
+    """The daemon's pool, started now if it is not running; None on a machine with one CPU."""
+    global _shared
+    with _lock:
+        if _shared is None:
+            workers = worker_count()
+            if workers == 0:
+                return None
+            _shared = ParsePool(workers)
+            if not _exit_hook:
+                atexit.register(close_shared)  # also for the commands that poll without the daemon
+                _exit_hook.append(True)
+            log.debug("parse workers starting", extra={"workers": workers})
+        return _shared
+
+
+def broken(pool: ParsePool, err: BaseException) -> None:
+    """Drop ``pool`` after it broke (a worker died); the next large fetch starts a new one."""
+    global _shared
+    with _lock:
+        if _shared is pool:
+            _shared = None
+    log.warning("parse workers stopped (%s); parsing in the source's thread", type(err).__name__)
+    pool.abandon()
+
+
+def close_shared() -> None:
+    """Stop the daemon's pool (its workers finish the batch they hold)."""
+    global _shared
+    with _lock:
+        pool, _shared = _shared, None
+    if pool is not None:
+        pool.close()
+
+
+BROKEN = (BrokenProcessPool,)
+"""What a batch's future raises when the pool, not the batch, failed."""
+
+
+def _ready() -> bool:
+    return True

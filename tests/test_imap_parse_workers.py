@@ -1,0 +1,193 @@
+"""A large fetch parsed by the parse worker processes gives exactly the events of a fetch parsed in the
+source's thread, whatever happens to the workers or the fast parser."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any, cast
+
+import pytest
+
+from monitor.sources import imap_events, imap_fetch, parse_pool
+from monitor.sources.imap import ImapSource
+from monitor.sources.imap_fetch import FetchParseError
+from tests.servers.dovecot import Mailbox
+from tests.test_imap_fetch_parse import VARIED, _fill, _imapclient_fallbacks
+from tests.test_imap_source import make_source, message
+
+
+@pytest.fixture(autouse=True)
+def every_fetch_is_large(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every fetch of these tests goes to the workers; the daemon's pool is closed after each test."""
+    monkeypatch.setattr(parse_pool, "MIN_MESSAGES", 1)
+    yield
+    parse_pool.close_shared()
+
+
+class InThreadPool:
+    """A stand-in pool that runs each batch in the calling thread, or fails like a broken pool."""
+
+    workers = 2
+
+    def __init__(self, fail: Callable[[int], BaseException | None] = lambda n: None) -> None:
+        self.fail = fail
+        self.submitted = 0
+
+    abandoned = False
+
+    def ready(self) -> bool:
+        return True
+
+    def abandon(self) -> None:
+        self.abandoned = True
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future[Any]:
+        self.submitted += 1
+        future: Future[Any] = Future()
+        error = self.fail(self.submitted)
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(fn(*args))
+        return future
+
+
+def _expected(mailbox: Mailbox) -> Any:
+    slow = make_source(mailbox)
+    slow.fast_fetch = False
+    return slow.poll(None)
+
+
+def _counting(pool: parse_pool.ParsePool) -> list[int]:
+    """Record the size of each batch ``pool`` is given."""
+    sizes: list[int] = []
+    submit = pool.submit
+
+    def counted(fn: Callable[..., Any], /, *args: Any) -> Future[Any]:
+        sizes.append(len(args[1]))
+        return submit(fn, *args)
+
+    pool.submit = counted  # type: ignore[method-assign]
+    return sizes
+
+
+@pytest.mark.server
+def test_worker_processes_build_the_events_of_the_thread(imap_mailbox: Mailbox) -> None:
+    _fill(imap_mailbox)
+    expected = _expected(imap_mailbox)
+    pool = parse_pool.shared()
+    assert pool is not None, "this test needs a machine with two CPUs"
+    deadline = time.monotonic() + 60
+    while not pool.ready():  # the first batches of a fetch are parsed in the thread until workers are up
+        assert time.monotonic() < deadline, "the parse workers did not start within 60 s"
+        time.sleep(0.05)
+    sizes = _counting(pool)
+
+    source = make_source(imap_mailbox, batch_size=3)
+    first = source.poll(None)
+
+    assert first.messages == expected.messages
+    assert first.snapshots == expected.snapshots
+    assert first.cursor == expected.cursor
+    assert sum(sizes) == len(VARIED) + 1 and max(sizes) == 3  # every message went through a worker
+
+    imap_mailbox.add_flags("INBOX", [1, 5], ["\\Answered"])
+    imap_mailbox.append("INBOX", message("Later", msgid="later@example.org"), flags=["\\Seen"])
+    slow = make_source(imap_mailbox)
+    slow.fast_fetch = False
+    again = source.poll(first.cursor)
+    assert [m.external_id.rsplit("/", 1)[1] for m in again.messages] == ["1", "5", str(len(VARIED) + 1)]
+    assert again.messages == slow.poll(expected.cursor).messages
+
+
+@pytest.mark.server
+def test_a_batch_no_worker_can_parse_is_read_again_by_imapclient(
+    imap_mailbox: Mailbox, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    _fill(imap_mailbox)
+    expected = _expected(imap_mailbox)
+    real = imap_fetch.parse_fetch_records
+    calls = 0
+
+    def second_batch_unreadable(records: Any, uids: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise FetchParseError("unexpected token")
+        return real(records, uids)
+
+    monkeypatch.setattr(imap_events, "parse_fetch_records", second_batch_unreadable)
+    pool = InThreadPool()
+    monkeypatch.setattr(parse_pool, "shared", lambda: pool)
+    source = make_source(imap_mailbox, batch_size=5)
+    fallbacks = _imapclient_fallbacks(source, monkeypatch)
+
+    with caplog.at_level(logging.DEBUG, logger="monitor.sources.imap"):
+        result = source.poll(None)
+
+    assert result.messages == expected.messages  # the batch read again keeps its place
+    assert result.cursor == expected.cursor
+    assert fallbacks == [5]
+    assert pool.submitted == 4  # INBOX in three batches, Sent in one
+    assert "fast FETCH of 5 messages not usable (FetchParseError" in caplog.text
+
+
+@pytest.mark.server
+def test_a_broken_pool_costs_nothing_but_time(
+    imap_mailbox: Mailbox, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A worker killed mid-fetch breaks the pool: its batches are parsed in the thread, the pool is dropped
+    and the next large fetch starts a new one."""
+    _fill(imap_mailbox)
+    expected = _expected(imap_mailbox)
+    broken = InThreadPool(fail=lambda n: BrokenProcessPool("a worker died") if n >= 2 else None)
+    monkeypatch.setattr(parse_pool, "_shared", broken)
+    source = make_source(imap_mailbox, batch_size=3)
+
+    with caplog.at_level(logging.WARNING, logger="monitor.sources.parse_pool"):
+        result = source.poll(None)
+
+    assert result.messages == expected.messages
+    assert result.cursor == expected.cursor
+    assert broken.submitted == 2  # the second batch broke it: no batch was given to it after that
+    assert "parse workers stopped (BrokenProcessPool); parsing in the source's thread" in caplog.text
+    assert broken.abandoned
+    assert parse_pool._shared is not cast(Any, broken)  # the Sent folder's fetch started a new pool
+
+
+def test_one_cpu_means_no_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0})
+    assert parse_pool.worker_count() == 0
+    assert parse_pool.shared() is None
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(64)))
+    assert parse_pool.worker_count() == parse_pool.MAX_WORKERS
+
+
+def test_a_message_a_worker_cannot_build_comes_back_named_by_uid_only() -> None:
+    from datetime import UTC, datetime
+
+    fetch = imap_events.FolderFetch("support", "inbox", "INBOX", 7, True, datetime(2026, 12, 1, tzinfo=UTC))
+    good = {b"FLAGS": (b"\\Seen", b"\\Recent"), b"BODY[HEADER.FIELDS (FROM)]": b"From: a@example.org\r\n\r\n"}
+    bad = {b"FLAGS": 12, b"BODY[HEADER.FIELDS (FROM)]": b"From: victim@example.org\r\n\r\n"}
+    built = imap_events.build_events({3: good, 4: bad}, fetch)
+    assert [b.uid for b in built] == [3, 4]
+    assert built[0].event is not None and built[0].event.external_id == "INBOX/7/3"
+    assert built[0].flags == frozenset({b"\\Seen"})
+    assert built[1].event is None and built[1].error == "TypeError"
+    assert "victim" not in repr(built[1])
+
+
+@pytest.mark.server
+def test_a_source_without_workers_parses_in_its_thread(
+    imap_mailbox: Mailbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _fill(imap_mailbox)
+    expected = _expected(imap_mailbox)
+    monkeypatch.setattr(parse_pool, "worker_count", lambda: 0)
+    source: ImapSource = make_source(imap_mailbox, batch_size=3)
+    assert source.poll(None).messages == expected.messages
+    assert parse_pool._shared is None
