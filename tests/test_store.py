@@ -209,8 +209,9 @@ def test_large_rebuild_and_first_evaluation_written_in_batches(store: Store) -> 
     assert store.breach_counts() == [("support", "reply_within", len(rows), len(rows))]
 
 
-def test_bulk_writes_keep_every_value(store: Store) -> None:
-    """Enough rows for the bulk statements (PostgreSQL: arrays), with every kind of value and None."""
+@pytest.mark.parametrize("count", [60, 2_500])  # PostgreSQL: arrays, and enough items for COPY
+def test_bulk_writes_keep_every_value(store: Store, count: int) -> None:
+    """Enough rows for the bulk statements, with every kind of value and None."""
     from monitor.store.db import row_item
 
     items = [
@@ -220,9 +221,9 @@ def test_bulk_writes_keep_every_value(store: Store) -> None:
             acknowledged_at=T0 + timedelta(minutes=n, seconds=1.5) if n % 4 == 0 else None,
             removed_at=T0 + timedelta(hours=1) if n % 5 == 0 and n % 2 == 0 else None,
         )
-        for n in range(60)
+        for n in range(count)
     ]
-    assert store.replace_awaiting("support", Channel.EMAIL, items, None, T0) == 60
+    assert store.replace_awaiting("support", Channel.EMAIL, items, None, T0) == count
     rows = store.awaiting("support")
     assert [row_item(r) for r in rows] == items
     timings = [

@@ -383,9 +383,15 @@ class Store:
     def _has_rows(self, conn: Connection, table: Any, source: str) -> bool:
         return conn.execute(select(literal(1)).where(table.c.source == source).limit(1)).first() is not None
 
-    def _insert_new(self, conn: Connection, table: Any, rows: Sequence[dict[str, Any]]) -> int:
-        """Insert ``rows`` (all with the same keys) in bulk, skipping any already stored; returns how many
-        were given.
+    def _insert_new(
+        self,
+        conn: Connection,
+        table: Any,
+        rows: Sequence[dict[str, Any]],
+        conflict: str = "ON CONFLICT (source, external_id) DO NOTHING",
+    ) -> int:
+        """Insert ``rows`` (all with the same keys) in bulk, skipping any already stored (``conflict``: the
+        ``ON CONFLICT`` clause that says which are); returns how many were given.
 
         The values are converted once per column through the columns' own types and handed to the driver
         as one statement per chunk (PostgreSQL: ``unnest`` of one array per column) or one ``executemany``
@@ -396,17 +402,19 @@ class Store:
         if self.dialect == "postgresql" and len(rows) > _COPY_ABOVE and self._copy_allowed:
             try:
                 with conn.begin_nested():
-                    self._copy_new(conn, table, columns, values)
+                    self._copy_new(conn, table, columns, values, conflict)
                 return len(rows)
             except DBAPIError as err:
                 if getattr(err.orig, "sqlstate", None) != _INSUFFICIENT_PRIVILEGE:
                     raise
                 self._copy_allowed = False  # no TEMP privilege on the database: the plain bulk INSERT does
                 log.info("bulk COPY not possible (%s); using multi-row INSERT", type(err.orig).__name__)
-        _insert_columns(conn, table, columns, values, "ON CONFLICT (source, external_id) DO NOTHING")
+        _insert_columns(conn, table, columns, values, conflict)
         return len(rows)
 
-    def _copy_new(self, conn: Connection, table: Any, columns: list[str], values: list[list[Any]]) -> None:
+    def _copy_new(
+        self, conn: Connection, table: Any, columns: list[str], values: list[list[Any]], conflict: str
+    ) -> None:
         """PostgreSQL: ``COPY`` the rows into a temporary table, then insert those not stored yet."""
         quote = conn.dialect.identifier_preparer.quote
         names = ", ".join(quote(c) for c in columns)
@@ -420,8 +428,7 @@ class Store:
             for row in zip(*values, strict=True):
                 copy.write_row(row)
         conn.exec_driver_sql(
-            f"INSERT INTO {quote(table.name)} ({names}) SELECT {names} FROM {scratch} "
-            "ON CONFLICT (source, external_id) DO NOTHING"
+            f"INSERT INTO {quote(table.name)} ({names}) SELECT {names} FROM {scratch} {conflict}"
         )
         conn.exec_driver_sql(f"DROP TABLE {scratch}")
 
@@ -604,8 +611,7 @@ class Store:
                 values.update(team=team, channel=channel.value, updated_at=now)
                 fresh.append(values)
                 if len(fresh) == _INSERT_BATCH:  # a first rebuild writes every item: rows batch by batch
-                    _insert_many(conn, AWAITING, fresh, skip_existing=True)
-                    inserted += len(fresh)
+                    inserted += self._insert_new(conn, AWAITING, fresh, "ON CONFLICT DO NOTHING")
                     fresh = []
             if modified:
                 columns = [k for k in modified[0] if k != "b_id"]
@@ -617,8 +623,7 @@ class Store:
                 )
                 changed += len(modified)
             if fresh:
-                _insert_many(conn, AWAITING, fresh, skip_existing=True)
-                inserted += len(fresh)
+                inserted += self._insert_new(conn, AWAITING, fresh, "ON CONFLICT DO NOTHING")
             changed += inserted
         if inserted >= _ANALYZE_ABOVE:
             self._analyze(AWAITING)
