@@ -38,9 +38,13 @@ class InThreadPool:
         self.submitted = 0
 
     abandoned = False
+    failed_start: BaseException | None = None
 
     def ready(self) -> bool:
-        return True
+        return self.failed_start is None
+
+    def start_error(self) -> BaseException | None:
+        return self.failed_start
 
     def abandon(self) -> None:
         self.abandoned = True
@@ -159,12 +163,40 @@ def test_a_broken_pool_costs_nothing_but_time(
     assert parse_pool._shared is not cast(Any, broken)  # the Sent folder's fetch started a new pool
 
 
-def test_one_cpu_means_no_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.server
+def test_workers_that_cannot_start_are_said_once_and_the_thread_parses(
+    imap_mailbox: Mailbox, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    _fill(imap_mailbox)
+    expected = _expected(imap_mailbox)
+    dead = InThreadPool()
+    dead.failed_start = BrokenProcessPool("a worker could not import its modules")
+    monkeypatch.setattr(parse_pool, "_shared", dead)
+    monkeypatch.setattr(parse_pool, "worker_count", lambda: 0)  # no new pool for the Sent folder
+    source = make_source(imap_mailbox, batch_size=3)
+
+    with caplog.at_level(logging.WARNING, logger="monitor.sources.parse_pool"):
+        result = source.poll(None)
+
+    assert result.messages == expected.messages
+    assert dead.submitted == 0 and dead.abandoned
+    assert caplog.text.count("parse workers stopped (BrokenProcessPool)") == 1
+
+
+def test_workers_follow_the_cpus_this_process_may_use(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    cpu_max = tmp_path / "cpu.max"
+    monkeypatch.setattr(parse_pool, "CGROUP_CPU_MAX", cpu_max)  # no cgroup file: affinity alone
     monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0})
     assert parse_pool.worker_count() == 0
     assert parse_pool.shared() is None
     monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(64)))
     assert parse_pool.worker_count() == parse_pool.MAX_WORKERS
+    cpu_max.write_text("max 100000\n")
+    assert parse_pool.worker_count() == parse_pool.MAX_WORKERS
+    cpu_max.write_text("250000 100000\n")  # a container allowed 2.5 CPUs
+    assert parse_pool.worker_count() == 2
+    cpu_max.write_text("150000 100000\n")
+    assert parse_pool.worker_count() == 0
 
 
 def test_a_message_a_worker_cannot_build_comes_back_named_by_uid_only() -> None:

@@ -1083,8 +1083,8 @@ class _WorkerFetch:
                         reads.append(self._reader.submit(self._records, batches[index + self.AHEAD]))
                     if isinstance(records, dict):  # imapclient's answers: the fast read was refused
                         parsing.append((batch, build_events(records, self.read), None))
-                    elif self.pool is not None and self.pool.ready():
-                        work = self.pool.submit(parse_and_build, records, batch, self.read)
+                    elif (pool := self._ready_pool()) is not None:
+                        work = pool.submit(parse_and_build, records, batch, self.read)
                         parsing.append((batch, records, work))
                     else:
                         parsing.append((batch, self._here(batch, records), None))
@@ -1092,10 +1092,23 @@ class _WorkerFetch:
                         yield self._result(*parsing.popleft())
                 while parsing:
                     yield self._result(*parsing.popleft())
-            finally:
+            finally:  # after an error: what was not started yet is not done
+                for read in reads:
+                    read.cancel()
                 for _, _, pending in parsing:
                     if pending is not None:
                         pending.cancel()
+
+    def _ready_pool(self) -> parse_pool.ParsePool | None:
+        """The pool, once its workers are up (None until then, and for good once it broke)."""
+        if self.pool is None:
+            return None
+        error = self.pool.start_error()
+        if error is not None:  # the workers could not start: said once, parsed here
+            parse_pool.broken(self.pool, error)
+            self.pool = None
+            return None
+        return self.pool if self.pool.ready() else None
 
     @property
     def pool_size(self) -> int:

@@ -22,6 +22,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
 from typing import Any, TypeVar
 
 log = logging.getLogger(__name__)
@@ -38,13 +39,29 @@ T = TypeVar("T")
 
 
 def worker_count() -> int:
-    """As many workers as this process may use CPUs (at most :data:`MAX_WORKERS`); none on one CPU, where a
-    worker would only take turns with the source's thread."""
+    """As many workers as this process may use CPUs (at most :data:`MAX_WORKERS`); none below two, where a
+    worker would only take turns with the source's thread. A container's CPU quota (cgroup v2
+    ``cpu.max``) counts, not only the CPUs the kernel shows it."""
     try:
-        cpus = len(os.sched_getaffinity(0))
+        cpus = float(len(os.sched_getaffinity(0)))
     except AttributeError:  # not Linux
-        cpus = os.cpu_count() or 1
-    return 0 if cpus < 2 else min(cpus, MAX_WORKERS)
+        cpus = float(os.cpu_count() or 1)
+    quota = _cgroup_cpus()
+    if quota is not None:
+        cpus = min(cpus, quota)
+    return 0 if cpus < 2 else min(int(cpus), MAX_WORKERS)
+
+
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+
+
+def _cgroup_cpus() -> float | None:
+    """The CPUs a cgroup v2 quota allows (``cpu.max``: "quota period" or "max period"); None without one."""
+    try:
+        quota, period = CGROUP_CPU_MAX.read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError, ZeroDivisionError):
+        return None
 
 
 class ParsePool:
@@ -60,6 +77,10 @@ class ParsePool:
     def ready(self) -> bool:
         """True once every worker answered once: from then on a batch costs no start-up wait."""
         return all(f.done() and f.exception() is None for f in self._up)
+
+    def start_error(self) -> BaseException | None:
+        """Why the workers could not start (None: they did, or are still starting)."""
+        return next((f.exception() for f in self._up if f.done() and f.exception() is not None), None)
 
     def submit(self, fn: Callable[..., T], /, *args: Any) -> Future[T]:
         """Run ``fn(*args)`` in a worker (``fn`` and the arguments are pickled)."""
