@@ -33,6 +33,7 @@ from monitor.sources.base import SOURCES, Cursor, PollResult, Source, SourceConf
 from monitor.store.db import Store
 from monitor.store.outbox import Outbox
 from monitor.supervisor import DISPATCH, EVALUATE, POLL, REPORT, Job, Supervisor
+from monitor.thread_per_run import ThreadPerRun
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +111,6 @@ class Daemon:
         )
         self.scheduler.add_listener(self._on_skipped, EVENT_JOB_MAX_INSTANCES)
         self._still_running: set[str] = set()
-        self._poll_pools: dict[str, ThreadPoolExecutor] = {}
         self._last_saved: dict[str, SavedPoll] = {}
         """Each source's last saved cursor and counts: a poll that finds the same writes nothing."""
 
@@ -258,8 +258,7 @@ class Daemon:
                 key = _poll_job(name, self._source_cfgs.pop(name)).key
                 if self.scheduler.get_job(key):
                     self.scheduler.remove_job(key)
-                self.scheduler.remove_executor(key, shutdown=False)
-                self._poll_pools.pop(key).shutdown(wait=False)  # a stuck poll's thread ends on its own
+                self.scheduler.remove_executor(key, shutdown=False)  # a stuck poll's thread ends on its own
         for name, cfg in wanted.items():
             if name in self.sources:
                 continue
@@ -268,8 +267,9 @@ class Daemon:
             self.supervisor.retry_now(_poll_job(name, cfg).key)  # a changed config may have fixed it
             every = cfg.poll_every.total_seconds()  # SourceConfigBase: validated, at least 1s
             key = _poll_job(name, cfg).key
-            self._poll_pools[key] = ThreadPoolExecutor(max_workers=1)
-            self.scheduler.add_executor(self._poll_pools[key], alias=key)
+            # Each poll runs on a thread started for it: a slow server holds up only its own source, and
+            # an idle source holds no thread.
+            self.scheduler.add_executor(ThreadPerRun(f"poll-{name}"), alias=key)
             self.scheduler.add_job(
                 self._guarded(self.poll_source, key),
                 "interval",
