@@ -311,6 +311,10 @@ def parse_uid_set(text: str) -> set[int]:
     return out
 
 
+_CAPABILITIES: dict[frozenset[bytes], frozenset[bytes]] = {}
+"""Each distinct CAPABILITY answer, held once for every connection that got it."""
+
+
 def _batches(items: Sequence[int], size: int) -> Iterator[Sequence[int]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -525,7 +529,9 @@ class ImapSource(FolderSource[ImapState]):
                 client.oauth2_login(cfg.username, secret)
             else:
                 client.login(cfg.username, secret)
-            self._capabilities = frozenset(c.upper() for c in client.capabilities())
+            found = frozenset(c.upper() for c in client.capabilities())
+            # One set per distinct server: 1,000 mailboxes on one server held 1,000 copies (4 KB each).
+            self._capabilities = _CAPABILITIES.setdefault(found, found)
             if b"ENABLE" in self._capabilities:
                 # RFC 7162 §3.1: makes EXAMINE report HIGHESTMODSEQ. QRESYNC implies CONDSTORE and lets a
                 # FETCH name the UIDs expunged since a modseq (VANISHED); nothing is written either way.
