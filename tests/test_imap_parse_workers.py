@@ -223,3 +223,45 @@ def test_a_source_without_workers_parses_in_its_thread(
     source: ImapSource = make_source(imap_mailbox, batch_size=3)
     assert source.poll(None).messages == expected.messages
     assert parse_pool._shared is None
+
+
+@pytest.mark.server
+def test_a_pool_that_cannot_be_created_leaves_the_thread_to_parse(
+    imap_mailbox: Mailbox, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A locked-down host (no writable temporary directory for the workers' socket): said once, and the
+    polls go on in the source's thread."""
+    _fill(imap_mailbox)
+    expected = _expected(imap_mailbox)
+
+    def no_tmp(self: Any, workers: int) -> None:
+        raise FileNotFoundError("No usable temporary directory found")
+
+    monkeypatch.setattr(parse_pool.ParsePool, "__init__", no_tmp)
+    monkeypatch.setattr(parse_pool, "_unavailable", [])
+    source = make_source(imap_mailbox, batch_size=3)
+
+    with caplog.at_level(logging.WARNING, logger="monitor.sources.parse_pool"):
+        assert source.poll(None).messages == expected.messages
+        assert make_source(imap_mailbox, batch_size=3).poll(None).messages == expected.messages
+
+    assert caplog.text.count("parse workers not available (FileNotFoundError)") == 1
+    assert parse_pool._shared is None
+
+
+@pytest.mark.server
+def test_a_pool_that_breaks_as_a_batch_is_handed_over_costs_nothing_but_time(
+    imap_mailbox: Mailbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _fill(imap_mailbox)
+    expected = _expected(imap_mailbox)
+
+    class ShutDown(InThreadPool):
+        def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future[Any]:
+            raise RuntimeError("cannot schedule new futures after shutdown")
+
+    gone = ShutDown()
+    monkeypatch.setattr(parse_pool, "_shared", gone)
+    monkeypatch.setattr(parse_pool, "worker_count", lambda: 0)
+    assert make_source(imap_mailbox, batch_size=3).poll(None).messages == expected.messages
+    assert gone.abandoned

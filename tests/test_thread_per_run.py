@@ -54,7 +54,7 @@ def test_a_slow_run_holds_up_only_its_own_job(scheduler: BackgroundScheduler) ->
     scheduler.remove_job("quick")
     scheduler.remove_job("slow")
     _wait(lambda: slow_executor.running() == 0 and quick_executor.running() == 0)
-    assert _named("poll-") == []  # no thread is kept between runs
+    _wait(lambda: _named("poll-slow") == _named("poll-quick") == [])  # no thread is kept between runs
 
 
 def test_a_failing_run_is_reported_and_leaves_no_thread(scheduler: BackgroundScheduler) -> None:

@@ -1089,8 +1089,7 @@ class _WorkerFetch:
                         reads.append(self._reader.submit(self._records, batches[index + self.AHEAD]))
                     if isinstance(records, dict):  # imapclient's answers: the fast read was refused
                         parsing.append((batch, build_events(records, self.read), None))
-                    elif (pool := self._ready_pool()) is not None:
-                        work = pool.submit(parse_and_build, records, batch, self.read)
+                    elif (work := self._submitted(batch, records)) is not None:
                         parsing.append((batch, records, work))
                     else:
                         parsing.append((batch, self._here(batch, records), None))
@@ -1104,6 +1103,18 @@ class _WorkerFetch:
                 for _, _, pending in parsing:
                     if pending is not None:
                         pending.cancel()
+
+    def _submitted(self, batch: Sequence[int], records: list[Any]) -> Future[list[Built] | None] | None:
+        """The batch handed to a worker; None when no pool is ready (or it broke as it was handed over)."""
+        pool = self._ready_pool()
+        if pool is None:
+            return None
+        try:
+            return pool.submit(parse_and_build, records, batch, self.read)
+        except parse_pool.BROKEN as err:
+            parse_pool.broken(pool, err)
+            self.pool = None
+            return None
 
     def _ready_pool(self) -> parse_pool.ParsePool | None:
         """The pool, once its workers are up (None until then, and for good once it broke)."""

@@ -98,17 +98,27 @@ class ParsePool:
 _lock = threading.Lock()
 _shared: ParsePool | None = None
 _exit_hook: list[bool] = []
+_unavailable: list[str] = []
+"""Why no pool can be created in this process (empty: none failed yet)."""
 
 
 def shared() -> ParsePool | None:
-    """The daemon's pool, started now if it is not running; None on a machine with one CPU."""
+    """The daemon's pool, started now if it is not running; None on a machine with one CPU, and for good
+    once a pool could not even be created here (no writable temporary directory for the workers' socket,
+    no shared memory for their semaphores): then every batch is parsed in the source's thread."""
     global _shared
     with _lock:
         if _shared is None:
             workers = worker_count()
-            if workers == 0:
+            if workers == 0 or _unavailable:
                 return None
-            _shared = ParsePool(workers)
+            try:
+                _shared = ParsePool(workers)
+            except (OSError, ValueError, RuntimeError) as err:
+                reason = type(err).__name__
+                _unavailable.append(reason)
+                log.warning("parse workers not available (%s); parsing in the source's thread", reason)
+                return None
             if not _exit_hook:
                 atexit.register(close_shared)  # also for the commands that poll without the daemon
                 _exit_hook.append(True)
@@ -135,8 +145,9 @@ def close_shared() -> None:
         pool.close()
 
 
-BROKEN = (BrokenProcessPool,)
-"""What a batch's future raises when the pool, not the batch, failed."""
+BROKEN = (BrokenProcessPool, RuntimeError)
+"""What a batch's submission or future raises when the pool, not the batch, failed (``RuntimeError``: the
+pool was shut down meanwhile)."""
 
 
 def _ready() -> bool:
