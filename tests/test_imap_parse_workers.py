@@ -4,10 +4,14 @@ source's thread, whatever happens to the workers or the fast parser."""
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
+import textwrap
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
@@ -18,6 +22,8 @@ from monitor.sources.imap_fetch import FetchParseError
 from tests.servers.dovecot import Mailbox
 from tests.test_imap_fetch_parse import VARIED, _fill, _imapclient_fallbacks
 from tests.test_imap_source import make_source, message
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(autouse=True)
@@ -265,3 +271,42 @@ def test_a_pool_that_breaks_as_a_batch_is_handed_over_costs_nothing_but_time(
     monkeypatch.setattr(parse_pool, "worker_count", lambda: 0)
     assert make_source(imap_mailbox, batch_size=3).poll(None).messages == expected.messages
     assert gone.abandoned
+
+
+def _gone(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return True
+    return "\nState:\tZ" in status  # exited, not yet reaped
+
+
+def test_workers_do_not_outlive_a_daemon_killed_with_sigkill(tmp_path: Any) -> None:
+    """The OOM killer or ``kill -9`` leaves no parse worker, nor its forkserver, behind."""
+    script = textwrap.dedent(
+        """
+        import os, sys, time
+        from monitor.sources import parse_pool
+        pool = parse_pool.shared()
+        while not pool.ready():
+            time.sleep(0.05)
+        workers = list(pool._executor._processes)
+        parents = {int(open(f"/proc/{p}/status").read().split("PPid:")[1].split()[0]) for p in workers}
+        print(" ".join(map(str, workers + sorted(parents))), flush=True)
+        time.sleep(120)
+        """
+    )
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        assert child.stdout is not None
+        line = child.stdout.readline()
+        assert line, "the pool did not start"
+        pids = [int(p) for p in line.split()]
+        assert len(pids) >= 3  # two workers or more, and the forkserver they were forked from
+    finally:
+        child.kill()
+        child.wait()
+    deadline = time.monotonic() + 30
+    while not all(_gone(pid) for pid in pids):
+        assert time.monotonic() < deadline, f"still running: {[p for p in pids if not _gone(p)]}"
+        time.sleep(0.1)

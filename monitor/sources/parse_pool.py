@@ -19,6 +19,7 @@ import logging
 import multiprocessing
 import os
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -71,7 +72,10 @@ class ParsePool:
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(WORKER_MODULES)
         self.workers = workers
-        self._executor = ProcessPoolExecutor(workers, mp_context=context)
+        me = os.getpid()
+        self._executor = ProcessPoolExecutor(
+            workers, mp_context=context, initializer=_watch_parent, initargs=(me, _start_time(me))
+        )
         self._up = [self._executor.submit(_ready) for _ in range(workers)]
 
     def ready(self) -> bool:
@@ -151,4 +155,41 @@ pool was shut down meanwhile)."""
 
 
 def _ready() -> bool:
+    return True
+
+
+WATCH_SECONDS = 1.0
+"""How often a worker checks that the process that started it is still there."""
+
+
+def _watch_parent(pid: int, started: str | None) -> None:
+    """In a worker: exit once the daemon that started it is gone, even killed with SIGKILL.
+
+    Without this, workers outlive a killed daemon: each holds both ends of its task queue (no end of file
+    ever comes) and the daemon's end of the forkserver's pipe (which then never ends either).
+    """
+
+    def watch() -> None:
+        while _start_time(pid) == started if started is not None else _exists(pid):
+            time.sleep(WATCH_SECONDS)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+def _start_time(pid: int) -> str | None:
+    """When process ``pid`` started (Linux ``/proc``), which a reused pid does not share; None without it."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
     return True
