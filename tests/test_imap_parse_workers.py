@@ -61,8 +61,11 @@ class InThreadPool:
         error = self.fail(self.submitted)
         if error is not None:
             future.set_exception(error)
-        else:
+            return future
+        try:
             future.set_result(fn(*args))
+        except Exception as err:  # as a worker's exception comes back: in the future
+            future.set_exception(err)
         return future
 
 
@@ -244,7 +247,7 @@ def test_a_pool_that_cannot_be_created_leaves_the_thread_to_parse(
         raise FileNotFoundError("No usable temporary directory found")
 
     monkeypatch.setattr(parse_pool.ParsePool, "__init__", no_tmp)
-    monkeypatch.setattr(parse_pool, "_unavailable", [])
+    monkeypatch.setattr(parse_pool, "_unavailable", "")
     source = make_source(imap_mailbox, batch_size=3)
 
     with caplog.at_level(logging.WARNING, logger="monitor.sources.parse_pool"):
@@ -264,13 +267,20 @@ def test_a_pool_that_breaks_as_a_batch_is_handed_over_costs_nothing_but_time(
 
     class ShutDown(InThreadPool):
         def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future[Any]:
-            raise RuntimeError("cannot schedule new futures after shutdown")
+            raise BrokenProcessPool("cannot schedule new futures after shutdown")
 
     gone = ShutDown()
     monkeypatch.setattr(parse_pool, "_shared", gone)
     monkeypatch.setattr(parse_pool, "worker_count", lambda: 0)
     assert make_source(imap_mailbox, batch_size=3).poll(None).messages == expected.messages
     assert gone.abandoned
+
+
+def test_a_pool_shut_down_takes_no_batch_and_says_it_is_broken() -> None:
+    pool = parse_pool.ParsePool(1)
+    pool.close()
+    with pytest.raises(BrokenProcessPool):
+        pool.submit(int, "1")
 
 
 def _gone(pid: int) -> bool:

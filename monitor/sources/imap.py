@@ -30,11 +30,12 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, ClassVar, Literal, NotRequired, cast
+from typing import Any, ClassVar, Literal, NotRequired
 
 from imapclient import IMAPClient, SocketTimeout
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
@@ -946,13 +947,13 @@ class ImapSource(FolderSource[ImapState]):
         (:mod:`monitor.sources.parse_pool`), a small one in this thread."""
         items = self._fetch_items()
         batches = list(_batches(uids, self._batch_size))
-        imap = self._fast_imap(client)
-        pool = parse_pool.shared() if imap is not None and len(uids) >= parse_pool.MIN_MESSAGES else None
-        if pool is None or imap is None:
+        fast = self._fast_imap(client) is not None
+        pool = parse_pool.shared() if fast and len(uids) >= parse_pool.MIN_MESSAGES else None
+        if pool is None:
             for answered in self._read_ahead(client, read.folder, batches, items, fetched):
                 yield build_events(answered, read)
             return
-        yield from _WorkerFetch(self, client, imap, pool, read, items, fetched).batches(batches)
+        yield from _WorkerFetch(self, client, pool, read, items, fetched).batches(batches)
 
     def _fast_imap(self, client: Any) -> imaplib.IMAP4 | None:
         """imapclient's own imaplib connection, when FETCH answers are read by the fast parser."""
@@ -983,13 +984,27 @@ class ImapSource(FolderSource[ImapState]):
     def _fetch_batch(
         self, client: Any, folder: str, uids: Sequence[int], items: list[str], fetched: _Fetched
     ) -> dict[int, Any]:
+        got = self._fetch_raw(client, folder, uids, items, fetched)
+        if isinstance(got, dict):
+            return got
+        try:
+            return parse_fetch_records(got, uids)
+        except FetchParseError as err:
+            self._fast_refused(folder, uids, err)
+        return self._fetch_batch_imapclient(client, folder, uids, items, fetched)
+
+    def _fetch_raw(
+        self, client: Any, folder: str, uids: Sequence[int], items: list[str], fetched: _Fetched
+    ) -> list[Any] | dict[int, Any]:
+        """The batch's raw FETCH records for the fast parser; imapclient's answers instead when there is no
+        fast path or the server refused the fast read."""
         imap = self._fast_imap(client)
         if imap is not None:
             try:
-                return parse_fetch_records(self._fetch_records(imap, uids, items), uids)
+                return self._fetch_records(imap, uids, items)
             except (IMAPClientAbortError, OSError):
                 raise
-            except (IMAPClientError, FetchParseError) as err:
+            except IMAPClientError as err:
                 self._fast_refused(folder, uids, err)
         return self._fetch_batch_imapclient(client, folder, uids, items, fetched)
 
@@ -1067,54 +1082,55 @@ class _WorkerFetch:
         self,
         source: ImapSource,
         client: Any,
-        imap: imaplib.IMAP4,
         pool: parse_pool.ParsePool,
         read: FolderFetch,
         items: list[str],
         fetched: _Fetched,
     ) -> None:
-        self.source, self.client, self.imap = source, client, imap
+        self.source, self.client = source, client
         self.pool: parse_pool.ParsePool | None = pool
         self.read, self.items, self.fetched = read, items, fetched
 
     def batches(self, batches: Sequence[Sequence[int]]) -> Iterator[list[Built]]:
         name = f"fetch-{self.source.name}"
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix=name) as self._reader:
-            reads = deque(self._reader.submit(self._records, batch) for batch in batches[: self.AHEAD])
-            parsing: deque[tuple[Sequence[int], Any, Future[list[Built] | None] | None]] = deque()
+            reads = deque(self._reader.submit(self._fetch_raw, batch) for batch in batches[: self.AHEAD])
+            parsing: deque[tuple[Sequence[int], Any, Future[list[Built]]]] = deque()
             try:
                 for index, batch in enumerate(batches):
-                    records = reads.popleft().result()
+                    raw = reads.popleft().result()
                     if index + self.AHEAD < len(batches):
-                        reads.append(self._reader.submit(self._records, batches[index + self.AHEAD]))
-                    if isinstance(records, dict):  # imapclient's answers: the fast read was refused
-                        parsing.append((batch, build_events(records, self.read), None))
-                    elif (work := self._submitted(batch, records)) is not None:
-                        parsing.append((batch, records, work))
-                    else:
-                        parsing.append((batch, self._here(batch, records), None))
-                    while parsing and (len(parsing) > self.pool_size + 1 or _done(parsing[0][2])):
+                        reads.append(self._reader.submit(self._fetch_raw, batches[index + self.AHEAD]))
+                    parsing.append((batch, raw, self._parsing(batch, raw)))
+                    while parsing and (len(parsing) > self._in_flight() or parsing[0][2].done()):
                         yield self._result(*parsing.popleft())
                 while parsing:
                     yield self._result(*parsing.popleft())
             finally:  # after an error: what was not started yet is not done
                 for read in reads:
                     read.cancel()
-                for _, _, pending in parsing:
-                    if pending is not None:
-                        pending.cancel()
+                for _, _, parsed in parsing:
+                    parsed.cancel()
 
-    def _submitted(self, batch: Sequence[int], records: list[Any]) -> Future[list[Built] | None] | None:
-        """The batch handed to a worker; None when no pool is ready (or it broke as it was handed over)."""
+    def _fetch_raw(self, batch: Sequence[int]) -> list[Any] | dict[int, Any]:
+        source, read = self.source, self.read
+        return source._fetch_raw(self.client, read.folder, batch, self.items, self.fetched)
+
+    def _in_flight(self) -> int:
+        """Batches handed on and not yet taken back: one more than the workers, so none waits for work."""
+        return self.pool.workers + 1 if self.pool is not None else 1
+
+    def _parsing(self, batch: Sequence[int], raw: list[Any] | dict[int, Any]) -> Future[list[Built]]:
+        """The batch handed to a worker; parsed here (a future already done) when no worker can take it."""
         pool = self._ready_pool()
-        if pool is None:
-            return None
-        try:
-            return pool.submit(parse_and_build, records, batch, self.read)
-        except parse_pool.BROKEN as err:
-            parse_pool.broken(pool, err)
-            self.pool = None
-            return None
+        if pool is not None and not isinstance(raw, dict):
+            try:
+                return pool.submit(parse_and_build, raw, batch, self.read)
+            except BrokenProcessPool as err:
+                self._drop(err)
+        here: Future[list[Built]] = Future()
+        here.set_result(self._here(batch, raw))
+        return here
 
     def _ready_pool(self) -> parse_pool.ParsePool | None:
         """The pool, once its workers are up (None until then, and for good once it broke)."""
@@ -1122,57 +1138,40 @@ class _WorkerFetch:
             return None
         error = self.pool.start_error()
         if error is not None:  # the workers could not start: said once, parsed here
-            parse_pool.broken(self.pool, error)
-            self.pool = None
+            self._drop(error)
             return None
         return self.pool if self.pool.ready() else None
 
-    @property
-    def pool_size(self) -> int:
-        return self.pool.workers if self.pool is not None else 0
+    def _drop(self, err: BaseException) -> None:
+        if self.pool is not None:
+            parse_pool.broken(self.pool, err)
+            self.pool = None
 
-    def _records(self, batch: Sequence[int]) -> list[Any] | dict[int, Any]:
-        """In the reader thread: the batch's raw FETCH records, or imapclient's answers when the server
-        refused the fast read."""
+    def _here(self, batch: Sequence[int], raw: list[Any] | dict[int, Any]) -> list[Built]:
+        if isinstance(raw, dict):  # imapclient's answers: the fast read was refused
+            return build_events(raw, self.read)
         try:
-            return self.source._fetch_records(self.imap, batch, self.items)
-        except (IMAPClientAbortError, OSError):
-            raise
-        except IMAPClientError as err:
-            self.source._fast_refused(self.read.folder, batch, err)
-            return self._again(batch)
+            return parse_and_build(raw, batch, self.read)
+        except FetchParseError as err:
+            return self._refetched(batch, err)
 
-    def _again(self, batch: Sequence[int]) -> dict[int, Any]:
-        source, read = self.source, self.read
-        return source._fetch_batch_imapclient(self.client, read.folder, batch, self.items, self.fetched)
-
-    def _here(self, batch: Sequence[int], records: list[Any]) -> list[Built]:
-        built = parse_and_build(records, batch, self.read)
-        return self._refetched(batch) if built is None else built
-
-    def _refetched(self, batch: Sequence[int]) -> list[Built]:
+    def _refetched(self, batch: Sequence[int], err: FetchParseError) -> list[Built]:
         """A batch the fast parser could not read, fetched again through imapclient and parsed here."""
-        refused = FetchParseError("not readable by the fast parser")
-        self.source._fast_refused(self.read.folder, batch, refused)
-        return build_events(self._reader.submit(self._again, batch).result(), self.read)
+        self.source._fast_refused(self.read.folder, batch, err)
+        source, read = self.source, self.read
+        again = self._reader.submit(
+            source._fetch_batch_imapclient, self.client, read.folder, batch, self.items, self.fetched
+        )
+        return build_events(again.result(), read)
 
-    def _result(
-        self, batch: Sequence[int], got: Any, future: Future[list[Built] | None] | None
-    ) -> list[Built]:
-        if future is None:
-            return cast(list[Built], got)
+    def _result(self, batch: Sequence[int], raw: Any, future: Future[list[Built]]) -> list[Built]:
         try:
-            built = future.result()
-        except parse_pool.BROKEN as err:
-            if self.pool is not None:
-                parse_pool.broken(self.pool, err)
-                self.pool = None
-            return self._here(batch, got)
-        return self._refetched(batch) if built is None else built
-
-
-def _done(future: Future[Any] | None) -> bool:
-    return future is None or future.done()
+            return future.result()
+        except FetchParseError as err:  # from a worker
+            return self._refetched(batch, err)
+        except BrokenProcessPool as err:
+            self._drop(err)
+            return self._here(batch, raw)
 
 
 @dataclass

@@ -17,7 +17,7 @@ from monitor.events import MessageEvent
 from monitor.mail.event import to_event
 from monitor.mail.headers import parse_header_block
 from monitor.mail.preview import preview_of_parts
-from monitor.sources.imap_fetch import FetchParseError, parse_fetch_records
+from monitor.sources.imap_fetch import parse_fetch_records
 
 SYSTEM_FLAG_RECENT = b"\\Recent"  # per-session (RFC 3501 §2.3.2): not a fact about the message
 
@@ -53,14 +53,10 @@ def build_events(answered: dict[int, dict[bytes, Any]], read: FolderFetch) -> li
     return [_build(uid, data, read) for uid, data in answered.items()]
 
 
-def parse_and_build(records: Sequence[Any], uids: Sequence[int], read: FolderFetch) -> list[Built] | None:
-    """The raw imaplib FETCH records of ``uids`` parsed and built into events; None when the fast parser
-    cannot read them (the caller fetches the batch again through imapclient)."""
-    try:
-        answered = parse_fetch_records(records, uids)
-    except FetchParseError:
-        return None
-    return build_events(answered, read)
+def parse_and_build(records: Sequence[Any], uids: Sequence[int], read: FolderFetch) -> list[Built]:
+    """The raw imaplib FETCH records of ``uids`` parsed and built into events; :class:`FetchParseError`
+    when the fast parser cannot read them (the caller fetches the batch again through imapclient)."""
+    return build_events(parse_fetch_records(records, uids), read)
 
 
 def _build(uid: int, data: dict[bytes, Any], read: FolderFetch) -> Built:

@@ -87,8 +87,12 @@ class ParsePool:
         return next((f.exception() for f in self._up if f.done() and f.exception() is not None), None)
 
     def submit(self, fn: Callable[..., T], /, *args: Any) -> Future[T]:
-        """Run ``fn(*args)`` in a worker (``fn`` and the arguments are pickled)."""
-        return self._executor.submit(fn, *args)
+        """Run ``fn(*args)`` in a worker (``fn`` and the arguments are pickled); ``BrokenProcessPool`` when
+        the pool can take no work (it broke, or was shut down meanwhile)."""
+        try:
+            return self._executor.submit(fn, *args)
+        except RuntimeError as err:  # "cannot schedule new futures after shutdown"
+            raise BrokenProcessPool(str(err)) from err
 
     def abandon(self) -> None:
         """Let go of a broken pool without waiting for it."""
@@ -101,8 +105,7 @@ class ParsePool:
 
 _lock = threading.Lock()
 _shared: ParsePool | None = None
-_exit_hook: list[bool] = []
-_unavailable: list[str] = []
+_unavailable = ""
 """Why no pool can be created in this process (empty: none failed yet)."""
 
 
@@ -110,7 +113,7 @@ def shared() -> ParsePool | None:
     """The daemon's pool, started now if it is not running; None on a machine with one CPU, and for good
     once a pool could not even be created here (no writable temporary directory for the workers' socket,
     no shared memory for their semaphores): then every batch is parsed in the source's thread."""
-    global _shared
+    global _shared, _unavailable
     with _lock:
         if _shared is None:
             workers = worker_count()
@@ -119,13 +122,9 @@ def shared() -> ParsePool | None:
             try:
                 _shared = ParsePool(workers)
             except (OSError, ValueError, RuntimeError) as err:
-                reason = type(err).__name__
-                _unavailable.append(reason)
-                log.warning("parse workers not available (%s); parsing in the source's thread", reason)
+                _unavailable = type(err).__name__
+                log.warning("parse workers not available (%s); parsing in the source's thread", _unavailable)
                 return None
-            if not _exit_hook:
-                atexit.register(close_shared)  # also for the commands that poll without the daemon
-                _exit_hook.append(True)
             log.debug("parse workers starting", extra={"workers": workers})
         return _shared
 
@@ -149,9 +148,7 @@ def close_shared() -> None:
         pool.close()
 
 
-BROKEN = (BrokenProcessPool, RuntimeError)
-"""What a batch's submission or future raises when the pool, not the batch, failed (``RuntimeError``: the
-pool was shut down meanwhile)."""
+atexit.register(close_shared)  # also for the commands that poll without the daemon
 
 
 def _ready() -> bool:
@@ -170,7 +167,7 @@ def _watch_parent(pid: int, started: str | None) -> None:
     """
 
     def watch() -> None:
-        while _start_time(pid) == started if started is not None else _exists(pid):
+        while _alive(pid, started):
             time.sleep(WATCH_SECONDS)
         os._exit(0)
 
@@ -185,7 +182,11 @@ def _start_time(pid: int) -> str | None:
         return None
 
 
-def _exists(pid: int) -> bool:
+def _alive(pid: int, started: str | None) -> bool:
+    """Whether process ``pid`` that started at ``started`` is still running (without ``/proc``: any
+    process of that pid)."""
+    if started is not None:
+        return _start_time(pid) == started
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

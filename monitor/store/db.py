@@ -391,7 +391,8 @@ class Store:
         conflict: str = "ON CONFLICT (source, external_id) DO NOTHING",
     ) -> int:
         """Insert ``rows`` (all with the same keys) in bulk, skipping any already stored (``conflict``: the
-        ``ON CONFLICT`` clause that says which are); returns how many were given.
+        ``ON CONFLICT`` clause that says which are; empty where a row cannot be stored yet); returns how
+        many were given.
 
         The values are converted once per column through the columns' own types and handed to the driver
         as one statement per chunk (PostgreSQL: ``unnest`` of one array per column) or one ``executemany``
@@ -771,7 +772,7 @@ class Store:
             # A first evaluation may open a breach for every old unanswered item: rows batch by batch.
             opened = (t for t in transitions if isinstance(t, Opened))
             while batch := list(itertools.islice(opened, _INSERT_BATCH)):
-                _insert_many(conn, BREACH, [_opened_row(t) for t in batch])
+                self._insert_new(conn, BREACH, [_opened_row(t) for t in batch], conflict="")
             self._apply_changes(conn, transitions)
             if then is not None:
                 then(conn, transitions)
@@ -934,16 +935,6 @@ def _driver_columns(
         if process is not None:
             values[i] = [process(v) for v in values[i]]
     return values
-
-
-def _insert_many(
-    conn: Connection, table: Any, rows: Sequence[dict[str, Any]], *, skip_existing: bool = False
-) -> None:
-    """``INSERT`` of ``rows`` (all with the same keys) in bulk (see :func:`_bulk`); with ``skip_existing``,
-    a row that breaks a unique constraint is left out."""
-    columns = list(rows[0])
-    values = _driver_columns(conn, table, columns, rows)
-    _insert_columns(conn, table, columns, values, "ON CONFLICT DO NOTHING" if skip_existing else "")
 
 
 def _insert_columns(
