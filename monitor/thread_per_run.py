@@ -43,11 +43,6 @@ class ThreadPerRun(BaseExecutor):  # type: ignore[misc]  # APScheduler 3 has no 
             with self._guard:
                 self._threads.discard(threading.current_thread())
 
-    def running(self) -> int:
-        """How many runs are under way."""
-        with self._guard:
-            return len(self._threads)
-
     def shutdown(self, wait: bool = True) -> None:
         """Stop taking runs; with ``wait``, wait for those under way."""
         if not wait:
