@@ -3,13 +3,15 @@ source's thread, whatever happens to the workers or the fast parser."""
 
 from __future__ import annotations
 
+import gc
 import logging
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any, cast
@@ -44,6 +46,7 @@ class InThreadPool:
         self.submitted = 0
 
     abandoned = False
+    cannot_spawn = False
     failed_start: BaseException | None = None
 
     def ready(self) -> bool:
@@ -235,26 +238,74 @@ def test_a_source_without_workers_parses_in_its_thread(
 
 
 @pytest.mark.server
-def test_a_pool_that_cannot_be_created_leaves_the_thread_to_parse(
-    imap_mailbox: Mailbox, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+def test_a_fetch_does_not_wait_for_the_workers_to_start(
+    imap_mailbox: Mailbox, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A locked-down host (no writable temporary directory for the workers' socket): said once, and the
-    polls go on in the source's thread."""
+    """The workers start on a thread of their own: until they are up, the source's thread parses."""
     _fill(imap_mailbox)
     expected = _expected(imap_mailbox)
+    release = threading.Event()
+    start = parse_pool.ParsePool._start
 
-    def no_tmp(self: Any, workers: int) -> None:
-        raise FileNotFoundError("No usable temporary directory found")
+    def held(self: parse_pool.ParsePool) -> None:
+        release.wait(30)
+        start(self)
 
-    monkeypatch.setattr(parse_pool.ParsePool, "__init__", no_tmp)
+    monkeypatch.setattr(parse_pool.ParsePool, "_start", held)
+    try:
+        result = make_source(imap_mailbox, batch_size=3).poll(None)
+        pool = parse_pool._shared
+        assert pool is not None and not pool.ready()
+    finally:
+        release.set()
+    assert result.messages == expected.messages
+    deadline = time.monotonic() + 30
+    while not pool.ready() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert pool.ready() and pool.start_error() is None
+    sizes = _counting(pool)
+    assert make_source(imap_mailbox, batch_size=3).poll(None).messages == expected.messages
+    assert sizes  # the next large fetch went to the workers
+
+
+@pytest.mark.server
+@pytest.mark.parametrize(
+    ("fails", "error"),
+    [
+        # No shared memory for the pool's semaphores: the pool itself cannot be made.
+        ("__init__", OSError("[Errno 38] Function not implemented")),
+        # No writable temporary directory for the forkserver's socket: no worker process can start.
+        ("submit", FileNotFoundError("No usable temporary directory found")),
+    ],
+)
+def test_a_pool_that_cannot_be_created_leaves_the_thread_to_parse(
+    imap_mailbox: Mailbox,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    fails: str,
+    error: Exception,
+) -> None:
+    """A locked-down host: said once, no pool tried again, and the polls go on in the source's thread."""
+    _fill(imap_mailbox)
+    expected = _expected(imap_mailbox)
+    attempts: list[str] = []
+
+    def failing(*args: Any, **kwargs: Any) -> None:
+        attempts.append(fails)
+        raise error
+
+    monkeypatch.setattr(ProcessPoolExecutor, fails, failing)
     monkeypatch.setattr(parse_pool, "_unavailable", "")
     source = make_source(imap_mailbox, batch_size=3)
 
     with caplog.at_level(logging.WARNING, logger="monitor.sources.parse_pool"):
         assert source.poll(None).messages == expected.messages
         assert make_source(imap_mailbox, batch_size=3).poll(None).messages == expected.messages
+        assert make_source(imap_mailbox, batch_size=3).poll(None).messages == expected.messages
 
-    assert caplog.text.count("parse workers not available (FileNotFoundError)") == 1
+    assert caplog.text.count(f"parse workers not available ({type(error).__name__})") == 1
+    assert "parse workers stopped" not in caplog.text
+    assert attempts == [fails]
     assert parse_pool._shared is None
 
 
@@ -320,3 +371,17 @@ def test_workers_do_not_outlive_a_daemon_killed_with_sigkill(tmp_path: Any) -> N
     while not all(_gone(pid) for pid in pids):
         assert time.monotonic() < deadline, f"still running: {[p for p in pids if not _gone(p)]}"
         time.sleep(0.1)
+
+
+def test_workers_collect_garbage_as_the_daemon_does() -> None:
+    """A worker keeps as many objects as the daemon does: it takes the daemon's collector thresholds."""
+    before = gc.get_threshold()
+    gc.set_threshold(12_345, 11, 12)
+    try:
+        pool = parse_pool.ParsePool(2)
+    finally:
+        gc.set_threshold(*before)
+    try:
+        assert pool.submit(gc.get_threshold).result(timeout=60) == (12_345, 11, 12)
+    finally:
+        pool.close()

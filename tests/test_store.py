@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import create_engine
 
 from monitor.awaiting import AwaitingItem, Response
 from monitor.breaches import BecameBreach, Opened, Resolved
@@ -14,6 +16,7 @@ from monitor.rules.base import Level
 from monitor.sources.base import PollResult
 from monitor.store.db import Store, Timing
 from monitor.store.migrate import current
+from monitor.store.models import UTCDateTime
 
 T0 = datetime(2026, 11, 16, 10, 0, tzinfo=UTC)
 
@@ -148,6 +151,28 @@ def test_failed_save_keeps_the_old_cursor_and_no_events(store: Store) -> None:
         store.save_poll("inbox", PollResult(messages=[msg(2), bad], cursor={"uid": 3}), T0)
     assert store.load_cursor("inbox") == {"uid": 1}
     assert [m.external_id for m in store.messages(["inbox"])] == ["INBOX/1/1"]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        datetime(2026, 11, 16, 10, 0, tzinfo=UTC),
+        datetime(2026, 11, 16, 10, 0, 7, 123457, tzinfo=UTC),
+        datetime(2026, 3, 29, 1, 30, 0, 5, tzinfo=ZoneInfo("Europe/London")),
+        datetime(2026, 12, 31, 23, 59, 59, 999999, tzinfo=timezone(timedelta(hours=-11))),
+        datetime(999, 1, 2, 3, 4, 5, tzinfo=UTC),
+        None,
+    ],
+)
+def test_bulk_sqlite_timestamps_are_what_sqlalchemy_binds(value: datetime | None) -> None:
+    """The bulk inserts' own timestamp conversion gives SQLite the very text SQLAlchemy would."""
+    dialect = create_engine("sqlite://").dialect
+    column = UTCDateTime()
+    bind = column.dialect_impl(dialect).bind_processor(dialect)
+    assert bind is not None
+    assert UTCDateTime.sqlite_text(value) == bind(value)
+    with pytest.raises(ValueError, match="naive"):
+        UTCDateTime.sqlite_text(datetime(2026, 11, 16, 10, 0))
 
 
 def test_snapshots_upsert(store: Store) -> None:

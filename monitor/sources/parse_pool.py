@@ -15,6 +15,7 @@ next large fetch. The events are the same either way: the workers run :mod:`moni
 from __future__ import annotations
 
 import atexit
+import gc
 import logging
 import multiprocessing
 import os
@@ -74,13 +75,34 @@ class ParsePool:
         self.workers = workers
         me = os.getpid()
         self._executor = ProcessPoolExecutor(
-            workers, mp_context=context, initializer=_watch_parent, initargs=(me, _start_time(me))
+            workers,
+            mp_context=context,
+            initializer=_start_worker,
+            initargs=(me, _start_time(me), gc.get_threshold()),
         )
-        self._up = [self._executor.submit(_ready) for _ in range(workers)]
+        self._up: list[Future[bool]] = []
+        self.cannot_spawn = False
+        """True when no worker process could be started at all (no forkserver): not worth a new pool."""
+        # The first worker waits for the forkserver to start and import the parsing modules (about 0.1 s):
+        # started on a thread of its own, so that the source's thread reads and parses meanwhile.
+        threading.Thread(target=self._start, name="parse-workers-start", daemon=True).start()
+
+    def _start(self) -> None:
+        up: list[Future[bool]] = []
+        try:
+            for _ in range(self.workers):
+                up.append(self._executor.submit(_ready))
+        except (OSError, ValueError, RuntimeError) as err:  # no forkserver (or closed meanwhile)
+            self.cannot_spawn = not isinstance(err, RuntimeError)
+            failed: Future[bool] = Future()
+            failed.set_exception(err)
+            up.append(failed)
+        self._up = up
 
     def ready(self) -> bool:
         """True once every worker answered once: from then on a batch costs no start-up wait."""
-        return all(f.done() and f.exception() is None for f in self._up)
+        up = self._up
+        return len(up) == self.workers and all(f.done() and f.exception() is None for f in up)
 
     def start_error(self) -> BaseException | None:
         """Why the workers could not start (None: they did, or are still starting)."""
@@ -130,12 +152,18 @@ def shared() -> ParsePool | None:
 
 
 def broken(pool: ParsePool, err: BaseException) -> None:
-    """Drop ``pool`` after it broke (a worker died); the next large fetch starts a new one."""
-    global _shared
+    """Drop ``pool`` after it broke (a worker died), and the next large fetch starts a new one; or after no
+    worker process could be started at all, and then no pool is tried again."""
+    global _shared, _unavailable
     with _lock:
         if _shared is pool:
             _shared = None
-    log.warning("parse workers stopped (%s); parsing in the source's thread", type(err).__name__)
+        if pool.cannot_spawn:
+            _unavailable = type(err).__name__
+    if pool.cannot_spawn:
+        log.warning("parse workers not available (%s); parsing in the source's thread", _unavailable)
+    else:
+        log.warning("parse workers stopped (%s); parsing in the source's thread", type(err).__name__)
     pool.abandon()
 
 
@@ -157,6 +185,13 @@ def _ready() -> bool:
 
 WATCH_SECONDS = 1.0
 """How often a worker checks that the process that started it is still there."""
+
+
+def _start_worker(pid: int, started: str | None, thresholds: tuple[int, int, int]) -> None:
+    """In a new worker: the daemon's garbage collector thresholds (a batch allocates tens of thousands of
+    objects that live on, as in the daemon), and the watch on the daemon."""
+    gc.set_threshold(*thresholds)
+    _watch_parent(pid, started)
 
 
 def _watch_parent(pid: int, started: str | None) -> None:
