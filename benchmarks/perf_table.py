@@ -570,7 +570,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--waiting", type=int, default=30_000, help="waiting items of the idle daemon")
     parser.add_argument("--memory-messages", type=int, default=50_000, help="stored messages for peak memory")
     parser.add_argument("--mailboxes", type=int, default=100, help="mailboxes of the many-mailbox daemon")
-    parser.add_argument("--window", type=float, default=60.0, help="seconds the many-mailbox CPU is sampled")
+    parser.add_argument(
+        "--window",
+        type=float,
+        default=150.0,
+        help="seconds the many-mailbox CPU is sampled (default: one refresh of every source's stored "
+        "last poll time, half the default 5-minute staleness limit)",
+    )
     parser.add_argument("--runs", type=int, default=3, help="runs per figure (median reported)")
     parser.add_argument("--skip", default="", help="rows to skip: start,idle,seen,ingest,memory,many")
     args = parser.parse_args(argv)

@@ -9,7 +9,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import Any
@@ -126,7 +126,7 @@ class Daemon:
     def freshness(self, now: datetime) -> dict[str, TeamFreshness]:
         """Each team's freshness at ``now``, from its sources' last successful polls in this process."""
         config = self.loaded.config
-        polls = {h.name: h.last_success for h in self.supervisor.snapshot().values() if h.kind == POLL}
+        polls = self.supervisor.last_successes(POLL)
         limits = config.staleness_limits()
         return {
             team: team_freshness(
@@ -365,8 +365,13 @@ class Daemon:
         now = self.clock()
         cfg = self._source_cfgs.get(name)
         heartbeat = cfg.staleness_limit / 2 if cfg is not None else timedelta(0)
-        if last is not None and last.unchanged_by(result) and now - last.at < heartbeat:
-            return False  # nothing moved: nothing is written (the store's cursor still holds)
+        if last is not None and last.unchanged_by(result):
+            # Nothing moved: nothing is written (the store's cursor and counts still hold), but the
+            # store's last poll time, read by `status` beside the daemon, at half the staleness limit.
+            if now - last.at >= heartbeat:
+                self.store.touch_poll(name, now)
+                self._last_saved[name] = replace(last, at=now)
+            return False
         saved = self.store.save_poll(name, result, now)
         self._last_saved[name] = SavedPoll.of(result, now)
         changed = bool(saved.inserted or saved.updated or saved.removed)
@@ -437,7 +442,8 @@ class Daemon:
 
 @dataclass(frozen=True, slots=True)
 class SavedPoll:
-    """What the store holds of a source's last saved poll: its cursor, its folder counts, and when."""
+    """What the store holds of a source's last saved poll: its cursor, its folder counts, and when it was
+    saved or last recorded as polled (:meth:`Store.touch_poll`)."""
 
     cursor: Cursor
     counts: tuple[tuple[Any, ...], ...]

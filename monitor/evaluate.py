@@ -7,7 +7,7 @@ import functools
 import logging
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -125,15 +125,7 @@ def team_mailboxes(store: Store, config: Config, team: str) -> list[MailboxSnaps
         return []
     unanswered = store.unanswered_by_folder(team, sources)
     return [
-        MailboxSnapshot(
-            row.source,
-            row.folder,
-            row.at,
-            row.total,
-            row.unseen,
-            unanswered.get((row.source, row.folder), 0),
-            row.oldest,
-        )
+        replace(row, unanswered=unanswered.get((row.source, row.folder), 0))
         for row in store.mailbox_counts(sources)
     ]
 

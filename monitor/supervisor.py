@@ -199,6 +199,16 @@ class Supervisor:
         with self._lock:
             return {key: record.health() for key, record in self._records.items()}
 
+    def last_successes(self, kind: str) -> dict[str, datetime]:
+        """When each job of ``kind`` last succeeded, by name (jobs that never did are left out): what
+        every evaluation reads, without copying every job's health."""
+        with self._lock:
+            return {
+                r.name: r.last_success
+                for r in self._records.values()
+                if r.kind == kind and r.last_success is not None
+            }
+
     def _record(self, job: Job) -> _Record:
         return self._records.setdefault(job.key, _Record(job.kind, job.name))
 

@@ -630,16 +630,25 @@ def test_a_poll_that_found_nothing_writes_nothing(running: tuple[Daemon, Clock],
         assert not daemon.poll_source("mail")
     assert len(saves) == 1 and daemon.store.last_polls()["mail"] == NOW
     # The stored last poll is refreshed at half the staleness limit (5 minutes here), so that `status`
-    # beside the daemon never sees a source that is polled and unchanged as stale.
+    # beside the daemon never sees a source that is polled and unchanged as stale: that time alone.
+    cursor, counts = daemon.store.load_cursor("mail"), daemon.store.mailbox_counts(["mail"])
     clock.now = NOW + timedelta(seconds=151)
     assert not daemon.poll_source("mail")
-    assert len(saves) == 2 and daemon.store.last_polls()["mail"] == clock.now
+    assert len(saves) == 1 and daemon.store.last_polls()["mail"] == clock.now
+    assert daemon.store.load_cursor("mail") == cursor and daemon.store.mailbox_counts(["mail"]) == counts
+    for seconds in (211, 300):  # the next refresh is half the limit after this one
+        clock.now = NOW + timedelta(seconds=seconds)
+        assert not daemon.poll_source("mail")
+    assert daemon.store.last_polls()["mail"] == NOW + timedelta(seconds=151)
+    clock.now = NOW + timedelta(seconds=302)
+    assert not daemon.poll_source("mail")
+    assert len(saves) == 1 and daemon.store.last_polls()["mail"] == clock.now
     deliver(
         maildir,
         make_message(msgid="c2@cust.example", sender="dan@cust.example", to="support@example.com", date=NOW),
     )
-    clock.now = NOW + timedelta(seconds=160)
+    clock.now = NOW + timedelta(seconds=310)
     assert daemon.poll_source("mail")  # something new: written at once
-    assert len(saves) == 3 and len(daemon.store.messages(["mail"])) == 2
-    clock.now = NOW + timedelta(seconds=220)
-    assert not daemon.poll_source("mail") and len(saves) == 3
+    assert len(saves) == 2 and len(daemon.store.messages(["mail"])) == 2
+    clock.now = NOW + timedelta(seconds=370)
+    assert not daemon.poll_source("mail") and len(saves) == 2

@@ -144,6 +144,18 @@ def test_engine_stamp_moves_only_when_the_engine_has_something_new(store: Store)
     assert store.engine_stamp(["other"]) is None
 
 
+def test_a_poll_that_changed_nothing_moves_only_the_last_poll_time(store: Store) -> None:
+    snap = MailboxSnapshot("inbox", "inbox", T0, total=5, unseen=2, unanswered=3, oldest=T0)
+    store.save_poll("inbox", PollResult(messages=[msg(1)], snapshots=[snap], cursor={"uid": 1}), T0)
+    store.save_poll("other", PollResult(cursor={"uid": 7}), T0)
+    later = T0 + timedelta(minutes=3)
+    store.touch_poll("inbox", later)
+    assert store.last_polls() == {"inbox": later, "other": T0}
+    assert store.load_cursor("inbox") == {"uid": 1}
+    assert store.mailbox_counts() == [snap]
+    assert store.engine_stamp(["inbox"]) == T0  # nothing for the engine to read again
+
+
 def test_failed_save_keeps_the_old_cursor_and_no_events(store: Store) -> None:
     store.save_poll("inbox", PollResult(messages=[msg(1)], cursor={"uid": 1}), T0)
     bad = msg(3, date=datetime(2026, 11, 16, 10, 0))  # naive: refused by the store

@@ -15,7 +15,7 @@ from monitor.sources.base import (
     SourceError,
     TransientSourceError,
 )
-from monitor.supervisor import DURATION_BUCKETS, POLL, Job, RetryPolicy, Supervisor
+from monitor.supervisor import DURATION_BUCKETS, EVALUATE, POLL, Job, RetryPolicy, Supervisor
 
 NOW = datetime(2026, 11, 18, 12, 0, tzinfo=UTC)
 MINUTE = timedelta(minutes=1)
@@ -262,3 +262,18 @@ def test_a_job_never_runs_twice_at_once(supervisor: Supervisor) -> None:
     thread.join(5)
     second.join(5)
     assert order == ["first in", "first out", "second"]
+
+
+def test_last_successes_are_those_of_one_kind_that_ever_succeeded(
+    supervisor: Supervisor, clock: FakeClock
+) -> None:
+    supervisor.run(JOB, lambda: True)
+    clock.now = NOW + MINUTE
+    supervisor.run(Job(POLL, "broken", MINUTE, subject="source", field="source"), raising(SourceError("x")))
+    supervisor.run(Job(EVALUATE, "support", MINUTE, subject="evaluation", field="team"), lambda: 1)
+    assert supervisor.last_successes(POLL) == {"mail": NOW}
+    assert supervisor.last_successes(EVALUATE) == {"support": NOW + MINUTE}
+    assert {h.name: h.last_success for h in supervisor.snapshot().values() if h.kind == POLL} == {
+        "mail": NOW,
+        "broken": None,
+    }

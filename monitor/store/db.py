@@ -60,6 +60,12 @@ COUNT = MailboxCount.__table__  # type: ignore[attr-defined]
 AWAITING = AwaitingRow.__table__  # type: ignore[attr-defined]
 BREACH = Breach.__table__  # type: ignore[attr-defined]
 CALL = Call.__table__  # type: ignore[attr-defined]
+_TOUCH = (
+    update(CURSOR)
+    .where(CURSOR.c.source == bindparam("t_source"))
+    .values(updated_at=bindparam("t_updated_at", type_=CURSOR.c.updated_at.type))
+)
+"""A source's poll that changed nothing: only its last poll time moves (:meth:`Store.touch_poll`)."""
 
 _BATCH = 500
 _COPY_BATCH = 10_000
@@ -485,6 +491,12 @@ class Store:
             updates["engine_changed_at"] = stmt.excluded.engine_changed_at
         conn.execute(stmt.on_conflict_do_update(index_elements=["source"], set_=updates))
 
+    def touch_poll(self, source: str, now: datetime) -> None:
+        """Record that ``source`` completed a poll at ``now`` that changed nothing (see :meth:`last_polls`):
+        one small update, where a save would write its counts and cursor again."""
+        with self.engine.begin() as conn:
+            conn.execute(_TOUCH, {"t_source": source, "t_updated_at": now})
+
     def load_cursor(self, source: str) -> Cursor | None:
         """The saved position of ``source``, or None before its first poll."""
         with self.engine.connect() as conn:
@@ -539,13 +551,18 @@ class Store:
         with self.engine.connect() as conn:
             return [row_call(row) for row in conn.execute(query)]
 
-    def mailbox_counts(self, sources: Sequence[str] | None = None) -> list[MailboxCount]:
-        """The latest counts of every folder (of ``sources`` only, when given)."""
-        query = select(COUNT)
+    def mailbox_counts(self, sources: Sequence[str] | None = None) -> list[MailboxSnapshot]:
+        """The latest counts of every folder (of ``sources`` only, when given), as stored.
+
+        Read as plain rows: every evaluation reads the counts of all the teams' folders, and a model
+        object per row cost most of an idle evaluation with 1,000 mailboxes.
+        """
+        c = COUNT.c
+        query = select(c.source, c.folder, c.at, c.total, c.unseen, c.unanswered, c.oldest)
         if sources is not None:
-            query = query.where(COUNT.c.source.in_(sources))
+            query = query.where(c.source.in_(sources))
         with self.engine.connect() as conn:
-            return [MailboxCount(**row._mapping) for row in conn.execute(query)]
+            return [MailboxSnapshot(*row) for row in conn.execute(query)]
 
     def unanswered_by_folder(self, team: str, sources: Sequence[str]) -> dict[tuple[str, str], int]:
         """(source, folder) -> the team's open email items whose opening message is in that folder of
