@@ -286,6 +286,17 @@ def shared_ssl_context(ca_file: Path | None) -> ssl.SSLContext:
         return context
 
 
+# --- connecting ----------------------------------------------------------------------------------
+
+CONNECTS_AT_ONCE = 32
+"""IMAP connections set up at the same time (connect, TLS, login) in one process; the others wait their turn
+before their connect timeout starts. A daemon starting with 1,000 mailboxes otherwise opened all 1,000 at
+once: the TLS handshakes took turns on two CPUs, and more than half the greetings came later than their
+timeout and were reported as failed connections."""
+
+_CONNECTING = threading.BoundedSemaphore(CONNECTS_AT_ONCE)
+
+
 # --- UID sets (RFC 3501 §9 sequence-set), kept in the cursor for servers without CONDSTORE ---------
 
 
@@ -503,7 +514,7 @@ class ImapSource(FolderSource[ImapState]):
             context = self._ssl_context or shared_ssl_context(cfg.ca_file)
         secret = self._secret()
         timeout = cfg.timeout.total_seconds()
-        with self._talking("connecting"):
+        with _CONNECTING, self._talking("connecting"):
             try:
                 # Connecting and the greeting get seconds, not ``timeout``: STARTTLS spoken to an
                 # implicit-TLS port would otherwise wait the whole timeout for a greeting that never comes.

@@ -1,0 +1,59 @@
+"""Many IMAP sources connecting at once take turns (real Dovecot)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+from imapclient import IMAPClient
+
+from monitor.sources import imap
+from tests.servers.dovecot import DovecotServer
+from tests.test_imap_source import make_source
+
+
+@pytest.mark.server
+def test_connections_are_set_up_a_few_at_a_time_and_every_poll_succeeds(
+    dovecot: DovecotServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(imap, "_CONNECTING", threading.BoundedSemaphore(3))
+    lock = threading.Lock()
+    setting_up = [0]
+    most = [0]
+
+    def slow_handshake(**kwargs: Any) -> Any:
+        with lock:
+            setting_up[0] += 1
+            most[0] = max(most[0], setting_up[0])
+        try:
+            time.sleep(0.05)  # a remote server: a round trip or two before the greeting
+            return IMAPClient(**kwargs)
+        finally:
+            with lock:
+                setting_up[0] -= 1
+
+    sources = []
+    for _ in range(12):
+        box = dovecot.new_mailbox()
+        box.create_folder("Sent")
+        sources.append(make_source(box, factory=slow_handshake))
+    results: list[Any] = []
+    errors: list[BaseException] = []
+
+    def poll(source: imap.ImapSource) -> None:
+        try:
+            results.append(source.poll(None))
+        except BaseException as err:  # reported below
+            errors.append(err)
+        finally:
+            source.close()
+
+    threads = [threading.Thread(target=poll, args=(source,)) for source in sources]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == [] and len(results) == 12
+    assert most[0] == 3  # they did overlap, three at a time and never more
