@@ -89,6 +89,9 @@ class Daemon:
         """(team, period) of the reports this process has owed already."""
         self._source_cfgs: dict[str, SourceConfigBase] = {}
         self._evaluate_lock = threading.Lock()
+        self._evaluating = 0
+        self._evaluate_again = False
+        """A poll changed data while an evaluation ran: it runs once more before it ends."""
         self._lock = threading.RLock()
         self._running = 0
         self._idle = threading.Condition(self._lock)
@@ -381,12 +384,33 @@ class Daemon:
         return changed
 
     def _evaluate_soon(self) -> None:
+        """Evaluate now; while an evaluation runs, once more as soon as it ends (a scheduled run would
+        find it running and be skipped: at a start with many mailboxes, every poll asks for one)."""
+        with self._lock:
+            if self._evaluating:
+                self._evaluate_again = True
+                return
         job = self.scheduler.get_job("evaluate") if self.scheduler.running else None
         if job is not None:
             job.modify(next_run_time=datetime.now(UTC))
 
     def evaluate(self) -> None:
-        """Evaluate every team, each on its own: one team's failure never stops the others."""
+        """Evaluate every team, each on its own: one team's failure never stops the others; again while
+        polls changed data meanwhile."""
+        with self._lock:
+            self._evaluating += 1
+        try:
+            while True:
+                self._evaluate_once()
+                with self._lock:
+                    if not self._evaluate_again:
+                        return
+                    self._evaluate_again = False
+        finally:
+            with self._lock:
+                self._evaluating -= 1
+
+    def _evaluate_once(self) -> None:
         with self._lock:
             evaluator = self.evaluator
             teams = list(self.loaded.config.teams)

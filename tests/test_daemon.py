@@ -652,3 +652,41 @@ def test_a_poll_that_found_nothing_writes_nothing(running: tuple[Daemon, Clock],
     assert len(saves) == 2 and len(daemon.store.messages(["mail"])) == 2
     clock.now = NOW + timedelta(seconds=370)
     assert not daemon.poll_source("mail") and len(saves) == 2
+
+
+def test_a_poll_that_changes_data_during_an_evaluation_is_evaluated_before_it_ends(
+    running: tuple[Daemon, Clock], maildir: Path
+) -> None:
+    """No evaluation asked for by a poll is skipped because one was running: the running one goes again."""
+    daemon, clock = running
+    clock.now = NOW + timedelta(hours=1)
+    deliver(
+        maildir,
+        make_message(
+            msgid="c1@cust.example", sender="carol@cust.example", to="support@example.com", date=NOW
+        ),
+    )
+    assert daemon.poll_source("mail")
+    run_team = daemon.evaluator.run_team
+    runs: list[str] = []
+
+    def then_new_mail(team: str, now: datetime, freshness: Any = None) -> int | None:
+        runs.append(team)
+        judged = run_team(team, now, freshness)
+        if len(runs) == 1:  # a poll finds new mail while this evaluation runs
+            clock.now += timedelta(seconds=1)
+            deliver(
+                maildir,
+                make_message(
+                    msgid="c2@cust.example", sender="dan@cust.example", to="support@example.com", date=NOW
+                ),
+            )
+            assert daemon.poll_source("mail")
+        return judged
+
+    daemon.evaluator.run_team = then_new_mail  # type: ignore[method-assign]
+    daemon.evaluate()
+    assert runs == ["support", "support"]
+    assert [count for _, _, count, _ in daemon.store.awaiting_summary()] == [2]
+    daemon.evaluate()
+    assert len(runs) == 3  # nothing asked meanwhile: once
