@@ -403,7 +403,7 @@ class Daemon:
             while True:
                 self._evaluate_once()
                 with self._lock:
-                    if not self._evaluate_again:
+                    if not self._evaluate_again or self.stopping.is_set():
                         return
                     self._evaluate_again = False
         finally:
