@@ -372,7 +372,8 @@ class Daemon:
             # Nothing moved: nothing is written (the store's cursor and counts still hold), but the
             # store's last poll time, read by `status` beside the daemon, at half the staleness limit.
             if now - last.at >= heartbeat:
-                self.store.touch_poll(name, now)
+                if not self.store.touch_poll(name, now):  # its row is gone: written again in full
+                    self.store.save_poll(name, result, now)
                 self._last_saved[name] = replace(last, at=now)
             return False
         saved = self.store.save_poll(name, result, now)
@@ -399,16 +400,19 @@ class Daemon:
         polls changed data meanwhile."""
         with self._lock:
             self._evaluating += 1
-        try:
-            while True:
+        while True:
+            try:
                 self._evaluate_once()
+            except BaseException:
                 with self._lock:
-                    if not self._evaluate_again or self.stopping.is_set():
-                        return
-                    self._evaluate_again = False
-        finally:
-            with self._lock:
-                self._evaluating -= 1
+                    self._evaluating -= 1
+                raise
+            with self._lock:  # deciding and saying so at once: a poll's request is never left behind
+                again = self._evaluate_again and not self.stopping.is_set()
+                self._evaluate_again = False
+                if not again:
+                    self._evaluating -= 1
+                    return
 
     def _evaluate_once(self) -> None:
         with self._lock:

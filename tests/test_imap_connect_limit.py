@@ -10,6 +10,7 @@ import pytest
 from imapclient import IMAPClient
 
 from monitor.sources import imap
+from monitor.sources.base import TransientSourceError
 from tests.servers.dovecot import DovecotServer
 from tests.test_imap_source import make_source
 
@@ -57,3 +58,25 @@ def test_connections_are_set_up_a_few_at_a_time_and_every_poll_succeeds(
         thread.join(60)
     assert errors == [] and len(results) == 12
     assert most[0] == 3  # they did overlap, three at a time and never more
+
+
+@pytest.mark.server
+def test_a_poll_waits_for_its_turn_no_longer_than_its_deadline(
+    dovecot: DovecotServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Connections stuck elsewhere hold every turn: the poll fails within its poll_deadline, said why."""
+    turns = threading.BoundedSemaphore(1)
+    monkeypatch.setattr(imap, "_CONNECTING", turns)
+    box = dovecot.new_mailbox()
+    box.create_folder("Sent")
+    source = make_source(box, poll_deadline="1s")
+    assert turns.acquire()  # another source's connection, stuck
+    try:
+        began = time.monotonic()
+        with pytest.raises(TransientSourceError, match="no turn to connect within poll_deadline"):
+            source.poll(None)
+        assert time.monotonic() - began < 5
+    finally:
+        turns.release()
+    assert source.poll(None).cursor  # its turn comes once the other connection is set up
+    source.close()

@@ -385,3 +385,34 @@ def test_workers_collect_garbage_as_the_daemon_does() -> None:
         assert pool.submit(gc.get_threshold).result(timeout=60) == (12_345, 11, 12)
     finally:
         pool.close()
+
+
+@pytest.mark.server
+def test_workers_whose_forkserver_died_are_replaced_at_the_next_large_fetch(
+    imap_mailbox: Mailbox, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An unexpected error as the workers start (a forkserver killed: EOFError) is said, the thread parses,
+    and the next large fetch tries a new pool: it is not a host where no pool can ever start."""
+    _fill(imap_mailbox)
+    expected = _expected(imap_mailbox)
+    monkeypatch.setattr(parse_pool, "_unavailable", "")
+    submit = ProcessPoolExecutor.submit
+    failures = [EOFError("unexpected EOF")]
+
+    def dying(self: Any, fn: Any, /, *args: Any) -> Any:
+        if failures:
+            raise failures.pop()
+        return submit(self, fn, *args)
+
+    monkeypatch.setattr(ProcessPoolExecutor, "submit", dying)
+    first = parse_pool.shared()
+    assert first is not None
+    deadline = time.monotonic() + 30
+    while first.start_error() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    with caplog.at_level(logging.WARNING, logger="monitor.sources.parse_pool"):
+        assert make_source(imap_mailbox, batch_size=3).poll(None).messages == expected.messages
+    assert "parse workers stopped (EOFError)" in caplog.text
+    assert parse_pool._unavailable == ""
+    second = parse_pool.shared()
+    assert second is not None and second is not first

@@ -149,11 +149,13 @@ def test_a_poll_that_changed_nothing_moves_only_the_last_poll_time(store: Store)
     store.save_poll("inbox", PollResult(messages=[msg(1)], snapshots=[snap], cursor={"uid": 1}), T0)
     store.save_poll("other", PollResult(cursor={"uid": 7}), T0)
     later = T0 + timedelta(minutes=3)
-    store.touch_poll("inbox", later)
+    assert store.touch_poll("inbox", later)
     assert store.last_polls() == {"inbox": later, "other": T0}
     assert store.load_cursor("inbox") == {"uid": 1}
     assert store.mailbox_counts() == [snap]
     assert store.engine_stamp(["inbox"]) == T0  # nothing for the engine to read again
+    assert not store.touch_poll("never-saved", later)  # no cursor row: the caller saves in full
+    assert "never-saved" not in store.last_polls()
 
 
 def test_failed_save_keeps_the_old_cursor_and_no_events(store: Store) -> None:

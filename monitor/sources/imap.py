@@ -27,6 +27,7 @@ import socket
 import ssl
 import subprocess
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -383,6 +384,8 @@ class ImapSource(FolderSource[ImapState]):
         self._ssl_context = ssl_context
         self._batch_size = batch_size
         self._client: Any = None
+        self._deadline: float | None = None
+        """When the poll under way must end (``time.monotonic()``); None outside a poll."""
         self._capabilities: frozenset[bytes] = frozenset()
         self._sent_folder: str | None = None
         self._junk_checked = False
@@ -433,6 +436,7 @@ class ImapSource(FolderSource[ImapState]):
         """
         expired = threading.Event()
         limit = self.config.poll_deadline.total_seconds()
+        self._deadline = time.monotonic() + limit
         timer = DEADLINES.watch(limit, functools.partial(self._expire, expired))
         try:
             return self._poll_reconnecting(cursor, expired)
@@ -444,6 +448,7 @@ class ImapSource(FolderSource[ImapState]):
             raise
         finally:
             DEADLINES.cancel(timer)
+            self._deadline = None
 
     def _expire(self, expired: threading.Event) -> None:
         expired.set()
@@ -514,7 +519,8 @@ class ImapSource(FolderSource[ImapState]):
             context = self._ssl_context or shared_ssl_context(cfg.ca_file)
         secret = self._secret()
         timeout = cfg.timeout.total_seconds()
-        with _CONNECTING, self._talking("connecting"):
+        failed: OSError | None = None
+        with self._connect_turn(), self._talking("connecting"):
             try:
                 # Connecting and the greeting get seconds, not ``timeout``: STARTTLS spoken to an
                 # implicit-TLS port would otherwise wait the whole timeout for a greeting that never comes.
@@ -536,23 +542,42 @@ class ImapSource(FolderSource[ImapState]):
                     client.starttls(context)
             except (OSError, ssl.SSLError) as err:
                 self._drop()
-                raise self._connect_error(err) from err
-            if cfg.uses_oauth2:
-                client.oauth2_login(cfg.username, secret)
+                failed = err  # explained after the turn is given back (the explanation may probe the port)
             else:
-                client.login(cfg.username, secret)
-            found = frozenset(c.upper() for c in client.capabilities())
-            # One set per distinct server: 1,000 mailboxes on one server held 1,000 copies (4 KB each).
-            self._capabilities = _CAPABILITIES.setdefault(found, found)
-            if b"ENABLE" in self._capabilities:
-                # RFC 7162 §3.1: makes EXAMINE report HIGHESTMODSEQ. QRESYNC implies CONDSTORE and lets a
-                # FETCH name the UIDs expunged since a modseq (VANISHED); nothing is written either way.
-                if b"QRESYNC" in self._capabilities and b"CONDSTORE" in self._capabilities:
-                    client.enable("QRESYNC")
-                elif b"CONDSTORE" in self._capabilities:
-                    client.enable("CONDSTORE")
+                if cfg.uses_oauth2:
+                    client.oauth2_login(cfg.username, secret)
+                else:
+                    client.login(cfg.username, secret)
+                found = frozenset(c.upper() for c in client.capabilities())
+                # One set per distinct server: 1,000 mailboxes on one server held 1,000 copies (4 KB each).
+                self._capabilities = _CAPABILITIES.setdefault(found, found)
+                if b"ENABLE" in self._capabilities:
+                    # RFC 7162 §3.1: makes EXAMINE report HIGHESTMODSEQ. QRESYNC implies CONDSTORE and lets
+                    # a FETCH name the UIDs expunged since a modseq (VANISHED); nothing is written either way.
+                    if b"QRESYNC" in self._capabilities and b"CONDSTORE" in self._capabilities:
+                        client.enable("QRESYNC")
+                    elif b"CONDSTORE" in self._capabilities:
+                        client.enable("CONDSTORE")
+        if failed is not None:
+            raise self._connect_error(failed) from failed
         self.log.debug("connected to %s:%d", cfg.host, cfg.port)
         return client
+
+    @contextmanager
+    def _connect_turn(self) -> Iterator[None]:
+        """A turn to set up a connection (:data:`CONNECTS_AT_ONCE`), waited for no longer than what is left
+        of the poll's ``poll_deadline``: connections stuck elsewhere cannot hold this poll past it."""
+        deadline = self._deadline
+        wait = None if deadline is None else max(0.0, deadline - time.monotonic())
+        if not _CONNECTING.acquire(timeout=wait):
+            raise TransientSourceError(
+                f"connecting to {self.config.host}: no turn to connect within poll_deadline "
+                f"({CONNECTS_AT_ONCE} connections were being set up)"
+            )
+        try:
+            yield
+        finally:
+            _CONNECTING.release()
 
     def _connect_error(self, err: OSError) -> SourceError:
         """The error of a failed connection, with what it means and the setting that fixes it."""

@@ -92,8 +92,8 @@ class ParsePool:
         try:
             for _ in range(self.workers):
                 up.append(self._executor.submit(_ready))
-        except (OSError, ValueError, RuntimeError) as err:  # no forkserver (or closed meanwhile)
-            self.cannot_spawn = not isinstance(err, RuntimeError)
+        except Exception as err:  # no forkserver, one that died, or the pool closed meanwhile
+            self.cannot_spawn = isinstance(err, OSError | ValueError)
             failed: Future[bool] = Future()
             failed.set_exception(err)
             up.append(failed)

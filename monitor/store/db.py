@@ -491,11 +491,12 @@ class Store:
             updates["engine_changed_at"] = stmt.excluded.engine_changed_at
         conn.execute(stmt.on_conflict_do_update(index_elements=["source"], set_=updates))
 
-    def touch_poll(self, source: str, now: datetime) -> None:
+    def touch_poll(self, source: str, now: datetime) -> bool:
         """Record that ``source`` completed a poll at ``now`` that changed nothing (see :meth:`last_polls`):
-        one small update, where a save would write its counts and cursor again."""
+        one small update, where a save would write its counts and cursor again. False when the source
+        has no stored cursor to update."""
         with self.engine.begin() as conn:
-            conn.execute(_TOUCH, {"t_source": source, "t_updated_at": now})
+            return bool(conn.execute(_TOUCH, {"t_source": source, "t_updated_at": now}).rowcount)
 
     def load_cursor(self, source: str) -> Cursor | None:
         """The saved position of ``source``, or None before its first poll."""
