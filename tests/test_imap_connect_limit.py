@@ -73,8 +73,10 @@ def test_a_poll_waits_for_its_turn_no_longer_than_its_deadline(
     assert turns.acquire()  # another source's connection, stuck
     try:
         began = time.monotonic()
-        with pytest.raises(TransientSourceError, match="no turn to connect within poll_deadline"):
+        # Said either way, whichever comes first: the wait for a turn ending, or the deadline's timer.
+        with pytest.raises(TransientSourceError, match="poll_deadline") as failed:
             source.poll(None)
+        assert "no turn to connect" in str(failed.value) or "took longer than" in str(failed.value)
         assert time.monotonic() - began < 5
     finally:
         turns.release()
