@@ -12,7 +12,7 @@ Run: ``uv run python benchmarks/perf_table.py`` (``--help`` for sizes). Rows:
 - ingest of N messages into PostgreSQL, against the same into SQLite.
 - peak memory (max RSS) of a process that evaluates a store holding N messages, from a fresh start.
 - M mailboxes (Dovecot users with 3 messages each) polled every minute by one daemon process: its CPU
-  seconds per minute and RSS once every mailbox was read.
+  seconds per minute (over ``--window`` seconds once every mailbox was read) and RSS.
 
 Every ratio is the median of ``--runs`` runs. Targets are those of issue 9.
 """

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import create_engine
+from sqlalchemy import DateTime, create_engine
 
 from monitor.awaiting import AwaitingItem, Response
 from monitor.breaches import BecameBreach, Opened, Resolved
@@ -179,12 +179,13 @@ def test_failed_save_keeps_the_old_cursor_and_no_events(store: Store) -> None:
     ],
 )
 def test_bulk_sqlite_timestamps_are_what_sqlalchemy_binds(value: datetime | None) -> None:
-    """The bulk inserts' own timestamp conversion gives SQLite the very text SQLAlchemy would."""
+    """The one-step timestamp conversion on SQLite gives the very text of SQLAlchemy's two steps."""
     dialect = create_engine("sqlite://").dialect
     column = UTCDateTime()
-    bind = column.dialect_impl(dialect).bind_processor(dialect)
-    assert bind is not None
-    assert UTCDateTime.sqlite_text(value) == bind(value)
+    assert column.dialect_impl(dialect).bind_processor(dialect) == UTCDateTime.sqlite_text  # what is used
+    as_datetime = DateTime().dialect_impl(dialect).bind_processor(dialect)
+    assert as_datetime is not None
+    assert UTCDateTime.sqlite_text(value) == as_datetime(column.process_bind_param(value, dialect))
     with pytest.raises(ValueError, match="naive"):
         UTCDateTime.sqlite_text(datetime(2026, 11, 16, 10, 0))
 

@@ -41,15 +41,7 @@ from monitor.breaches import BecameBreach, OpenBreach, Opened, Resolved, Transit
 from monitor.events import CallDirection, CallEvent, Channel, MailboxSnapshot, MessageEvent
 from monitor.rules.base import Level
 from monitor.sources.base import Cursor, PollResult
-from monitor.store.models import (
-    AwaitingRow,
-    Breach,
-    Call,
-    MailboxCount,
-    Message,
-    SourceCursor,
-    UTCDateTime,
-)
+from monitor.store.models import AwaitingRow, Breach, Call, MailboxCount, Message, SourceCursor
 from monitor.store.window import EVENT_COLUMNS, MessageWindow, message_event
 
 log = logging.getLogger(__name__)
@@ -957,11 +949,7 @@ def _driver_columns(
     columns' own types for the driver (SQLAlchemy's executemany converts them row by row)."""
     values = [[row[c] for row in rows] for c in columns]
     for i, column in enumerate(columns):
-        kind = table.c[column].type
-        if conn.dialect.name == "sqlite" and isinstance(kind, UTCDateTime):
-            values[i] = [UTCDateTime.sqlite_text(v) for v in values[i]]
-            continue
-        process = kind.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+        process = table.c[column].type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
         if process is not None:
             values[i] = [process(v) for v in values[i]]
     return values
