@@ -39,3 +39,35 @@ def test_a_sooner_deadline_wakes_the_thread() -> None:
     deadlines.watch(0.05, done.set)
     assert done.wait(5)
     assert time.monotonic() - began < 2
+
+
+def test_cancelled_deadlines_let_go_of_their_callbacks() -> None:
+    """Polls end long before their deadline: a cancelled one keeps neither its callback (a poll's
+    event and source) nor, past a bound, its heap entry."""
+    import gc
+    import weakref
+
+    deadlines = Deadlines()
+    events = [threading.Event() for _ in range(1000)]
+    refs = [weakref.ref(event) for event in events]
+    tokens = [deadlines.watch(300, event.set) for event in events]
+    for token in tokens:
+        deadlines.cancel(token)
+    del events
+    gc.collect()
+    assert all(ref() is None for ref in refs)
+    assert deadlines.pending() <= 64
+    fired = threading.Event()
+    deadlines.watch(0.05, fired.set)  # still watching after the heap was rebuilt
+    assert fired.wait(5)
+
+
+def test_a_fired_deadline_cancelled_afterwards_is_harmless() -> None:
+    deadlines = Deadlines()
+    fired = threading.Event()
+    token = deadlines.watch(0.01, fired.set)
+    assert fired.wait(5)
+    deadlines.cancel(token)  # the poll ends after its deadline fired
+    again = threading.Event()
+    deadlines.watch(0.01, again.set)
+    assert again.wait(5)
