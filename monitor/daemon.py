@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import Any
 
-from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobEvent
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, EVENT_JOB_SUBMITTED, JobEvent
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
@@ -92,6 +92,8 @@ class Daemon:
         self._evaluating = 0
         self._evaluate_again = False
         """A poll changed data while an evaluation ran: it runs once more before it ends."""
+        self._evaluate_asked = False
+        """An evaluation was asked for (:meth:`_evaluate_soon`) and the scheduler has not run it yet."""
         self._lock = threading.RLock()
         self._running = 0
         self._idle = threading.Condition(self._lock)
@@ -113,6 +115,7 @@ class Daemon:
             timezone=UTC,
         )
         self.scheduler.add_listener(self._on_skipped, EVENT_JOB_MAX_INSTANCES)
+        self.scheduler.add_listener(self._on_evaluation_left, EVENT_JOB_SUBMITTED | EVENT_JOB_MISSED)
         self._still_running: set[str] = set()
         self._last_saved: dict[str, SavedPoll] = {}
         """Each source's last saved cursor and counts: a poll that finds the same writes nothing."""
@@ -331,7 +334,21 @@ class Daemon:
         return run
 
     def _on_skipped(self, event: JobEvent) -> None:
-        """A scheduled run found the previous one still running: said once until the job runs again."""
+        """A scheduled run found the previous one still running: said once until the job runs again.
+
+        An evaluation asked for by a poll and skipped is no news: the run in the way has either not
+        started judging yet (it will see the poll's data), is judging (it judges once more), or has
+        just finished judging (asked for again shortly)."""
+        if event.job_id == "evaluate":
+            with self._lock:
+                asked, self._evaluate_asked = self._evaluate_asked, False
+                judging = bool(self._evaluating)
+                if asked and judging:
+                    self._evaluate_again = True
+            if asked:
+                if not judging:
+                    self._ask_evaluation(datetime.now(UTC) + timedelta(seconds=0.05))
+                return
         with self._lock:
             if event.job_id in self._still_running:
                 return
@@ -391,9 +408,28 @@ class Daemon:
             if self._evaluating:
                 self._evaluate_again = True
                 return
+            if self._evaluate_asked:  # asked for and not started yet: it will see this poll's data
+                return
+        self._ask_evaluation(datetime.now(UTC))
+
+    def _on_evaluation_left(self, event: JobEvent) -> None:
+        """The asked-for evaluation left the scheduler (started, or too late to start)."""
+        if event.job_id == "evaluate":
+            with self._lock:
+                self._evaluate_asked = False
+
+    def _ask_evaluation(self, when: datetime) -> None:
+        """Move the evaluation's next run to ``when``; noted as asked until it starts."""
         job = self.scheduler.get_job("evaluate") if self.scheduler.running else None
-        if job is not None:
-            job.modify(next_run_time=datetime.now(UTC))
+        if job is None:
+            return
+        with self._lock:
+            self._evaluate_asked = True
+        try:
+            job.modify(next_run_time=when)
+        except JobLookupError:  # removed by a reload or a stop meanwhile
+            with self._lock:
+                self._evaluate_asked = False
 
     def evaluate(self) -> None:
         """Evaluate every team, each on its own: one team's failure never stops the others; again while

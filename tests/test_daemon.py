@@ -690,3 +690,60 @@ def test_a_poll_that_changes_data_during_an_evaluation_is_evaluated_before_it_en
     assert [count for _, _, count, _ in daemon.store.awaiting_summary()] == [2]
     daemon.evaluate()
     assert len(runs) == 3  # nothing asked meanwhile: once
+
+
+def test_evaluations_asked_for_by_many_polls_are_never_skipped_nor_lost(
+    tmp_path: Path, maildir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """At a start with many mailboxes every poll asks for an evaluation. However the asks fall around a
+    running one (before it judges, while it judges, as it ends), none is reported as skipped, and the
+    last ask is followed by an evaluation that starts after it."""
+    import random
+    import threading
+
+    cfg = config_for(tmp_path, maildir)
+    cfg["sources"]["mail"]["poll_every"] = "1h"  # type: ignore[index]
+    daemon = Daemon(validate(cfg), listen=("127.0.0.1", 0))  # the real clock and scheduler
+    run_team = daemon.evaluator.run_team
+    started: list[float] = []
+
+    def slow(team: str, now: datetime, freshness: Any = None) -> int | None:
+        started.append(time.monotonic())
+        time.sleep(0.01)
+        return run_team(team, now, freshness)
+
+    daemon.evaluator.run_team = slow  # type: ignore[method-assign]
+    evaluate = daemon.evaluate
+
+    def loaded() -> None:  # a busy machine: the run's thread starts late, and ends late after judging
+        time.sleep(0.005)
+        evaluate()
+        time.sleep(0.005)
+
+    daemon.evaluate = loaded  # type: ignore[method-assign]
+    asked: list[float] = []
+    daemon.start()
+    try:
+
+        def polls(seed: int) -> None:
+            rng = random.Random(seed)
+            for _ in range(150):
+                time.sleep(rng.uniform(0, 0.012))
+                asked.append(time.monotonic())
+                daemon._evaluate_soon()
+
+        threads = [threading.Thread(target=polls, args=(n,)) for n in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        last = max(asked)
+        deadline = time.monotonic() + 5
+        while not (started and started[-1] > last) and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        daemon.stop()
+    assert started[-1] > last, "the last poll's evaluation never came"
+    skipped = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
+    assert skipped == []
+    assert len(started) < len(asked) / 2  # asks that fall on a waiting run share it
