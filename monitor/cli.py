@@ -166,6 +166,9 @@ it until its first verdict, about 0.1 s with these."""
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the daemon until SIGTERM."""
     gc.set_threshold(*GC_THRESHOLDS)
+    from monitor.memory import limit_malloc_arenas
+
+    limit_malloc_arenas()  # before any thread starts
     from monitor.daemon import Daemon
     from monitor.logs import setup_logging
 

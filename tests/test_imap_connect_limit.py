@@ -82,3 +82,33 @@ def test_a_poll_waits_for_its_turn_no_longer_than_its_deadline(
         turns.release()
     assert source.poll(None).cursor  # its turn comes once the other connection is set up
     source.close()
+
+
+@pytest.mark.server
+def test_a_connection_waiting_for_its_next_poll_holds_little(dovecot: DovecotServer) -> None:
+    """A daemon keeps one connection per mailbox: between polls it keeps no record of its lines, no
+    untagged answer nobody asked for, and shares the greeting and capability lists with the others."""
+    sources, boxes, cursors = [], [], []
+    for _ in range(2):
+        box = dovecot.new_mailbox()
+        box.create_folder("Sent")
+        box.append("INBOX", b"From: carol@cust.example\r\nSubject: hi\r\n\r\nhello\r\n")
+        boxes.append(box)
+        sources.append(make_source(box))
+    try:
+        for source in sources:
+            cursor = source.poll(None).cursor
+            cursors.append(source.poll(cursor).cursor)  # a second poll on the same connection
+        first, second = (source._client for source in sources)
+        for client in (first, second):
+            assert client._imap.untagged_responses == {}
+            assert not getattr(client._imap, "_cmd_log", {})
+        assert first._imap.welcome is second._imap.welcome
+        assert first._imap.capabilities is second._imap.capabilities
+        assert first._cached_capabilities is second._cached_capabilities
+        assert b"IMAP4REV1" in first.capabilities()  # imapclient still answers from what it keeps
+        boxes[0].append("INBOX", b"From: dan@cust.example\r\nSubject: again\r\n\r\nhello\r\n")
+        assert len(sources[0].poll(cursors[0]).messages) == 1  # and polls as before
+    finally:
+        for source in sources:
+            source.close()

@@ -83,6 +83,7 @@ _IMAPLIB_LOG = logging.getLogger("imapclient.imaplib")  # where imapclient sends
 
 FETCH_HEADERS: tuple[str, ...] = tuple(dict.fromkeys((*WANTED_HEADERS, *HEADERS_USED)))
 """Header fields fetched with ``BODY.PEEK[HEADER.FIELDS (...)]``: what the engine and the classifier read."""
+HEADER_ITEM = "BODY.PEEK[HEADER.FIELDS ({})]".format(" ".join(FETCH_HEADERS))
 TEXT_PREVIEW_BYTES = 4096
 """How much of a message's text ``text_preview`` fetches (the new text is rarely longer)."""
 
@@ -327,6 +328,43 @@ def parse_uid_set(text: str) -> set[int]:
 _CAPABILITIES: dict[frozenset[bytes], frozenset[bytes]] = {}
 """Each distinct CAPABILITY answer, held once for every connection that got it."""
 
+_SHARED: dict[Any, Any] = {}
+"""Greetings and capability tuples of open connections, each distinct one held once (:func:`keep_less`);
+at most :data:`_SHARED_MAX` of them (some servers greet every connection differently)."""
+_SHARED_MAX = 64
+
+
+def _shared(value: Any) -> Any:
+    if len(_SHARED) < _SHARED_MAX:
+        return _SHARED.setdefault(value, value)
+    return _SHARED.get(value, value)
+
+
+def _not_kept(_line: str) -> None:
+    """imaplib's record of a connection's last ten lines, for its ``print_log()``: not kept."""
+
+
+def keep_less(client: Any) -> None:
+    """Let a connection hold less while it waits for its next poll (after each poll; None is fine).
+
+    A daemon keeps one connection per mailbox, so what each holds counts a thousand times: imaplib keeps
+    its last ten lines sent and read (all of a poll's, rewritten every poll) and the greeting, imaplib and
+    imapclient each keep the capability list, and untagged answers no command asked for stay until the
+    next SELECT. Identical greetings and capability lists are shared, the line record is not kept, and
+    leftover untagged answers (never read: replywatch asks for what it reads) are dropped.
+    """
+    imap = getattr(client, "_imap", None)
+    if not isinstance(imap, imaplib.IMAP4):
+        return
+    imap._log = _not_kept  # type: ignore[attr-defined]
+    getattr(imap, "_cmd_log", {}).clear()
+    imap.welcome = _shared(imap.welcome)
+    imap.capabilities = _shared(imap.capabilities)
+    cached = getattr(client, "_cached_capabilities", None)
+    if cached:
+        client._cached_capabilities = _shared(cached)
+    imap.untagged_responses.clear()
+
 
 def _batches(items: Sequence[int], size: int) -> Iterator[Sequence[int]]:
     for start in range(0, len(items), size):
@@ -389,7 +427,6 @@ class ImapSource(FolderSource[ImapState]):
         self._capabilities: frozenset[bytes] = frozenset()
         self._sent_folder: str | None = None
         self._junk_checked = False
-        self._header_item = "BODY.PEEK[HEADER.FIELDS ({})]".format(" ".join(FETCH_HEADERS))
 
     # -- public API --------------------------------------------------------------------------------
 
@@ -449,6 +486,7 @@ class ImapSource(FolderSource[ImapState]):
         finally:
             DEADLINES.cancel(timer)
             self._deadline = None
+            keep_less(self._client)  # kept open until the next poll: as little as it can hold
 
     def _expire(self, expired: threading.Event) -> None:
         expired.set()
@@ -949,7 +987,7 @@ class ImapSource(FolderSource[ImapState]):
     # -- fetching ----------------------------------------------------------------------------------
 
     def _fetch_items(self) -> list[str]:
-        items = ["FLAGS", "INTERNALDATE", self._header_item]
+        items = ["FLAGS", "INTERNALDATE", HEADER_ITEM]
         if self.config.text_preview:
             items.append(f"BODY.PEEK[TEXT]<0.{TEXT_PREVIEW_BYTES}>")
         if self._has(b"X-GM-EXT-1"):
