@@ -27,6 +27,7 @@ from monitor.exporters.http import MetricsServer
 from monitor.exporters.outbox import Dispatcher, build_notifiers
 from monitor.exporters.prometheus import DaemonState, ReplywatchCollector
 from monitor.freshness import TeamFreshness, team_freshness
+from monitor.memory import return_free_memory
 from monitor.plugins import SecretError
 from monitor.sources import parse_pool
 from monitor.sources.base import SOURCES, Cursor, PollResult, Source, SourceConfigBase
@@ -448,7 +449,9 @@ class Daemon:
                 self._evaluate_again = False
                 if not again:
                     self._evaluating -= 1
-                    return
+            if not again:
+                return_free_memory()  # what the polls and this evaluation freed (rate-limited)
+                return
 
     def _evaluate_once(self) -> None:
         with self._lock:

@@ -112,3 +112,39 @@ def test_a_connection_waiting_for_its_next_poll_holds_little(dovecot: DovecotSer
     finally:
         for source in sources:
             source.close()
+
+
+@pytest.mark.server
+@pytest.mark.parametrize("tls", ["implicit", "starttls"])
+def test_a_small_read_buffer_reads_long_headers_and_many_messages(dovecot: DovecotServer, tls: str) -> None:
+    """imaplib reads through a READ_BUFFER buffer (STARTTLS: imaplib's own); header blocks several times
+    longer than it and a fetch of many messages come through whole."""
+    import io
+    import sys
+
+    from monitor.sources.imap_connection import READ_BUFFER
+
+    box = dovecot.new_mailbox()
+    box.create_folder("Sent")
+    references = [f"<r{n:04d}.long-thread-id@cust.example>" for n in range(150)]  # about 6 KB
+    box.append(
+        "INBOX",
+        (
+            "From: carol@cust.example\r\nTo: support@example.com\r\nMessage-ID: <last@cust.example>\r\n"
+            f"References: {' '.join(references)}\r\nSubject: long\r\n\r\nhello\r\n"
+        ).encode(),
+    )
+    for n in range(60):
+        message = f"From: c{n}@cust.example\r\nMessage-ID: <m{n}@cust.example>\r\n\r\nhi\r\n"
+        box.append("INBOX", message.encode())
+    source = make_source(box, tls=tls, batch_size=25)
+    try:
+        messages = source.poll(None).messages
+        reader = source._client._imap.file
+        small = sys.getsizeof(io.BufferedReader(io.BytesIO(), buffer_size=READ_BUFFER))
+        assert (sys.getsizeof(reader) == small) is (tls == "implicit")
+    finally:
+        source.close()
+    assert len(messages) == 61
+    long = next(m for m in messages if m.message_id == "last@cust.example")
+    assert list(long.references) == [r.strip("<>") for r in references]

@@ -75,3 +75,14 @@ def test_nothing_is_capped_off_glibc_or_twice_told(monkeypatch: pytest.MonkeyPat
     monkeypatch.delenv("MALLOC_ARENA_MAX")
     monkeypatch.setattr("monitor.memory._glibc", lambda: False)
     assert not limit_malloc_arenas()
+
+
+@pytest.mark.skipif(not _glibc(), reason="malloc_trim is glibc's")
+def test_free_heap_pages_go_back_to_the_system_at_most_once_a_while() -> None:
+    from monitor.memory import return_free_memory
+
+    kept = [bytes(3000) for _ in range(20_000)]  # 60 MB from malloc, then mostly freed
+    del kept[1::2]
+    assert return_free_memory(every=0)
+    assert not return_free_memory(every=3600)  # just done
+    del kept

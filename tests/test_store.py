@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -483,3 +484,29 @@ def _role_exists(conn: object, role: str) -> bool:
     from sqlalchemy import text
 
     return bool(conn.execute(text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role}).first())  # type: ignore[attr-defined]
+
+
+def test_an_idle_sqlite_connection_lets_go_of_its_page_cache(tmp_path: Path) -> None:
+    """A connection back in the pool keeps no page cache (up to 2 MB each, and a daemon's pool holds
+    several): SQLite's own count of the memory it uses falls back once the read is done."""
+    import ctypes
+    import ctypes.util
+
+    library = ctypes.util.find_library("sqlite3")
+    assert library, "the sqlite3 module's shared library (libsqlite3) was not found"
+    used = ctypes.CDLL(library).sqlite3_memory_used
+    used.restype = ctypes.c_int64
+    store = Store.open(f"sqlite:///{tmp_path / 'rw.db'}")
+    try:
+        store.upgrade()
+        store.save_poll("inbox", PollResult(messages=[msg(i) for i in range(6000)], cursor={}), T0)
+        before = used()
+        with store.engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT count(*), max(length(subject)) FROM message").one()[0] == 6000
+            conn.exec_driver_sql("SELECT * FROM message").all()  # every page through this connection
+            reading = used()
+        after = used()
+    finally:
+        store.close()
+    assert reading - after > 1_000_000  # the cache the read filled was let go on check-in
+    assert after - before < 200_000

@@ -38,7 +38,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar, Literal, NotRequired
 
-from imapclient import IMAPClient, SocketTimeout
+from imapclient import SocketTimeout
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginError
 from imapclient.imap_utf7 import encode as encode_utf7
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
@@ -74,6 +74,7 @@ from monitor.sources.hints import (
     server_text,
     speaks_tls,
 )
+from monitor.sources.imap_connection import Client, keep_less
 from monitor.sources.imap_events import Built, FolderFetch, as_utc, build_events, flags_of, parse_and_build
 from monitor.sources.imap_fetch import FetchParseError, parse_fetch_records
 from monitor.sources.junk import is_junk_name, junk_refusal
@@ -328,43 +329,6 @@ def parse_uid_set(text: str) -> set[int]:
 _CAPABILITIES: dict[frozenset[bytes], frozenset[bytes]] = {}
 """Each distinct CAPABILITY answer, held once for every connection that got it."""
 
-_SHARED: dict[Any, Any] = {}
-"""Greetings and capability tuples of open connections, each distinct one held once (:func:`keep_less`);
-at most :data:`_SHARED_MAX` of them (some servers greet every connection differently)."""
-_SHARED_MAX = 64
-
-
-def _shared(value: Any) -> Any:
-    if len(_SHARED) < _SHARED_MAX:
-        return _SHARED.setdefault(value, value)
-    return _SHARED.get(value, value)
-
-
-def _not_kept(_line: str) -> None:
-    """imaplib's record of a connection's last ten lines, for its ``print_log()``: not kept."""
-
-
-def keep_less(client: Any) -> None:
-    """Let a connection hold less while it waits for its next poll (after each poll; None is fine).
-
-    A daemon keeps one connection per mailbox, so what each holds counts a thousand times: imaplib keeps
-    its last ten lines sent and read (all of a poll's, rewritten every poll) and the greeting, imaplib and
-    imapclient each keep the capability list, and untagged answers no command asked for stay until the
-    next SELECT. Identical greetings and capability lists are shared, the line record is not kept, and
-    leftover untagged answers (never read: replywatch asks for what it reads) are dropped.
-    """
-    imap = getattr(client, "_imap", None)
-    if not isinstance(imap, imaplib.IMAP4):
-        return
-    imap._log = _not_kept  # type: ignore[attr-defined]
-    getattr(imap, "_cmd_log", {}).clear()
-    imap.welcome = _shared(imap.welcome)
-    imap.capabilities = _shared(imap.capabilities)
-    cached = getattr(client, "_cached_capabilities", None)
-    if cached:
-        client._cached_capabilities = _shared(cached)
-    imap.untagged_responses.clear()
-
 
 def _batches(items: Sequence[int], size: int) -> Iterator[Sequence[int]]:
     for start in range(0, len(items), size):
@@ -418,7 +382,7 @@ class ImapSource(FolderSource[ImapState]):
     ) -> None:
         super().__init__(name, clock=clock)
         self.config = config
-        self._client_factory: ClientFactory = client_factory or IMAPClient
+        self._client_factory: ClientFactory = client_factory or Client
         self._ssl_context = ssl_context
         self._batch_size = batch_size
         self._client: Any = None

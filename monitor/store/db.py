@@ -105,6 +105,15 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cur.close()
 
 
+def _sqlite_release(dbapi_connection: Any, _record: Any) -> None:
+    """Back in the pool: SQLite's page cache of this connection is let go (up to 2 MB each; a daemon's
+    pool keeps several, and a thousand sources' polls use them all). An idle connection's cache is
+    stale after another connection's commit anyway."""
+    if dbapi_connection is not None:  # None: invalidated
+        with contextlib.suppress(dbapi_connection.Error):  # sqlite3's, as DB-API connections name it
+            dbapi_connection.execute("PRAGMA shrink_memory")
+
+
 def make_engine(url: str, password: str | None = None) -> Engine:
     """An engine for ``url``; SQLite gets WAL and a busy timeout, its folder is created."""
     parsed = make_url(url)
@@ -120,6 +129,7 @@ def make_engine(url: str, password: str | None = None) -> Engine:
             path.parent.mkdir(parents=True, exist_ok=True)
             event.listen(engine, "do_connect", functools.partial(_create_private, path))
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "checkin", _sqlite_release)
         return engine
     connect_args: dict[str, Any] = {}
     if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() == "psycopg":
