@@ -14,8 +14,9 @@ from imapclient import IMAPClient, imap4, tls
 
 READ_BUFFER = 2048
 """Bytes imaplib reads ahead from the socket (it asks for 8 KB). A FETCH answer line is one or two hundred
-bytes, and a literal longer than the buffer is read straight into its bytes: a 10,000-message fetch reads
-no slower, and 1,000 connections hold 6 MB less."""
+bytes, and a literal longer than the buffer is read straight into its bytes. 1,000 connections hold 6 MB
+less; a first fetch of 50,000 headers makes four times as many reads and costs about 7 % more CPU in the
+daemon's process (2.13 -> 2.27 s), once."""
 
 _SHARED: dict[Any, Any] = {}
 """Greetings and capability tuples of open connections, each distinct one held once (:func:`keep_less`);
