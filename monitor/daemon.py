@@ -94,7 +94,10 @@ class Daemon:
         self._evaluate_again = False
         """A poll changed data while an evaluation ran: it runs once more before it ends."""
         self._evaluate_asked = False
-        """An evaluation was asked for (:meth:`_evaluate_soon`) and the scheduler has not run it yet."""
+        """An evaluation was asked for (:meth:`_evaluate_soon`) and has not started judging yet."""
+        self._asked_times: set[datetime] = set()
+        """The run times of asked-for evaluations the scheduler has not taken yet: a skip of one is no
+        news (:meth:`_on_skipped`)."""
         self._lock = threading.RLock()
         self._running = 0
         self._idle = threading.Condition(self._lock)
@@ -116,7 +119,7 @@ class Daemon:
             timezone=UTC,
         )
         self.scheduler.add_listener(self._on_skipped, EVENT_JOB_MAX_INSTANCES)
-        self.scheduler.add_listener(self._on_evaluation_left, EVENT_JOB_SUBMITTED | EVENT_JOB_MISSED)
+        self.scheduler.add_listener(self._on_evaluation_taken, EVENT_JOB_SUBMITTED | EVENT_JOB_MISSED)
         self._still_running: set[str] = set()
         self._last_saved: dict[str, SavedPoll] = {}
         """Each source's last saved cursor and counts: a poll that finds the same writes nothing."""
@@ -342,10 +345,12 @@ class Daemon:
         just finished judging (asked for again shortly)."""
         if event.job_id == "evaluate":
             with self._lock:
-                asked, self._evaluate_asked = self._evaluate_asked, False
+                asked = self._asked_times.intersection(event.scheduled_run_times)
+                self._asked_times.difference_update(asked)
                 judging = bool(self._evaluating)
                 if asked and judging:
                     self._evaluate_again = True
+                    self._evaluate_asked = False
             if asked:
                 if not judging:
                     self._ask_evaluation(datetime.now(UTC) + timedelta(seconds=0.05))
@@ -413,30 +418,35 @@ class Daemon:
                 return
         self._ask_evaluation(datetime.now(UTC))
 
-    def _on_evaluation_left(self, event: JobEvent) -> None:
-        """The asked-for evaluation left the scheduler (started, or too late to start)."""
+    def _on_evaluation_taken(self, event: JobEvent) -> None:
+        """The scheduler took an evaluation run (submitted, or too late to start)."""
         if event.job_id == "evaluate":
             with self._lock:
-                self._evaluate_asked = False
+                self._asked_times.difference_update(event.scheduled_run_times)
+                if event.code == EVENT_JOB_MISSED:  # it will not judge: the next poll asks anew
+                    self._evaluate_asked = False
 
     def _ask_evaluation(self, when: datetime) -> None:
-        """Move the evaluation's next run to ``when``; noted as asked until it starts."""
+        """Move the evaluation's next run to ``when``; noted as asked until it starts judging."""
         job = self.scheduler.get_job("evaluate") if self.scheduler.running else None
         if job is None:
             return
         with self._lock:
             self._evaluate_asked = True
+            self._asked_times.add(when)
         try:
             job.modify(next_run_time=when)
         except JobLookupError:  # removed by a reload or a stop meanwhile
             with self._lock:
                 self._evaluate_asked = False
+                self._asked_times.discard(when)
 
     def evaluate(self) -> None:
         """Evaluate every team, each on its own: one team's failure never stops the others; again while
         polls changed data meanwhile."""
-        with self._lock:
+        with self._lock:  # a poll sees either an evaluation asked for or one judging, never neither
             self._evaluating += 1
+            self._evaluate_asked = False
         while True:
             try:
                 self._evaluate_once()

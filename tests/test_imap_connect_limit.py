@@ -85,9 +85,15 @@ def test_a_poll_waits_for_its_turn_no_longer_than_its_deadline(
 
 
 @pytest.mark.server
-def test_a_connection_waiting_for_its_next_poll_holds_little(dovecot: DovecotServer) -> None:
+def test_a_connection_waiting_for_its_next_poll_holds_little(
+    dovecot: DovecotServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A daemon keeps one connection per mailbox: between polls it keeps no record of its lines, no
     untagged answer nobody asked for, and shares the greeting and capability lists with the others."""
+    from monitor.sources import imap_connection
+
+    monkeypatch.setattr(imap_connection, "_GREETINGS", {})
+    monkeypatch.setattr(imap_connection, "_CAPABILITY_LISTS", {})
     sources, boxes, cursors = [], [], []
     for _ in range(2):
         box = dovecot.new_mailbox()

@@ -450,7 +450,10 @@ class ImapSource(FolderSource[ImapState]):
         finally:
             DEADLINES.cancel(timer)
             self._deadline = None
-            keep_less(self._client)  # kept open until the next poll: as little as it can hold
+            try:
+                keep_less(self._client)  # kept open until the next poll: as little as it can hold
+            except Exception:  # never instead of the poll's result or its own error
+                self.log.debug("could not trim the connection's state", exc_info=True)
 
     def _expire(self, expired: threading.Event) -> None:
         expired.set()

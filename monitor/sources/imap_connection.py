@@ -18,9 +18,11 @@ bytes, and a literal longer than the buffer is read straight into its bytes. 1,0
 less; a first fetch of 50,000 headers makes four times as many reads and costs about 7 % more CPU in the
 daemon's process (2.13 -> 2.27 s), once."""
 
-_SHARED: dict[Any, Any] = {}
-"""Greetings and capability tuples of open connections, each distinct one held once (:func:`keep_less`);
-at most :data:`_SHARED_MAX` of them (some servers greet every connection differently)."""
+_GREETINGS: dict[bytes, bytes] = {}
+"""Greetings of open connections, each distinct one held once (:func:`keep_less`); at most
+:data:`_SHARED_MAX` (some servers greet every connection differently, and those greetings are not kept)."""
+_CAPABILITY_LISTS: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+"""imaplib's and imapclient's capability tuples, each distinct one held once; at most :data:`_SHARED_MAX`."""
 _SHARED_MAX = 64
 
 
@@ -58,10 +60,10 @@ class Client(IMAPClient):  # type: ignore[misc]
         return _PlainConnection(self.host, self.port, connect_timeout)
 
 
-def _shared(value: Any) -> Any:
-    if len(_SHARED) < _SHARED_MAX:
-        return _SHARED.setdefault(value, value)
-    return _SHARED.get(value, value)
+def _shared(held: dict[Any, Any], value: Any) -> Any:
+    if len(held) < _SHARED_MAX:
+        return held.setdefault(value, value)
+    return held.get(value, value)
 
 
 def _not_kept(_line: str) -> None:
@@ -82,9 +84,9 @@ def keep_less(client: Any) -> None:
         return
     imap._log = _not_kept  # type: ignore[attr-defined]
     getattr(imap, "_cmd_log", {}).clear()
-    imap.welcome = _shared(imap.welcome)
-    imap.capabilities = _shared(imap.capabilities)
+    imap.welcome = _shared(_GREETINGS, imap.welcome)
+    imap.capabilities = _shared(_CAPABILITY_LISTS, imap.capabilities)
     cached = getattr(client, "_cached_capabilities", None)
     if cached:
-        client._cached_capabilities = _shared(cached)
+        client._cached_capabilities = _shared(_CAPABILITY_LISTS, cached)
     imap.untagged_responses.clear()
