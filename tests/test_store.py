@@ -492,10 +492,11 @@ def test_an_idle_sqlite_connection_lets_go_of_its_page_cache(tmp_path: Path) -> 
     import _sqlite3
     import ctypes
 
-    try:  # the SQLite the sqlite3 module runs on (linked to it, or built into it)
-        used = ctypes.CDLL(_sqlite3.__file__).sqlite3_memory_used
-    except AttributeError:
-        pytest.skip("this sqlite3 module's SQLite does not export sqlite3_memory_used")
+    library = ctypes.CDLL(_sqlite3.__file__)  # the SQLite the sqlite3 module runs on (linked or built in)
+    assert hasattr(library, "sqlite3_memory_used"), (
+        f"{_sqlite3.__file__}'s SQLite does not export sqlite3_memory_used: its memory cannot be read here"
+    )
+    used = library.sqlite3_memory_used
     used.restype = ctypes.c_int64
     store = Store.open(f"sqlite:///{tmp_path / 'rw.db'}")
     try:
