@@ -469,16 +469,22 @@ class Daemon:
             teams = list(self.loaded.config.teams)
             every = self.loaded.config.engine.evaluate_every
         with self._evaluate_lock:  # one evaluation at a time: transitions are read-then-write
-            now = self.clock()
-            fresh = self.freshness(now)
-            for team in teams:
-                self._note_freshness(fresh[team], now)
-                job = Job(EVALUATE, team, every, subject="evaluation", field="team")
-                judged = self.supervisor.run(
-                    job, functools.partial(evaluator.run_team, team, now, fresh[team])
-                )
-                if judged is not None and fresh[team].complete:
-                    self.state.completed_once.add(team)
+            held = self.store.held.mark()
+            try:
+                self._judge_teams(evaluator, teams, every)
+            finally:  # a first sync held for this evaluation goes with it (one kept meanwhile stays)
+                self.store.held.release(held)
+
+    def _judge_teams(self, evaluator: Evaluator, teams: list[str], every: timedelta) -> None:
+        """Judge each team on the data of now (one team's failure never stops the others)."""
+        now = self.clock()
+        fresh = self.freshness(now)
+        for team in teams:
+            self._note_freshness(fresh[team], now)
+            job = Job(EVALUATE, team, every, subject="evaluation", field="team")
+            judged = self.supervisor.run(job, functools.partial(evaluator.run_team, team, now, fresh[team]))
+            if judged is not None and fresh[team].complete:
+                self.state.completed_once.add(team)
 
     def _note_freshness(self, freshness: TeamFreshness, now: datetime) -> None:
         """Publish a team's freshness; log once when it becomes incomplete and once when complete again."""

@@ -19,13 +19,12 @@ from monitor.config import Config
 from monitor.engine import TeamContext, build_awaiting
 from monitor.engine.answers import answer_across_channels
 from monitor.engine.phone import PhoneOptions, PhoneTeam, build_phone_awaiting
-from monitor.engine.slices import build_awaiting_in_slices
+from monitor.engine.slices import Window, build_awaiting_in_slices
 from monitor.events import CallEvent, Channel, MailboxSnapshot, MessageEvent
 from monitor.freshness import TeamFreshness
 from monitor.rules.base import FOREVER, RULES, EngineOptions, Level, Rule
 from monitor.store.db import Store, Timing, row_item
 from monitor.store.outbox import Outbox
-from monitor.store.window import MessageWindow
 from monitor.verdict import TeamVerdict, evaluate_team
 
 log = logging.getLogger(__name__)
@@ -85,7 +84,7 @@ def team_awaiting(
 
 
 def stored_team_awaiting(
-    config: Config, team: str, window: MessageWindow, calls: Sequence[CallEvent]
+    config: Config, team: str, window: Window, calls: Sequence[CallEvent]
 ) -> list[AwaitingItem]:
     """The items of :func:`team_awaiting` for the stored messages of ``window``, read in slices: the
     daemon's rebuild, whose memory must not grow with every message stored."""
@@ -187,7 +186,7 @@ class Evaluator:
         phone = [name for name in sources if self.config.sources[name].channel is Channel.PHONE]
         mail = [name for name in sources if name not in phone]
         calls = self.store.calls(phone, since) if phone else []
-        with self.store.window(mail, since) as window:
+        with self.store.rebuild_window(mail, since) as window:
             built = stored_team_awaiting(self.config, team, window, calls)
         del calls
         changed = 0

@@ -41,6 +41,7 @@ from monitor.breaches import BecameBreach, OpenBreach, Opened, Resolved, Transit
 from monitor.events import CallDirection, CallEvent, Channel, MailboxSnapshot, MessageEvent
 from monitor.rules.base import Level
 from monitor.sources.base import Cursor, PollResult
+from monitor.store.held import HeldMessages, HeldWindow
 from monitor.store.models import AwaitingRow, Breach, Call, MailboxCount, Message, SourceCursor
 from monitor.store.window import EVENT_COLUMNS, MessageWindow, message_event
 
@@ -84,6 +85,8 @@ class _Upserted:
     inserted: int
     updated: int
     engine_changed: bool
+    first: bool = False
+    """Written into a store that held no row of the source (its first sync)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,6 +213,8 @@ class Store:
         self._committed = f"replywatch_committed_{id(self)}"
         event.listen(engine, "commit", self._committing)
         event.listen(engine, "checkin", self._after_commit)
+        self.held = HeldMessages()
+        """Each source's first sync, until the next evaluation (see :mod:`monitor.store.held`)."""
 
     def _committing(self, conn: Connection) -> None:
         # The driver commits after this event: a read meanwhile may still see the old data, so the
@@ -242,7 +247,8 @@ class Store:
         return True
 
     def close(self) -> None:
-        """Release pooled connections."""
+        """Release pooled connections and what is held."""
+        self.held.release()
         self.engine.dispose()
 
     # -- ingest ---------------------------------------------------------------------------------
@@ -260,6 +266,7 @@ class Store:
         The source's engine stamp moves when an event was added or a field the engine reads changed.
         """
         insert = self._insert()
+        self.held.drop(source)  # before the write: a rebuild never finds held what the store no longer is
         with self.engine.begin() as conn:
             messages = self._upsert(
                 conn, insert, MESSAGE, source, [message_row(m, now) for m in result.messages], _MUTABLE, now
@@ -270,8 +277,15 @@ class Store:
             for snap in result.snapshots:
                 self._save_snapshot(conn, insert, snap)
             removed = self._mark_removed(conn, source, result, now)
+            # A first sync, its messages held for the rebuild that follows (an empty one too: a team's
+            # mailbox that holds nothing yet must not send its rebuild to the store).
+            first = messages.first or (
+                not result.messages and not result.calls and not self._has_rows(conn, MESSAGE, source)
+            )
             engine_changed = messages.engine_changed or calls.engine_changed or bool(removed)
             self._save_cursor(conn, insert, source, result.cursor, now, engine_changed)
+        if first and not removed:
+            self.held.keep(source, result.messages)
         if messages.inserted >= _ANALYZE_ABOVE:
             self._analyze(MESSAGE)
         if calls.inserted >= _ANALYZE_ABOVE:
@@ -295,7 +309,7 @@ class Store:
         if rows and not self._has_rows(conn, table, source):
             # The source's first sync (or a store emptied): no row to compare with, so no lookup.
             inserted = self._insert_new(conn, table, rows)
-            return _Upserted(inserted, 0, True)
+            return _Upserted(inserted, 0, True, first=True)
         for start in range(0, len(rows), _BATCH):
             batch = rows[start : start + _BATCH]
             known = self._known(conn, table, source, [r["external_id"] for r in batch], mutable)
@@ -528,6 +542,13 @@ class Store:
     def window(self, sources: Sequence[str], since: datetime | None = None) -> MessageWindow:
         """The stored messages of ``sources`` dated at or after ``since``, to read in parts."""
         return MessageWindow(self.engine, sources, since)
+
+    def rebuild_window(
+        self, sources: Sequence[str], since: datetime | None = None
+    ) -> MessageWindow | HeldWindow:
+        """The messages of :meth:`window`, from memory when every source's are held since its first sync."""
+        held = self.held.window(sources, since)
+        return held if held is not None else self.window(sources, since)
 
     def removed_messages(self, sources: Sequence[str]) -> list[MessageEvent]:
         """Every stored message of ``sources`` that its source reported deleted or moved away."""
