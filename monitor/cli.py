@@ -169,11 +169,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     from monitor.memory import limit_malloc_arenas
 
     limit_malloc_arenas()  # before any thread starts
-    from monitor.daemon import Daemon
     from monitor.logs import setup_logging
 
     loaded = _load(args.config)
     setup_logging(args.log_level or loaded.config.log.level, args.log_format or loaded.config.log.format)
+    if any(source.kind == "imap" for source in loaded.config.sources.values()):
+        from monitor.sources import parse_pool
+
+        parse_pool.prestart()  # a first sync's parse workers start while the daemon's modules load
+    from monitor.daemon import Daemon
+
     daemon = _starting(loaded, lambda: Daemon(loaded))
     daemon.start = functools.partial(_starting, loaded, daemon.start)  # type: ignore[method-assign]
     if daemon.run_forever():

@@ -4,7 +4,9 @@ source's thread, whatever happens to the workers or the fast parser."""
 from __future__ import annotations
 
 import gc
+import json
 import logging
+import os
 import subprocess
 import sys
 import textwrap
@@ -48,6 +50,9 @@ class InThreadPool:
     abandoned = False
     cannot_spawn = False
     failed_start: BaseException | None = None
+    users = 0
+    last_used = 0.0
+    closed = False
 
     def ready(self) -> bool:
         return self.failed_start is None
@@ -416,3 +421,114 @@ def test_workers_whose_forkserver_died_are_replaced_at_the_next_large_fetch(
     assert parse_pool._unavailable == ""
     second = parse_pool.shared()
     assert second is not None and second is not first
+
+
+def _wait(condition: Callable[[], bool], seconds: float = 30) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def _workers(pool: parse_pool.ParsePool) -> list[Any]:
+    return list((pool._executor._processes or {}).values())  # type: ignore[attr-defined]
+
+
+def test_a_pool_no_fetch_uses_is_closed_and_its_workers_exit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(parse_pool, "IDLE_SECONDS", 0.5)
+    monkeypatch.setattr(parse_pool, "IDLE_CHECK_SECONDS", 0.05)
+    pool = parse_pool.shared()
+    assert pool is not None
+    assert _wait(pool.ready), "the parse workers did not start"
+    processes = _workers(pool)
+    assert len(processes) == pool.workers
+    assert _wait(lambda: parse_pool._shared is None, 10), "an idle pool was not closed"
+    assert _wait(lambda: not any(p.is_alive() for p in processes), 10), "an idle pool's workers live on"
+    again = parse_pool.shared()  # the next large fetch starts a new one
+    assert again is not None and again is not pool
+
+
+def test_a_pool_in_use_is_not_closed_as_idle(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(parse_pool, "IDLE_SECONDS", 0.3)
+    monkeypatch.setattr(parse_pool, "IDLE_CHECK_SECONDS", 0.05)
+    with parse_pool.leased() as pool:
+        assert pool is not None
+        assert _wait(pool.ready), "the parse workers did not start"
+        time.sleep(1.0)  # three idle periods while a fetch holds it
+        assert parse_pool._shared is pool
+        assert pool.submit(imap_events.parse_and_build, [], [], None).result(timeout=30) == []
+    assert _wait(lambda: parse_pool._shared is None, 10), "a pool let go of was not closed once idle"
+
+
+def test_a_large_fetch_holds_the_pool_while_it_reads(
+    imap_mailbox: Mailbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _fill(imap_mailbox)
+    users: list[int] = []
+    submit = parse_pool.ParsePool.submit
+
+    def noting(self: parse_pool.ParsePool, fn: Any, /, *args: Any) -> Any:
+        users.append(self.users)
+        return submit(self, fn, *args)
+
+    monkeypatch.setattr(parse_pool.ParsePool, "submit", noting)
+    pool = parse_pool.shared()
+    assert pool is not None and _wait(pool.ready), "the parse workers did not start"
+    assert make_source(imap_mailbox, batch_size=3).poll(None).messages == _expected(imap_mailbox).messages
+    assert users and set(users) == {1}
+    assert pool.users == 0 and pool.last_used > 0
+
+
+def test_the_daemon_starts_the_workers_before_it_loads_its_modules(tmp_path: Path) -> None:
+    """``replywatch run`` with an IMAP source: the pool is started before ``monitor.daemon`` is imported
+    (the workers come up while the daemon loads); without one, no pool."""
+    script = textwrap.dedent(
+        """
+        import sys
+        from monitor import cli
+        from monitor.sources import parse_pool
+
+        def prestart():
+            print("prestart, daemon loaded:", "monitor.daemon" in sys.modules)
+            raise SystemExit(0)
+
+        def starting(*_):
+            print("no prestart, daemon loaded:", "monitor.daemon" in sys.modules)
+            raise SystemExit(0)
+
+        parse_pool.prestart = prestart
+        cli._starting = starting
+        sys.argv = ["replywatch", "run", "-c", sys.argv[1]]
+        cli.main()
+        """
+    )
+    imap = {"kind": "imap", "host": "127.0.0.1", "port": 1993, "username": "u",
+            "password_env": "RW_TEST_NONE", "folders": {"inbox": "INBOX"}}  # fmt: skip
+    maildir = {"kind": "maildir", "path": str(tmp_path / "Maildir")}
+    (tmp_path / "Maildir").mkdir()
+    cases = (
+        ("imap", imap, "prestart, daemon loaded: False"),
+        ("maildir", maildir, "no prestart, daemon loaded: True"),
+    )
+    for name, source, said in cases:
+        config = tmp_path / f"{name}.yaml"
+        config.write_text(
+            "store: {url: 'sqlite:///" + str(tmp_path / f"{name}.db") + "'}\n"
+            "http: {listen: '127.0.0.1:9'}\n"
+            "calendars: {office: {timezone: UTC, hours: {mon-fri: '09:00-17:00'}}}\n"
+            f"sources: {{mail: {json.dumps(source)}}}\n"
+            "teams: {support: {calendar: office, addresses: [support@example.org], sources: [mail],\n"
+            "  members: [{name: Ann, email: [ann@example.org]}],\n"
+            "  rules: [{kind: reply_within, within: 8h}]}}\n"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", script, str(config)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "RW_TEST_NONE": "secret"},
+        )
+        assert done.stdout.splitlines() == [said], done.stdout + done.stderr

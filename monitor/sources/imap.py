@@ -32,7 +32,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -989,12 +989,12 @@ class ImapSource(FolderSource[ImapState]):
         items = self._fetch_items()
         batches = list(_batches(uids, self._batch_size))
         fast = self._fast_imap(client) is not None
-        pool = parse_pool.shared() if fast and len(uids) >= parse_pool.MIN_MESSAGES else None
-        if pool is None:
-            for answered in self._read_ahead(client, read.folder, batches, items, fetched):
-                yield build_events(answered, read)
-            return
-        yield from _WorkerFetch(self, client, pool, read, items, fetched).batches(batches)
+        with parse_pool.leased() if fast and len(uids) >= parse_pool.MIN_MESSAGES else _NO_POOL as pool:
+            if pool is not None:
+                yield from _WorkerFetch(self, client, pool, read, items, fetched).batches(batches)
+                return
+        for answered in self._read_ahead(client, read.folder, batches, items, fetched):
+            yield build_events(answered, read)
 
     def _fast_imap(self, client: Any) -> imaplib.IMAP4 | None:
         """imapclient's own imaplib connection, when FETCH answers are read by the fast parser."""
@@ -1223,6 +1223,10 @@ class _Fetched:
     flags: dict[int, frozenset[bytes]] = field(default_factory=dict)
     dates: list[datetime] = field(default_factory=list)
     skipped: list[int] = field(default_factory=list)
+
+
+_NO_POOL: nullcontext[None] = nullcontext()
+"""A small fetch's pool: none (parsed in the source's thread)."""
 
 
 def _quoted_folder(client: Any, folder: str) -> str:

@@ -5,8 +5,11 @@ and it is Python work that one process does on one CPU at a time. A first sync o
 fetch of at least :data:`MIN_MESSAGES`) therefore hands each batch's raw answers to a small pool of worker
 processes while the source's thread reads the next batch; small fetches, the steady state, never use it.
 
-The pool is one per daemon process, started on first use (``forkserver``: a fresh interpreter that imports
-only the parsing modules, never a copy of the daemon's threads and connections) and closed with the daemon.
+The pool is one per daemon process (``forkserver``: a fresh interpreter that imports only the parsing
+modules, never a copy of the daemon's threads and connections). It is started on first use, or at the
+daemon's start when it reads IMAP mailboxes (:func:`prestart`: the workers then start while the daemon
+imports its own modules, and are up when its first sync begins), and closed once no fetch has used it for
+:data:`IDLE_SECONDS` (a first sync's workers do not stay for good), or with the daemon.
 Until its workers are up, and on a machine with one CPU, batches are parsed in the source's thread; a pool
 that breaks (a worker killed) is dropped, its batches parsed in the thread, and a new one started on the
 next large fetch. The events are the same either way: the workers run :mod:`monitor.sources.imap_events`.
@@ -15,13 +18,14 @@ next large fetch. The events are the same either way: the workers run :mod:`moni
 from __future__ import annotations
 
 import atexit
+import contextlib
 import gc
 import logging
 import multiprocessing
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -33,6 +37,9 @@ MIN_MESSAGES = 2_000
 """A fetch of fewer messages is parsed in the source's thread (the pool is not even started)."""
 
 MAX_WORKERS = 4
+
+IDLE_SECONDS = 60.0
+"""A pool no fetch used for this long is closed (the next large fetch starts a new one)."""
 
 WORKER_MODULES = ["monitor.sources.imap_events"]
 """What a worker imports before its first batch (all it needs)."""
@@ -81,6 +88,11 @@ class ParsePool:
             initargs=(me, _start_time(me), gc.get_threshold()),
         )
         self._up: list[Future[bool]] = []
+        self.users = 0
+        """Fetches using the pool now (changed under the module's lock)."""
+        self.last_used = time.monotonic()
+        self.closed = False
+        """Closed as idle (under the module's lock): no fetch may take it any more."""
         self.cannot_spawn = False
         """True when no worker process could be started at all (no forkserver): not worth a new pool."""
         # The first worker waits for the forkserver to start and import the parsing modules (about 0.1 s):
@@ -135,20 +147,74 @@ def shared() -> ParsePool | None:
     """The daemon's pool, started now if it is not running; None on a machine with one CPU, and for good
     once a pool could not even be created here (no writable temporary directory for the workers' socket,
     no shared memory for their semaphores): then every batch is parsed in the source's thread."""
-    global _shared, _unavailable
     with _lock:
-        if _shared is None:
-            workers = worker_count()
-            if workers == 0 or _unavailable:
-                return None
-            try:
-                _shared = ParsePool(workers)
-            except (OSError, ValueError, RuntimeError) as err:
-                _unavailable = type(err).__name__
-                log.warning("parse workers not available (%s); parsing in the source's thread", _unavailable)
-                return None
-            log.debug("parse workers starting", extra={"workers": workers})
-        return _shared
+        return _shared_locked()
+
+
+def _shared_locked() -> ParsePool | None:
+    global _shared, _unavailable
+    if _shared is None:
+        workers = worker_count()
+        if workers == 0 or _unavailable:
+            return None
+        try:
+            _shared = ParsePool(workers)
+        except (OSError, ValueError, RuntimeError) as err:
+            _unavailable = type(err).__name__
+            log.warning("parse workers not available (%s); parsing in the source's thread", _unavailable)
+            return None
+        log.debug("parse workers starting", extra={"workers": workers})
+        threading.Thread(
+            target=_close_when_idle, args=(_shared,), name="parse-workers-idle", daemon=True
+        ).start()
+    return _shared
+
+
+def prestart() -> None:
+    """Start the daemon's pool now, ahead of a first sync that may need it (closed unused after
+    :data:`IDLE_SECONDS`)."""
+    shared()
+
+
+@contextlib.contextmanager
+def leased() -> Iterator[ParsePool | None]:
+    """The daemon's pool (as :func:`shared`), never closed as idle while the caller uses it."""
+    while True:
+        pool = shared()
+        if pool is None:
+            break
+        with _lock:
+            if not pool.closed:  # else closed as idle just now: the next one
+                pool.users += 1
+                break
+    try:
+        yield pool
+    finally:
+        if pool is not None:
+            with _lock:
+                pool.users -= 1
+                pool.last_used = time.monotonic()
+
+
+IDLE_CHECK_SECONDS = 5.0
+"""How often the pool's idle watch looks."""
+
+
+def _close_when_idle(pool: ParsePool) -> None:
+    """Close ``pool`` once no fetch used it for :data:`IDLE_SECONDS`; end once it is not the daemon's."""
+    global _shared
+    while True:
+        time.sleep(min(IDLE_CHECK_SECONDS, IDLE_SECONDS))
+        with _lock:
+            if _shared is not pool:
+                return
+            if pool.users or time.monotonic() - pool.last_used < IDLE_SECONDS:
+                continue
+            _shared = None
+            pool.closed = True
+        log.debug("parse workers stopped: idle")
+        pool.close()
+        return
 
 
 def broken(pool: ParsePool, err: BaseException) -> None:
