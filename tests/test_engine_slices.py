@@ -13,11 +13,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
-from monitor.config import validate
+from monitor.config import LoadedConfig, validate
 from monitor.engine import build_awaiting
 from monitor.engine.slices import Row, build_awaiting_in_slices
 from monitor.evaluate import stored_team_awaiting, team_awaiting, team_context
@@ -84,14 +85,18 @@ def test_slices_give_the_items_of_the_whole_window(store: Store, seed: int) -> N
     assert sliced.rows_read > len(messages) // 2  # read again, a few conversations at a time
 
 
-def test_every_golden_case_alike(tmp_path: Path) -> None:
+def golden_cases() -> Iterator[tuple[str, LoadedConfig, list[MessageEvent], dict[str, Any]]]:
+    """Each golden engine case: its name, config, messages and events file."""
     cases = sorted(p for p in CASES.iterdir() if (p / "events.yaml").exists())
     assert len(cases) >= 15
-    for n, case in enumerate(cases):
+    for case in cases:
         config = yaml.safe_load((case / "config.yaml").read_text())
         events = yaml.safe_load((case / "events.yaml").read_text())
-        loaded = validate(config, check_secrets=False)
-        messages = load_messages(events["messages"])
+        yield case.name, validate(config, check_secrets=False), load_messages(events["messages"]), events
+
+
+def test_every_golden_case_alike(tmp_path: Path) -> None:
+    for n, (name, loaded, messages, events) in enumerate(golden_cases()):
         store = Store.open(f"sqlite:///{tmp_path / f'{n}.db'}")
         store.upgrade()
         try:
@@ -101,9 +106,9 @@ def test_every_golden_case_alike(tmp_path: Path) -> None:
                 mine = store.messages(mail)
                 expected = team_awaiting(loaded.config, team, mine, [], reasons=False).items
                 window = store.window(mail)
-                assert stored_team_awaiting(loaded.config, team, window, []) == expected, case.name
+                assert stored_team_awaiting(loaded.config, team, window, []) == expected, name
                 context = team_context(loaded.config, team)
-                assert build_awaiting_in_slices(window, context, hold=0, slice_size=1) == expected, case.name
+                assert build_awaiting_in_slices(window, context, hold=0, slice_size=1) == expected, name
         finally:
             store.close()
         assert _dt(events["now"])  # every case names its moment

@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import yaml
 
 import monitor.store.held as held_mod
 from monitor.config import validate
@@ -19,9 +18,8 @@ from monitor.events import MessageEvent
 from monitor.sources.base import PollResult
 from monitor.store.db import Store
 from monitor.store.held import HeldWindow, as_stored
-from tests.test_engine_cases import CASES, load_messages
 from tests.test_engine_memory import TEAM, mailbox
-from tests.test_engine_slices import with_equal_dates
+from tests.test_engine_slices import golden_cases, with_equal_dates
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
@@ -72,22 +70,17 @@ def test_a_held_window_starts_at_its_date(store: Store) -> None:
 
 
 def test_every_golden_case_alike_from_a_held_first_sync(tmp_path: Path) -> None:
-    cases = sorted(p for p in CASES.iterdir() if (p / "events.yaml").exists())
-    assert len(cases) >= 15
-    for n, case in enumerate(cases):
-        config = yaml.safe_load((case / "config.yaml").read_text())
-        events = yaml.safe_load((case / "events.yaml").read_text())
-        loaded = validate(config, check_secrets=False)
+    for n, (name, loaded, messages, _) in enumerate(golden_cases()):
         store = Store.open(f"sqlite:///{tmp_path / f'{n}.db'}")
         store.upgrade()
         try:
-            first_sync(store, load_messages(events["messages"]), list(loaded.config.sources))
+            first_sync(store, messages, list(loaded.config.sources))
             for team, team_cfg in loaded.config.teams.items():
                 mail = [s for s in team_cfg.sources if loaded.config.sources[s].channel.value == "email"]
                 window = store.rebuild_window(mail)
-                assert isinstance(window, HeldWindow), case.name
+                assert isinstance(window, HeldWindow), name
                 expected = stored_team_awaiting(loaded.config, team, store.window(mail), [])
-                assert stored_team_awaiting(loaded.config, team, window, []) == expected, case.name
+                assert stored_team_awaiting(loaded.config, team, window, []) == expected, name
         finally:
             store.close()
 
