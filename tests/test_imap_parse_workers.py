@@ -437,11 +437,11 @@ def _workers(pool: parse_pool.ParsePool) -> list[Any]:
 
 
 def test_a_pool_no_fetch_uses_is_closed_and_its_workers_exit(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(parse_pool, "IDLE_SECONDS", 0.5)
     monkeypatch.setattr(parse_pool, "IDLE_CHECK_SECONDS", 0.05)
     pool = parse_pool.shared()
     assert pool is not None
     assert _wait(pool.ready), "the parse workers did not start"
+    monkeypatch.setattr(parse_pool, "IDLE_SECONDS", 0.5)  # once up: a slow start is no idle time here
     processes = _workers(pool)
     assert len(processes) == pool.workers
     assert _wait(lambda: parse_pool._shared is None, 10), "an idle pool was not closed"
