@@ -49,11 +49,11 @@ class HeldMessages:
     def keep(self, source: str, messages: Sequence[MessageEvent]) -> None:
         """Hold ``messages``, just stored as every message of ``source`` (a first sync, nothing removed);
         not when they would exceed :data:`HELD_MAX` or two share an id (the store kept one of them)."""
-        ids = {event.external_id for event in messages}
-        events = [as_stored(event) for event in messages] if len(messages) <= HELD_MAX else []
+        fits = len(messages) <= HELD_MAX and len({e.external_id for e in messages}) == len(messages)
+        events = [as_stored(event) for event in messages] if fits else []
         with self._lock:
             held = sum(len(kept) for name, kept in self._held.items() if name != source)
-            if held + len(messages) > HELD_MAX or len(ids) != len(messages):
+            if not fits or held + len(events) > HELD_MAX:
                 self._held.pop(source, None)
                 return
             self._held[source] = events
