@@ -467,9 +467,14 @@ def test_postgres_bulk_ingest_without_the_temp_privilege(postgres_url: str) -> N
     limited = Store.open(url.set(username=role).render_as_string(hide_password=False))
     try:
         poll = PollResult(messages=[msg(i) for i in range(2500)], cursor={"uid": 2500})
-        assert limited.save_poll("inbox", poll, T0).inserted == 2500
+        assert limited.save_poll("inbox", poll, T0).inserted == 2500  # COPY straight into the table
         assert len(limited.messages(["inbox"])) == 2500
         assert limited.messages(["inbox"], T0 + timedelta(minutes=7))[0] is not None
+        # A repeated id sends a first sync through the temporary table, which this user may not create.
+        repeated = [replace(msg(i), source="other") for i in (*range(2500), 7)]
+        assert limited.save_poll("other", PollResult(messages=repeated), T0).inserted == 2501
+        assert len(limited.messages(["other"])) == 2500
+        assert not limited._copy_allowed
     finally:
         limited.close()
         owner.close()

@@ -1,0 +1,196 @@
+"""A source's first sync and a team's first rebuild: written straight into their tables, nothing read back,
+and PostgreSQL's statistics refreshed beside the evaluation instead of before it."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, event, text
+
+from monitor.awaiting import AwaitingItem
+from monitor.events import Channel, MessageEvent
+from monitor.sources.base import PollResult
+from monitor.store.db import Store
+from tests.servers.postgres import reset_postgres
+
+T0 = datetime(2026, 11, 16, 10, 0, tzinfo=UTC)
+MANY = 2_500  # above the row count from which PostgreSQL writes through COPY
+
+
+def msg(n: int, folder: str = "inbox") -> MessageEvent:
+    return MessageEvent(
+        source="inbox",
+        folder=folder,
+        external_id=f"{folder}/1/{n}",
+        message_id=f"m{n}@customer.example",
+        date=T0 + timedelta(minutes=n),
+        from_addr=f"c{n}@customer.example",
+        to_addrs=("support@example.com",),
+        subject=f"Order {n}",
+        flags=frozenset({"seen"}) if n % 2 else frozenset(),
+    )
+
+
+def item(key: str, minutes: int, team: str = "support") -> AwaitingItem:
+    return AwaitingItem(
+        team=team,
+        channel=Channel.EMAIL,
+        key=key,
+        conversation=key,
+        customer=f"{key}@customer.example",
+        received_at=T0 + timedelta(minutes=minutes),
+    )
+
+
+@pytest.fixture
+def pg(postgres_url: str) -> Any:
+    reset_postgres(postgres_url)
+    store = Store.open(postgres_url)
+    store.upgrade()
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+@pytest.fixture
+def staged(pg: Store, monitor_calls: Any) -> list[str]:
+    """The tables :meth:`Store._copy_new` staged rows for (a temporary table, then ``INSERT ... SELECT``)."""
+    return monitor_calls(pg, "_copy_new", lambda _conn, table, *_: table.name)
+
+
+@pytest.fixture
+def monitor_calls(monkeypatch: pytest.MonkeyPatch) -> Any:
+    def watch(store: Store, name: str, describe: Any) -> list[Any]:
+        calls: list[Any] = []
+        original = getattr(store, name)
+
+        def counted(*args: Any) -> Any:
+            calls.append(describe(*args))
+            return original(*args)
+
+        monkeypatch.setattr(store, name, counted)
+        return calls
+
+    return watch
+
+
+def test_a_first_sync_is_copied_straight_into_its_table(pg: Store, staged: list[str]) -> None:
+    first = [msg(n) for n in range(MANY)]
+    assert pg.save_poll("inbox", PollResult(messages=first, cursor={"uid": MANY}), T0).inserted == MANY
+    assert staged == []
+    assert sorted(pg.messages(["inbox"]), key=lambda m: m.date) == first
+    assert pg.load_cursor("inbox") == {"uid": MANY}
+    # A later sync meets stored rows: it looks them up and inserts only the new ones.
+    later = [msg(n) for n in range(MANY, 2 * MANY)]
+    saved = pg.save_poll("inbox", PollResult(messages=[*first, *later]), T0)
+    assert (saved.inserted, saved.updated) == (MANY, 0)
+    assert len(pg.messages(["inbox"])) == 2 * MANY
+
+
+def test_a_first_sync_that_repeats_an_id_is_written_through_the_temporary_table(
+    pg: Store, staged: list[str]
+) -> None:
+    """The straight COPY fails on the repeated id; its savepoint is rolled back and nothing of it stays."""
+    first = [msg(n) for n in range(MANY)]
+    repeated = replace(msg(7), subject="the same id again")
+    saved = pg.save_poll("inbox", PollResult(messages=[*first, repeated], cursor={"uid": 1}), T0)
+    assert saved.inserted == MANY + 1  # as given; one of the two copies of the id is stored
+    assert staged == ["message"]
+    stored = pg.messages(["inbox"])
+    assert len(stored) == MANY
+    assert {m.external_id for m in stored} == {m.external_id for m in first}
+    assert pg.load_cursor("inbox") == {"uid": 1}
+
+
+def test_a_first_rebuild_of_a_team_is_copied_straight(pg: Store, staged: list[str]) -> None:
+    items = [item(f"k{n}", n) for n in range(MANY)]
+    assert pg.replace_awaiting("support", Channel.EMAIL, items, T0, T0) == MANY
+    assert staged == []
+    assert pg.replace_awaiting("support", Channel.EMAIL, items, T0, T0) == 0
+    # Another team's rows are no reason to stage; the same team's, even all before the window, are.
+    sales = [item(f"k{n}", n, "sales") for n in range(MANY)]
+    assert pg.replace_awaiting("sales", Channel.EMAIL, sales, T0, T0) == MANY
+    assert staged == []
+    since = T0 + timedelta(minutes=MANY)
+    later = [item(f"n{n}", MANY + n) for n in range(MANY)]
+    assert pg.replace_awaiting("support", Channel.EMAIL, later, since, T0) == MANY
+    assert staged == ["awaiting"]
+    keys = {r.item_key for r in pg.awaiting("support")}
+    assert keys == {f"k{n}" for n in range(MANY)} | {f"n{n}" for n in range(MANY)}
+    assert len(pg.awaiting("sales")) == MANY
+
+
+def test_statistics_are_refreshed_beside_the_save_not_before_it_returns(pg: Store, postgres_url: str) -> None:
+    """``ANALYZE`` waits here on a lock another session holds: the save returns all the same, and the
+    statistics come once the lock is let go."""
+    count = 6_000
+    saved: list[Any] = []
+    other = create_engine(postgres_url)
+    try:
+        with other.connect() as conn:
+            conn.execute(text("LOCK TABLE message IN SHARE UPDATE EXCLUSIVE MODE"))  # ANALYZE's own lock
+            try:
+                poll = PollResult(messages=[msg(n) for n in range(count)])
+                saver = threading.Thread(target=lambda: saved.append(pg.save_poll("inbox", poll, T0)))
+                saver.start()
+                saver.join(timeout=60)
+                assert saved, "the save did not return while ANALYZE waited for its lock"
+                assert saved[0].inserted == count
+                assert len(pg.messages(["inbox"])) == count  # committed, readable
+                assert not pg.analyzed(timeout=0.5)
+            finally:
+                conn.rollback()
+        assert pg.analyzed(timeout=30)
+    finally:
+        other.dispose()
+    with pg.engine.connect() as conn:
+        tuples = conn.execute(text("SELECT reltuples FROM pg_class WHERE relname = 'message'")).scalar()
+    assert tuples == count
+
+
+def test_close_waits_for_a_statistics_refresh_still_running(postgres_url: str) -> None:
+    reset_postgres(postgres_url)
+    store = Store.open(postgres_url)
+    store.upgrade()
+    other = create_engine(postgres_url)
+    try:
+        with other.connect() as conn:
+            conn.execute(text("LOCK TABLE message IN SHARE UPDATE EXCLUSIVE MODE"))
+            releaser = threading.Timer(1.0, conn.rollback)
+            releaser.start()
+            store.save_poll("inbox", PollResult(messages=[msg(n) for n in range(6_000)]), T0)
+            store.close()  # returns once ANALYZE, let go after a second, is done
+            releaser.join()
+            assert store.analyzed(timeout=0)
+    finally:
+        other.dispose()
+
+
+def test_a_first_sync_finds_what_left_a_folder_without_reading_the_folder_back(store: Store) -> None:
+    """The listing of a first sync lacks one of its messages (deleted while it was read): that message is
+    recorded removed, as after any later sync, and the folder's rows are not read back to find it."""
+    listings: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if " ".join(statement.split()).startswith("SELECT message.external_id FROM message"):
+            listings.append(statement)
+
+    event.listen(store.engine, "before_cursor_execute", seen)
+    messages = [msg(n) for n in range(6)] + [msg(n, "sent") for n in range(3)]
+    listed = {
+        "inbox": frozenset(m.external_id for m in messages[:6] if m.external_id != "inbox/1/4"),
+        "sent": frozenset(m.external_id for m in messages[6:]),
+    }
+    saved = store.save_poll("inbox", PollResult(messages=messages, remaining=listed), T0)
+    assert (saved.inserted, saved.removed) == (9, 1)
+    assert listings == []
+    assert [m.external_id for m in store.removed_messages(["inbox"])] == ["inbox/1/4"]
+    # A later sync with the same listing reads the folders back, and finds nothing more gone.
+    again = store.save_poll("inbox", PollResult(messages=messages[:4], remaining=listed), T0)
+    assert again.removed == 0
+    assert len(listings) == 2
