@@ -33,7 +33,6 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError
 
@@ -262,9 +261,14 @@ class Store:
     # -- ingest ---------------------------------------------------------------------------------
 
     def _insert(self) -> Any:
+        # Imported here: a daemon on SQLite never loads PostgreSQL's dialect (about 2 MB of modules).
         if self.dialect == "postgresql":
+            from sqlalchemy.dialects import postgresql
+
             return postgresql.insert
         if self.dialect == "sqlite":
+            from sqlalchemy.dialects import sqlite
+
             return sqlite.insert
         raise NotImplementedError(f"store dialect {self.dialect!r} is not supported")
 
