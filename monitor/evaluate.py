@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
+from monitor import gc_pause
 from monitor.awaiting import AwaitingItem, EngineResult
 from monitor.breaches import BecameBreach, Opened, Transition, history_needed, reconcile
 from monitor.config import Config
@@ -185,14 +186,16 @@ class Evaluator:
             since = oldest  # a customer waiting longer than the lookback can still be answered
         phone = [name for name in sources if self.config.sources[name].channel is Channel.PHONE]
         mail = [name for name in sources if name not in phone]
-        calls = self.store.calls(phone, since) if phone else []
-        with self.store.rebuild_window(mail, since) as window:
-            built = stored_team_awaiting(self.config, team, window, calls)
-        del calls
-        changed = 0
-        for channel in Channel:
-            items = [item for item in built if item.channel is channel]
-            changed += self.store.replace_awaiting(team, channel, items, since, now)
+        # The items live on through the evaluation: no collector walking them meanwhile.
+        with gc_pause.paused():
+            calls = self.store.calls(phone, since) if phone else []
+            with self.store.rebuild_window(mail, since) as window:
+                built = stored_team_awaiting(self.config, team, window, calls)
+            del calls
+            changed = 0
+            for channel in Channel:
+                items = [item for item in built if item.channel is channel]
+                changed += self.store.replace_awaiting(team, channel, items, since, now)
         self._engine_stamps[team] = stamp
         if changed:
             log.debug("rebuilt awaiting items", extra={"team": team, "changed": changed})

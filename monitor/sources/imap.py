@@ -43,6 +43,7 @@ from imapclient.exceptions import IMAPClientAbortError, IMAPClientError, LoginEr
 from imapclient.imap_utf7 import encode as encode_utf7
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from monitor import gc_pause
 from monitor.config import is_loopback
 from monitor.durations import Duration
 from monitor.events import MessageEvent, archive_role
@@ -989,12 +990,13 @@ class ImapSource(FolderSource[ImapState]):
         items = self._fetch_items()
         batches = list(_batches(uids, self._batch_size))
         fast = self._fast_imap(client) is not None
-        with parse_pool.leased() if fast and len(uids) >= parse_pool.MIN_MESSAGES else _NO_POOL as pool:
-            if pool is not None:
-                yield from _WorkerFetch(self, client, pool, read, items, fetched).batches(batches)
-                return
-        for answered in self._read_ahead(client, read.folder, batches, items, fetched):
-            yield build_events(answered, read)
+        with gc_pause.paused_for(len(uids)):  # the events live on: no collector walking them meanwhile
+            with parse_pool.leased() if fast and len(uids) >= parse_pool.MIN_MESSAGES else _NO_POOL as pool:
+                if pool is not None:
+                    yield from _WorkerFetch(self, client, pool, read, items, fetched).batches(batches)
+                    return
+            for answered in self._read_ahead(client, read.folder, batches, items, fetched):
+                yield build_events(answered, read)
 
     def _fast_imap(self, client: Any) -> imaplib.IMAP4 | None:
         """imapclient's own imaplib connection, when FETCH answers are read by the fast parser."""

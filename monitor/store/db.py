@@ -36,6 +36,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError
 
+from monitor import gc_pause
 from monitor.awaiting import AwaitingItem, Response
 from monitor.breaches import BecameBreach, OpenBreach, Opened, Resolved, Transition
 from monitor.events import CallDirection, CallEvent, Channel, MailboxSnapshot, MessageEvent
@@ -279,7 +280,7 @@ class Store:
         """
         insert = self._insert()
         self.held.drop(source)  # before the write: a rebuild never finds held what the store no longer is
-        with self.engine.begin() as conn:
+        with gc_pause.paused_for(len(result.messages) + len(result.calls)), self.engine.begin() as conn:
             messages = self._upsert(
                 conn, insert, MESSAGE, source, [message_row(m, now) for m in result.messages], _MUTABLE, now
             )
