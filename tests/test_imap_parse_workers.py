@@ -20,6 +20,7 @@ from typing import Any, cast
 
 import pytest
 
+from monitor import cli
 from monitor.sources import imap_events, imap_fetch, parse_pool
 from monitor.sources.imap import ImapSource
 from monitor.sources.imap_fetch import FetchParseError
@@ -483,9 +484,11 @@ def test_a_large_fetch_holds_the_pool_while_it_reads(
 
 def test_the_daemon_starts_the_workers_before_it_loads_its_modules(tmp_path: Path) -> None:
     """``replywatch run`` with an IMAP source: the pool is started before ``monitor.daemon`` is imported
-    (the workers come up while the daemon loads); without one, no pool."""
+    (the workers come up while the daemon loads); without one, no pool. Either way the daemon runs with its
+    own garbage collector thresholds and GIL switch interval."""
     script = textwrap.dedent(
         """
+        import gc
         import sys
         from monitor import cli
         from monitor.sources import parse_pool
@@ -496,6 +499,7 @@ def test_the_daemon_starts_the_workers_before_it_loads_its_modules(tmp_path: Pat
 
         def starting(*_):
             print("no prestart, daemon loaded:", "monitor.daemon" in sys.modules)
+            print("switch interval:", sys.getswitchinterval(), "gc:", gc.get_threshold())
             raise SystemExit(0)
 
         parse_pool.prestart = prestart
@@ -512,6 +516,7 @@ def test_the_daemon_starts_the_workers_before_it_loads_its_modules(tmp_path: Pat
         ("imap", imap, "prestart, daemon loaded: False"),
         ("maildir", maildir, "no prestart, daemon loaded: True"),
     )
+    settings = f"switch interval: {cli.SWITCH_INTERVAL} gc: {cli.GC_THRESHOLDS}"
     for name, source, said in cases:
         config = tmp_path / f"{name}.yaml"
         config.write_text(
@@ -531,4 +536,5 @@ def test_the_daemon_starts_the_workers_before_it_loads_its_modules(tmp_path: Pat
             timeout=60,
             env={**os.environ, "RW_TEST_NONE": "secret"},
         )
-        assert done.stdout.splitlines() == [said], done.stdout + done.stderr
+        expected = [said] if name == "imap" else [said, settings]  # and the daemon's GIL and gc settings
+        assert done.stdout.splitlines() == expected, done.stdout + done.stderr
