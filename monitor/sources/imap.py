@@ -968,18 +968,19 @@ class ImapSource(FolderSource[ImapState]):
         """Fetch the headers of ``uids`` in batches and turn each message into an event."""
         fetched = _Fetched()
         read = FolderFetch(self.name, role, folder, uidvalidity, self.config.text_preview, now)
-        for built in self._built(client, read, uids, fetched):
-            for one in built:
-                where = f"folder {folder} uid {one.uid}"
-                for name, reason in one.problems:
-                    self.log.odd_field(where, name, reason)
-                if one.event is None:
-                    self._skip(folder, one.uid, one.error, fetched)
-                    continue
-                fetched.events.append(one.event)
-                fetched.flags[one.uid] = one.flags
-                if one.internal_date is not None:
-                    fetched.dates.append(one.internal_date)
+        with gc_pause.paused_for(len(uids)):  # the events live on: no collector walking them meanwhile
+            for built in self._built(client, read, uids, fetched):
+                for one in built:
+                    where = f"folder {folder} uid {one.uid}"
+                    for name, reason in one.problems:
+                        self.log.odd_field(where, name, reason)
+                    if one.event is None:
+                        self._skip(folder, one.uid, one.error, fetched)
+                        continue
+                    fetched.events.append(one.event)
+                    fetched.flags[one.uid] = one.flags
+                    if one.internal_date is not None:
+                        fetched.dates.append(one.internal_date)
         return fetched
 
     def _built(
@@ -990,13 +991,12 @@ class ImapSource(FolderSource[ImapState]):
         items = self._fetch_items()
         batches = list(_batches(uids, self._batch_size))
         fast = self._fast_imap(client) is not None
-        with gc_pause.paused_for(len(uids)):  # the events live on: no collector walking them meanwhile
-            with parse_pool.leased() if fast and len(uids) >= parse_pool.MIN_MESSAGES else _NO_POOL as pool:
-                if pool is not None:
-                    yield from _WorkerFetch(self, client, pool, read, items, fetched).batches(batches)
-                    return
-            for answered in self._read_ahead(client, read.folder, batches, items, fetched):
-                yield build_events(answered, read)
+        with parse_pool.leased() if fast and len(uids) >= parse_pool.MIN_MESSAGES else _NO_POOL as pool:
+            if pool is not None:
+                yield from _WorkerFetch(self, client, pool, read, items, fetched).batches(batches)
+                return
+        for answered in self._read_ahead(client, read.folder, batches, items, fetched):
+            yield build_events(answered, read)
 
     def _fast_imap(self, client: Any) -> imaplib.IMAP4 | None:
         """imapclient's own imaplib connection, when FETCH answers are read by the fast parser."""

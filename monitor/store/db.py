@@ -278,9 +278,13 @@ class Store:
 
         The source's engine stamp moves when an event was added or a field the engine reads changed.
         """
+        with gc_pause.paused_for(len(result.messages) + len(result.calls)):
+            return self._save_poll(source, result, now)
+
+    def _save_poll(self, source: str, result: PollResult, now: datetime) -> IngestResult:
         insert = self._insert()
         self.held.drop(source)  # before the write: a rebuild never finds held what the store no longer is
-        with gc_pause.paused_for(len(result.messages) + len(result.calls)), self.engine.begin() as conn:
+        with self.engine.begin() as conn:
             messages = self._upsert(
                 conn, insert, MESSAGE, source, [message_row(m, now) for m in result.messages], _MUTABLE, now
             )
