@@ -1,4 +1,4 @@
-"""The ``store`` fixture: every store test runs on SQLite and on PostgreSQL."""
+"""The ``store`` fixture: every store test runs on SQLite and on PostgreSQL (``pg_store``: only there)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,17 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     else:
         url = request.getfixturevalue("postgres_url")
         reset_postgres(url)
+    yield from _migrated(url)
+
+
+@pytest.fixture
+def pg_store(postgres_url: str) -> Iterator[Store]:
+    """A migrated, empty store on PostgreSQL."""
+    reset_postgres(postgres_url)
+    yield from _migrated(postgres_url)
+
+
+def _migrated(url: str) -> Iterator[Store]:
     store = Store.open(url)
     store.upgrade()
     try:

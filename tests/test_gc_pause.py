@@ -7,18 +7,16 @@ import gc
 import threading
 import weakref
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from monitor import gc_pause
-from monitor.events import MessageEvent
 from monitor.sources.base import PollResult
 from monitor.store.db import Store
-
-T0 = datetime(2026, 11, 16, 10, 0, tzinfo=UTC)
+from tests.test_store import T0, msg
 
 
 class Node:
@@ -107,18 +105,6 @@ def test_only_bulk_steps_pause() -> None:
     with gc_pause.paused_for(gc_pause.BULK):
         assert not gc.isenabled()
     assert gc.isenabled()
-
-
-def msg(n: int) -> MessageEvent:
-    return MessageEvent(
-        source="inbox",
-        folder="inbox",
-        external_id=f"INBOX/1/{n}",
-        message_id=f"m{n}@customer.example",
-        date=T0 + timedelta(minutes=n),
-        from_addr=f"c{n}@customer.example",
-        to_addrs=("support@example.com",),
-    )
 
 
 @pytest.mark.parametrize(("count", "paused"), [(3, False), (gc_pause.BULK, True)])

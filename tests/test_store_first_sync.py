@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -16,23 +16,14 @@ from monitor.events import Channel, MessageEvent
 from monitor.sources.base import PollResult
 from monitor.store.db import Store
 from tests.servers.postgres import reset_postgres
+from tests.test_store import T0
+from tests.test_store import msg as store_msg
 
-T0 = datetime(2026, 11, 16, 10, 0, tzinfo=UTC)
 MANY = 2_500  # above the row count from which PostgreSQL writes through COPY
 
 
 def msg(n: int, folder: str = "inbox") -> MessageEvent:
-    return MessageEvent(
-        source="inbox",
-        folder=folder,
-        external_id=f"{folder}/1/{n}",
-        message_id=f"m{n}@customer.example",
-        date=T0 + timedelta(minutes=n),
-        from_addr=f"c{n}@customer.example",
-        to_addrs=("support@example.com",),
-        subject=f"Order {n}",
-        flags=frozenset({"seen"}) if n % 2 else frozenset(),
-    )
+    return store_msg(n, folder=folder, external_id=f"{folder}/1/{n}", subject=f"Order {n}")
 
 
 def item(key: str, minutes: int, team: str = "support") -> AwaitingItem:
@@ -47,20 +38,9 @@ def item(key: str, minutes: int, team: str = "support") -> AwaitingItem:
 
 
 @pytest.fixture
-def pg(postgres_url: str) -> Any:
-    reset_postgres(postgres_url)
-    store = Store.open(postgres_url)
-    store.upgrade()
-    try:
-        yield store
-    finally:
-        store.close()
-
-
-@pytest.fixture
-def staged(pg: Store, monitor_calls: Any) -> list[str]:
+def staged(pg_store: Store, monitor_calls: Any) -> list[str]:
     """The tables :meth:`Store._copy_new` staged rows for (a temporary table, then ``INSERT ... SELECT``)."""
-    return monitor_calls(pg, "_copy_new", lambda _conn, table, *_: table.name)
+    return monitor_calls(pg_store, "_copy_new", lambda _conn, table, *_: table.name)
 
 
 @pytest.fixture
@@ -79,53 +59,55 @@ def monitor_calls(monkeypatch: pytest.MonkeyPatch) -> Any:
     return watch
 
 
-def test_a_first_sync_is_copied_straight_into_its_table(pg: Store, staged: list[str]) -> None:
+def test_a_first_sync_is_copied_straight_into_its_table(pg_store: Store, staged: list[str]) -> None:
     first = [msg(n) for n in range(MANY)]
-    assert pg.save_poll("inbox", PollResult(messages=first, cursor={"uid": MANY}), T0).inserted == MANY
+    assert pg_store.save_poll("inbox", PollResult(messages=first, cursor={"uid": MANY}), T0).inserted == MANY
     assert staged == []
-    assert sorted(pg.messages(["inbox"]), key=lambda m: m.date) == first
-    assert pg.load_cursor("inbox") == {"uid": MANY}
+    assert sorted(pg_store.messages(["inbox"]), key=lambda m: m.date) == first
+    assert pg_store.load_cursor("inbox") == {"uid": MANY}
     # A later sync meets stored rows: it looks them up and inserts only the new ones.
     later = [msg(n) for n in range(MANY, 2 * MANY)]
-    saved = pg.save_poll("inbox", PollResult(messages=[*first, *later]), T0)
+    saved = pg_store.save_poll("inbox", PollResult(messages=[*first, *later]), T0)
     assert (saved.inserted, saved.updated) == (MANY, 0)
-    assert len(pg.messages(["inbox"])) == 2 * MANY
+    assert len(pg_store.messages(["inbox"])) == 2 * MANY
 
 
 def test_a_first_sync_that_repeats_an_id_is_written_through_the_temporary_table(
-    pg: Store, staged: list[str]
+    pg_store: Store, staged: list[str]
 ) -> None:
     """The straight COPY fails on the repeated id; its savepoint is rolled back and nothing of it stays."""
     first = [msg(n) for n in range(MANY)]
     repeated = replace(msg(7), subject="the same id again")
-    saved = pg.save_poll("inbox", PollResult(messages=[*first, repeated], cursor={"uid": 1}), T0)
+    saved = pg_store.save_poll("inbox", PollResult(messages=[*first, repeated], cursor={"uid": 1}), T0)
     assert saved.inserted == MANY + 1  # as given; one of the two copies of the id is stored
     assert staged == ["message"]
-    stored = pg.messages(["inbox"])
+    stored = pg_store.messages(["inbox"])
     assert len(stored) == MANY
     assert {m.external_id for m in stored} == {m.external_id for m in first}
-    assert pg.load_cursor("inbox") == {"uid": 1}
+    assert pg_store.load_cursor("inbox") == {"uid": 1}
 
 
-def test_a_first_rebuild_of_a_team_is_copied_straight(pg: Store, staged: list[str]) -> None:
+def test_a_first_rebuild_of_a_team_is_copied_straight(pg_store: Store, staged: list[str]) -> None:
     items = [item(f"k{n}", n) for n in range(MANY)]
-    assert pg.replace_awaiting("support", Channel.EMAIL, items, T0, T0) == MANY
+    assert pg_store.replace_awaiting("support", Channel.EMAIL, items, T0, T0) == MANY
     assert staged == []
-    assert pg.replace_awaiting("support", Channel.EMAIL, items, T0, T0) == 0
+    assert pg_store.replace_awaiting("support", Channel.EMAIL, items, T0, T0) == 0
     # Another team's rows are no reason to stage; the same team's, even all before the window, are.
     sales = [item(f"k{n}", n, "sales") for n in range(MANY)]
-    assert pg.replace_awaiting("sales", Channel.EMAIL, sales, T0, T0) == MANY
+    assert pg_store.replace_awaiting("sales", Channel.EMAIL, sales, T0, T0) == MANY
     assert staged == []
     since = T0 + timedelta(minutes=MANY)
     later = [item(f"n{n}", MANY + n) for n in range(MANY)]
-    assert pg.replace_awaiting("support", Channel.EMAIL, later, since, T0) == MANY
+    assert pg_store.replace_awaiting("support", Channel.EMAIL, later, since, T0) == MANY
     assert staged == ["awaiting"]
-    keys = {r.item_key for r in pg.awaiting("support")}
+    keys = {r.item_key for r in pg_store.awaiting("support")}
     assert keys == {f"k{n}" for n in range(MANY)} | {f"n{n}" for n in range(MANY)}
-    assert len(pg.awaiting("sales")) == MANY
+    assert len(pg_store.awaiting("sales")) == MANY
 
 
-def test_statistics_are_refreshed_beside_the_save_not_before_it_returns(pg: Store, postgres_url: str) -> None:
+def test_statistics_are_refreshed_beside_the_save_not_before_it_returns(
+    pg_store: Store, postgres_url: str
+) -> None:
     """``ANALYZE`` waits here on a lock another session holds: the save returns all the same, and the
     statistics come once the lock is let go."""
     count = 6_000
@@ -136,19 +118,19 @@ def test_statistics_are_refreshed_beside_the_save_not_before_it_returns(pg: Stor
             conn.execute(text("LOCK TABLE message IN SHARE UPDATE EXCLUSIVE MODE"))  # ANALYZE's own lock
             try:
                 poll = PollResult(messages=[msg(n) for n in range(count)])
-                saver = threading.Thread(target=lambda: saved.append(pg.save_poll("inbox", poll, T0)))
+                saver = threading.Thread(target=lambda: saved.append(pg_store.save_poll("inbox", poll, T0)))
                 saver.start()
                 saver.join(timeout=60)
                 assert saved, "the save did not return while ANALYZE waited for its lock"
                 assert saved[0].inserted == count
-                assert len(pg.messages(["inbox"])) == count  # committed, readable
-                assert not pg.analyzed(timeout=0.5)
+                assert len(pg_store.messages(["inbox"])) == count  # committed, readable
+                assert not pg_store.analyzed(timeout=0.5)
             finally:
                 conn.rollback()
-        assert pg.analyzed(timeout=30)
+        assert pg_store.analyzed(timeout=30)
     finally:
         other.dispose()
-    with pg.engine.connect() as conn:
+    with pg_store.engine.connect() as conn:
         tuples = conn.execute(text("SELECT reltuples FROM pg_class WHERE relname = 'message'")).scalar()
     assert tuples == count
 
