@@ -516,8 +516,8 @@ class Store:
         try:
             with conn.begin_nested():
                 _copy_rows(conn, conn.dialect.identifier_preparer.quote(table.name), columns, values)
-        except Exception as err:  # the driver's own error: COPY goes through its cursor
-            if getattr(err, "sqlstate", None) != _UNIQUE_VIOLATION:
+        except Exception as err:  # the driver's own error (COPY goes through its cursor), or SQLAlchemy's
+            if getattr(getattr(err, "orig", err), "sqlstate", None) != _UNIQUE_VIOLATION:
                 raise
             log.debug("rows thought new were stored already; copying them through a temporary table")
             return False
