@@ -335,3 +335,61 @@ def test_openmetrics_exposition(scenario: Scenario, accept: str) -> None:
     assert types["replywatch_build"] == "info"
     assert types["replywatch_breaches"] == "counter"
     assert types["replywatch_response_seconds"] == "histogram"
+
+
+def test_poll_durations_made_as_read_are_what_add_metric_makes() -> None:
+    """The per-source poll durations, whose samples are made as the encoder reads them, expose exactly
+    what ``HistogramMetricFamily.add_metric`` would, in both formats."""
+    from types import SimpleNamespace
+
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.core import HistogramMetricFamily
+    from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
+
+    from monitor.exporters.prometheus import _DURATION_SAMPLES, _duration_samples, _le, _Samples
+    from monitor.supervisor import DURATION_BUCKETS
+
+    seen = [
+        (
+            f'source-{n}"\\{n}',  # quotes and backslashes in a name are escaped alike
+            SimpleNamespace(
+                duration_buckets=[n * k for k in range(len(DURATION_BUCKETS))],
+                duration_count=n * len(DURATION_BUCKETS) + 1,
+                duration_sum=n * 1.25 + 0.001,
+            ),
+        )
+        for n in range(5)
+    ]
+
+    def family(lazy: bool) -> HistogramMetricFamily:
+        made = HistogramMetricFamily("replywatch_source_poll_seconds", "Duration.", labels=["source"])
+        if lazy:
+            made.samples = _Samples(  # type: ignore[assignment]
+                functools.partial(_duration_samples, made.name, seen), len(seen) * _DURATION_SAMPLES
+            )
+            return made
+        for source, health in seen:
+            buckets = [
+                (_le(b), float(c)) for b, c in zip(DURATION_BUCKETS, health.duration_buckets, strict=True)
+            ]
+            made.add_metric([source], [*buckets, ("+Inf", float(health.duration_count))], health.duration_sum)
+        return made
+
+    lazy, eager = family(True), family(False)
+    assert len(lazy.samples) == len(eager.samples) == len(seen) * _DURATION_SAMPLES
+    assert list(lazy.samples) == eager.samples and lazy.samples == eager.samples
+    assert lazy.samples[3] == eager.samples[3]
+
+    class One:
+        def __init__(self, metric: Metric) -> None:
+            self.metric = metric
+
+        def collect(self) -> Iterator[Metric]:
+            yield self.metric
+
+    texts = []
+    for made in (lazy, eager):
+        registry = CollectorRegistry()
+        registry.register(One(made))
+        texts.append((generate_latest(registry), generate_openmetrics(registry)))
+    assert texts[0] == texts[1]
