@@ -125,24 +125,9 @@ def test_a_bulk_store_write_runs_paused(tmp_path: Path, count: int, paused: bool
 
 def test_a_rebuild_runs_paused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import monitor.evaluate as evaluate
-    from monitor.config import validate
+    from tests.test_metrics_store_reads import config as team_config
 
-    config = validate(
-        {
-            "store": {"url": "sqlite://"},
-            "calendars": {"office": {"timezone": "UTC", "hours": {"mon-sun": "00:00-24:00"}}},
-            "sources": {"inbox": {"kind": "maildir", "path": "/nonexistent"}},
-            "teams": {
-                "support": {
-                    "calendar": "office",
-                    "addresses": ["support@example.com"],
-                    "sources": ["inbox"],
-                    "rules": [{"kind": "reply_within", "within": "8h"}],
-                }
-            },
-        },
-        check_secrets=False,
-    ).config
+    config = team_config("sqlite://")
     store = Store.open(f"sqlite:///{tmp_path / 'replywatch.db'}")
     store.upgrade()
     collecting: list[bool] = []
@@ -154,7 +139,7 @@ def test_a_rebuild_runs_paused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 
     monkeypatch.setattr(evaluate, "stored_team_awaiting", noting)
     try:
-        store.save_poll("inbox", PollResult(messages=[msg(n) for n in range(5)]), T0)
+        store.save_poll("mail", PollResult(messages=[msg(n, source="mail") for n in range(5)]), T0)
         assert evaluate.Evaluator(store, config).rebuild("support", T0 + timedelta(hours=1))
         assert len(store.awaiting("support")) == 5
     finally:

@@ -300,7 +300,9 @@ class Store:
             # A first sync, its messages held for the rebuild that follows (an empty one too: a team's
             # mailbox that holds nothing yet must not send its rebuild to the store).
             first = messages.first or (
-                not result.messages and not result.calls and not self._has_rows(conn, MESSAGE, source)
+                not result.messages
+                and not result.calls
+                and not self._has_rows(conn, MESSAGE.c.source == source)
             )
             engine_changed = messages.engine_changed or calls.engine_changed or bool(removed)
             self._save_cursor(conn, insert, source, result.cursor, now, engine_changed)
@@ -326,7 +328,7 @@ class Store:
         inserted = updated = 0
         engine_changed = False
         engine_reads = [k for k in mutable if k not in _ENGINE_IGNORES]
-        if rows and not self._has_rows(conn, table, source):
+        if rows and not self._has_rows(conn, table.c.source == source):
             # The source's first sync (or a store emptied): no row to compare with, so no lookup.
             inserted = self._insert_new(conn, table, rows, none_stored=True)
             return _Upserted(inserted, 0, True, first=True)
@@ -469,8 +471,9 @@ class Store:
             thread.join(timeout)
         return not any(thread.is_alive() for thread in running)
 
-    def _has_rows(self, conn: Connection, table: Any, source: str) -> bool:
-        return conn.execute(select(literal(1)).where(table.c.source == source).limit(1)).first() is not None
+    def _has_rows(self, conn: Connection, *where: Any) -> bool:
+        """Whether any row matches ``where``."""
+        return conn.execute(select(literal(1)).where(*where).limit(1)).first() is not None
 
     def _insert_new(
         self,
@@ -735,9 +738,7 @@ class Store:
                 and not gone
                 and len(wanted) > _COPY_ABOVE
                 and self.dialect == "postgresql"
-                and not conn.execute(
-                    select(literal(1)).where(AWAITING.c.team == team, AWAITING.c.channel == channel).limit(1)
-                ).first()
+                and not self._has_rows(conn, AWAITING.c.team == team, AWAITING.c.channel == channel)
             )
             fresh: list[dict[str, Any]] = []
             inserted = 0
