@@ -21,7 +21,7 @@ from typing import Any, cast
 import pytest
 
 from monitor import cli
-from monitor.sources import imap_events, imap_fetch, parse_pool
+from monitor.sources import imap, imap_events, imap_fetch, parse_pool
 from monitor.sources.imap import ImapSource
 from monitor.sources.imap_fetch import FetchParseError
 from tests.servers.dovecot import Mailbox
@@ -124,6 +124,39 @@ def test_worker_processes_build_the_events_of_the_thread(imap_mailbox: Mailbox) 
     again = source.poll(first.cursor)
     assert [m.external_id.rsplit("/", 1)[1] for m in again.messages] == ["1", "5", str(len(VARIED) + 1)]
     assert again.messages == slow.poll(expected.cursor).messages
+
+
+def test_a_worker_fetch_starts_and_ends_with_smaller_batches() -> None:
+    uids = list(range(1, 8_001))
+    sizes = [len(batch) for batch in imap._ramped(uids, 500)]
+    assert sizes[:4] == [62, 125, 250, 500] and sizes[-4:] == [126, 250, 125, 62]
+    assert [uid for batch in imap._ramped(uids, 500) for uid in batch] == uids  # each once, in order
+    # Too few messages for both ramps, or batches too small to halve: plain batches.
+    assert [len(b) for b in imap._ramped(uids[:1_500], 500)] == [500, 500, 500]
+    assert [len(b) for b in imap._ramped(uids[:30], 3)] == [3] * 10
+
+
+@pytest.mark.server
+def test_ramped_batches_build_the_events_of_the_thread(
+    imap_mailbox: Mailbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _fill(imap_mailbox)
+    expected = _expected(imap_mailbox)
+    pool = parse_pool.shared()
+    assert pool is not None, "this test needs a machine with two CPUs"
+    deadline = time.monotonic() + 60
+    while not pool.ready():
+        assert time.monotonic() < deadline, "the parse workers did not start within 60 s"
+        time.sleep(0.05)
+    sizes = _counting(pool)
+    monkeypatch.setattr(imap, "RAMP_SMALLEST", 1)
+
+    result = make_source(imap_mailbox, batch_size=4).poll(None)
+
+    assert result.messages == expected.messages
+    assert result.cursor == expected.cursor
+    assert sizes == [1, 2, 4, 4, 2, 1, 1]  # INBOX's 14 messages ramped at both ends; Sent's one
+    assert sum(sizes) == len(VARIED) + 1
 
 
 @pytest.mark.server
