@@ -177,18 +177,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     from monitor.memory import limit_malloc_arenas
 
     limit_malloc_arenas()  # before any thread starts
+    from monitor import gc_pause
     from monitor.logs import setup_logging
 
-    loaded = _load(args.config)
-    setup_logging(args.log_level or loaded.config.log.level, args.log_format or loaded.config.log.format)
-    if any(source.kind == "imap" for source in loaded.config.sources.values()):
-        from monitor.sources import parse_pool
+    # What the start-up makes (modules, the config, the store's schema) lives as long as the process: the
+    # collector has nothing to find in it (about 20 ms of a start went to walking it).
+    with gc_pause.paused():
+        loaded = _load(args.config)
+        setup_logging(args.log_level or loaded.config.log.level, args.log_format or loaded.config.log.format)
+        if any(source.kind == "imap" for source in loaded.config.sources.values()):
+            from monitor.sources import parse_pool
 
-        parse_pool.prestart()  # a first sync's parse workers start while the daemon's modules load
-    from monitor.daemon import Daemon
+            parse_pool.prestart()  # a first sync's parse workers start while the daemon's modules load
+        from monitor.daemon import Daemon
 
-    daemon = _starting(loaded, lambda: Daemon(loaded))
-    daemon.start = functools.partial(_starting, loaded, daemon.start)  # type: ignore[method-assign]
+        daemon = _starting(loaded, lambda: Daemon(loaded))
+    daemon.start = functools.partial(_starting, loaded, gc_pause.during(daemon.start))  # type: ignore[method-assign]
     if daemon.run_forever():
         # A poll is stuck on a server that stopped answering: its thread would keep the process alive
         # until the socket times out. Exit now; the unfinished poll's transaction was never committed.

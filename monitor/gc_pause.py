@@ -18,10 +18,14 @@ process freezes objects, so unfreezing lets go of nothing but what this moved.
 
 from __future__ import annotations
 
+import functools
 import gc
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import TypeVar
+
+T = TypeVar("T")
 
 BULK = 2_000
 """A step with this many messages or more pauses the collector (:func:`paused_for`)."""
@@ -50,6 +54,17 @@ def paused() -> Iterator[None]:
                 gc.unfreeze()  # ...become the oldest generation's
                 if _was_enabled:
                     gc.enable()
+
+
+def during(fn: Callable[[], T]) -> Callable[[], T]:
+    """``fn`` run inside :func:`paused`."""
+
+    @functools.wraps(fn)
+    def run() -> T:
+        with paused():
+            return fn()
+
+    return run
 
 
 def paused_for(count: int) -> AbstractContextManager[None]:

@@ -107,6 +107,15 @@ def test_only_bulk_steps_pause() -> None:
     assert gc.isenabled()
 
 
+def test_a_start_runs_paused_and_returns_what_it_returned() -> None:
+    def start() -> str:
+        assert not gc.isenabled()
+        return "started"
+
+    assert gc_pause.during(start)() == "started"
+    assert gc.isenabled()
+
+
 @pytest.mark.parametrize(("count", "paused"), [(3, False), (gc_pause.BULK, True)])
 def test_a_bulk_store_write_runs_paused(tmp_path: Path, count: int, paused: bool) -> None:
     from sqlalchemy import event
