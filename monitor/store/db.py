@@ -1074,8 +1074,24 @@ def _driver_columns(
     for i, column in enumerate(columns):
         process = table.c[column].type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
         if process is not None:
-            values[i] = [process(v) for v in values[i]]
+            values[i] = _each_once(process, values[i])
     return values
+
+
+def _each_once(process: Callable[[Any], Any], values: list[Any]) -> list[Any]:
+    """``[process(v) for v in values]``, converting a value once while the next ones are the same object
+    (a write's ``ingested_at``, the ``None`` of a column nobody set, the ``False`` of a flag)."""
+    out: list[Any] = []
+    last: Any = _NOTHING
+    done: Any = None
+    for value in values:
+        if value is not last:
+            last, done = value, process(value)
+        out.append(done)
+    return out
+
+
+_NOTHING = object()
 
 
 def _copy_rows(conn: Connection, table: str, columns: Sequence[str], values: list[list[Any]]) -> None:

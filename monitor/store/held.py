@@ -27,9 +27,8 @@ HELD_MAX = 50_000
 (:data:`monitor.engine.slices.HOLD`); a larger first sync is read back from the store in slices."""
 
 Row = tuple[int, MessageEvent]
-_SPLITS_OTHERWISE = re.compile(r"\s|\0\0|^\0|\0$|^$")
-"""In the values of an event's lists joined by NUL: white space, or an empty value (which a split would
-lose)."""
+_WHITE_SPACE = re.compile(r"\s")
+"""What a split at white space cuts at; an empty value, which a split loses, is looked for apart."""
 
 
 class HeldMessages:
@@ -90,7 +89,7 @@ def as_stored(event: MessageEvent) -> MessageEvent:
     """``event`` as the store gives it back: its lists are stored joined by spaces and split again, its
     flags too, and a message is stored as not removed (:func:`monitor.store.db.message_row`)."""
     parts = (*event.reply_to, *event.to_addrs, *event.cc_addrs, *event.references, *event.flags)
-    if event.removed_at is None and (not parts or _SPLITS_OTHERWISE.search("\0".join(parts)) is None):
+    if event.removed_at is None and "" not in parts and _WHITE_SPACE.search("".join(parts)) is None:
         return event  # nearly always: no value is empty or holds white space
     changed: dict[str, object] = {}
     for name in ("reply_to", "to_addrs", "cc_addrs", "references"):
