@@ -176,3 +176,18 @@ def test_a_first_sync_finds_what_left_a_folder_without_reading_the_folder_back(s
     again = store.save_poll("inbox", PollResult(messages=messages[:4], remaining=listed), T0)
     assert again.removed == 0
     assert len(listings) == 2
+
+
+def test_a_bulk_write_converts_a_run_of_the_same_value_once() -> None:
+    from monitor.store import db
+
+    seen: list[object] = []
+
+    def process(value: object) -> str:
+        seen.append(value)
+        return f"<{value}>"
+
+    later = T0 + timedelta(seconds=1)
+    values: list[object] = [T0, T0, None, None, T0, later, later]
+    assert db._each_once(process, values) == [f"<{v}>" for v in values]
+    assert seen == [T0, None, T0, later]  # a run of one object is converted once; a new run again
