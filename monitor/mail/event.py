@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from email.message import Message
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from monitor.events import MessageEvent
 from monitor.mail.classify import DEFAULT_NO_REPLY, classify
@@ -21,6 +21,7 @@ from monitor.mail.headers import (
 )
 
 T = TypeVar("T")
+F = TypeVar("F")
 _NO_IDS: tuple[str, ...] = ()
 _NO_ADDRESS: tuple[str | None, str] = (None, "")
 
@@ -47,28 +48,33 @@ def to_event(
     ``report(field, reason)`` is called once per such field, so the source can say so (issue 7).
     """
     problems: dict[str, str] = {}
-
-    def note(name: str, reason: str) -> None:
-        problems.setdefault(name, reason)
-
+    """The first reason each field was kept as it was, in the order found (``report`` is called in it)."""
     for name in getattr(msg, "truncated", ()):
-        note(name, "longer than the header limit, cut")
+        problems.setdefault(name, "longer than the header limit, cut")
     try:
         verdict = classify(
             msg, no_reply_senders=DEFAULT_NO_REPLY if no_reply_senders is None else no_reply_senders
         )
         automated, bulk_precedence = verdict.automated, verdict.bulk_precedence
     except Exception as err:  # a classifier bug must not drop a customer: judge the message as human
-        note("classification", type(err).__name__)
+        problems.setdefault("classification", type(err).__name__)
         automated, bulk_precedence = None, False
-    ids = _guarded(note, "Message-ID", lambda: message_ids(msg.get("Message-ID")), _NO_IDS)
-    from_addr, from_name = _reported(note, "From", lambda p: first_address(msg.get("From"), p), _NO_ADDRESS)
-    sender_addr, _ = _reported(note, "Sender", lambda p: first_address(msg.get("Sender"), p), _NO_ADDRESS)
-    irt = _guarded(note, "In-Reply-To", lambda: message_ids(msg.get("In-Reply-To")), _NO_IDS)
+    get = msg.get
+    ids = _read(problems, "Message-ID", _ids, get, _NO_IDS)
+    from_addr, from_name = _read(problems, "From", first_address, get, _NO_ADDRESS)
+    sender_addr, _ = _read(problems, "Sender", first_address, get, _NO_ADDRESS)
+    irt = _read(problems, "In-Reply-To", _ids, get, _NO_IDS)
     date, unused_date = dated(msg, internal_date, now)
     if unused_date:
-        note("Date", "unreadable or absurd, arrival time used")
-    holding = msg.get("X-Replywatch-Holding") is not None
+        problems.setdefault("Date", "unreadable or absurd, arrival time used")
+    holding = get("X-Replywatch-Holding") is not None
+    get_all = msg.get_all
+    reply_to = _read(problems, "Reply-To", _addresses, get_all, _NO_IDS)
+    to_addrs = _read(problems, "To", _addresses, get_all, _NO_IDS)
+    cc_addrs = _read(problems, "Cc", _addresses, get_all, _NO_IDS)
+    subject = _read(problems, "Subject", decoded, get, None)
+    references = _read(problems, "References", _ids, get, _NO_IDS)
+    thread_id = gmail_thread_id or _read(problems, "Thread-Index", _thread_index, get, None)
     event = MessageEvent(
         source=source,
         folder=folder,
@@ -78,17 +84,16 @@ def to_event(
         from_addr=from_addr,
         from_name=from_name,
         sender_addr=sender_addr,
-        reply_to=_reported(note, "Reply-To", lambda p: addresses(msg.get_all("Reply-To") or (), p), _NO_IDS),
-        to_addrs=_reported(note, "To", lambda p: addresses(msg.get_all("To") or (), p), _NO_IDS),
-        cc_addrs=_reported(note, "Cc", lambda p: addresses(msg.get_all("Cc") or (), p), _NO_IDS),
-        subject=_reported(note, "Subject", lambda p: decoded(msg.get("Subject"), p), _raw(msg, "Subject")),
+        reply_to=reply_to,
+        to_addrs=to_addrs,
+        cc_addrs=cc_addrs,
+        subject=_raw(msg, "Subject") if subject is None else subject,
         in_reply_to=irt[-1] if irt else None,
-        references=_guarded(note, "References", lambda: message_ids(msg.get("References")), _NO_IDS),
-        thread_id=gmail_thread_id
-        or _guarded(note, "Thread-Index", lambda: thread_index_root(msg.get("Thread-Index")), None),
+        references=references,
+        thread_id=thread_id,
         automated=automated,
         bulk_precedence=bulk_precedence,
-        flags=frozenset(f.lower().lstrip("\\") for f in flags),
+        flags=frozenset([f.lower().lstrip("\\") for f in flags]),
         holding_marker=holding,
         preview=preview,
     )
@@ -98,23 +103,45 @@ def to_event(
     return event
 
 
-def _guarded(note: Callable[[str, str], None], name: str, read: Callable[[], T], fallback: T) -> T:
+def _read(
+    problems: dict[str, str],
+    name: str,
+    read: Callable[[Any, list[str]], T],
+    values: Callable[[str], Any],
+    fallback: F,
+) -> T | F:
+    """``read(values(name), found)``, one header field read into its event value; ``fallback`` when that
+    raises (RecursionError, codec errors...: the field falls back, the message stays). The exception's
+    type, else the first reason ``read`` appended to ``found``, is noted in ``problems``.
+
+    A plain function given the header's getter, not a closure per field: ten fields a message, thousands
+    of messages a second on a first sync.
+    """
+    found: list[str] = []
     try:
-        return read()
-    except Exception as err:  # RecursionError, codec errors...: the field falls back, the message stays
-        note(name, type(err).__name__)
+        value = read(values(name), found)
+    except Exception as err:
+        problems.setdefault(name, type(err).__name__)
         return fallback
-
-
-def _reported(note: Callable[[str, str], None], name: str, read: Callable[[list[str]], T], fallback: T) -> T:
-    problems: list[str] = []
-    value = _guarded(note, name, lambda: read(problems), fallback)
-    if problems:
-        note(name, problems[0])
+    if found:
+        problems.setdefault(name, found[0])
     return value
 
 
+def _ids(value: str | None, _found: list[str]) -> tuple[str, ...]:
+    return message_ids(value)
+
+
+def _addresses(values: list[str] | None, found: list[str]) -> tuple[str, ...]:
+    return addresses(values or (), found)
+
+
+def _thread_index(value: str | None, _found: list[str]) -> str | None:
+    return thread_index_root(value)
+
+
 def _raw(msg: Message, name: str) -> str:
+    """A field's text as it is (white space folded): the Subject when it cannot be decoded."""
     value = msg.get(name)
     return " ".join(unicode_text(str(value)).split()) if value is not None else ""
 

@@ -7,8 +7,8 @@ import email.policy
 import functools
 import hashlib
 import re
-from collections.abc import Iterable
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterable, KeysView
+from datetime import UTC, datetime, timedelta, timezone
 from email.header import Header, decode_header
 from email.message import Message
 from email.utils import getaddresses, parsedate_to_datetime
@@ -97,6 +97,10 @@ class HeaderBlock(Message):
             index.setdefault(name.lower(), []).append(value)
         self._index = index
 
+    def field_names(self) -> KeysView[str]:
+        """The lower-cased names of its fields: a lookup of any other name finds nothing."""
+        return self._index.keys()
+
     def get(self, name: str, failobj: Any = None) -> Any:
         """The first value of ``name`` (as ``Message.get``; 8-bit text as Unicode: :func:`unicode_text`)."""
         values = self._index.get(name.lower())
@@ -143,43 +147,38 @@ def parse_header_block(raw: bytes) -> Message:
     else:
         whole = True
     truncated: dict[str, None] = {}
-    for i, (field_name, value) in enumerate(headers):
-        if len(value) > MAX_HEADER_CHARS:
-            headers[i] = (field_name, _cut(field_name, value))
-            truncated[field_name] = None
+    if len(text) > MAX_HEADER_CHARS:  # else no value can be longer
+        for i, (field_name, value) in enumerate(headers):
+            if len(value) > MAX_HEADER_CHARS:
+                headers[i] = (field_name, _cut(field_name, value))
+                truncated[field_name] = None
     return HeaderBlock(headers, tuple(truncated), whole=whole)
 
 
-# A field and its continuation lines, in a block whose every line ends the same way.
+# A field and its continuation lines, in a block whose every line ends the same way; the blanks that begin
+# its value are left out (compat32's lstrip). A value holds no \r or \n, nor the odd breaks that only
+# str.splitlines breaks at (such a block goes to _fields): a block holding one has text between matches.
+_VALUE_LINE = r"[^\r\n\v\f\x1c\x1d\x1e]*+"
 _PLAIN_FIELD = {
-    eol: re.compile(rf"([\041-\071\073-\176]+):([^\r\n]*+(?:{eol}[\t ][^\r\n]*+)*+){eol}")
+    eol: re.compile(rf"([\041-\071\073-\176]+):[ \t]*+({_VALUE_LINE}(?:{eol}[\t ]{_VALUE_LINE})*+){eol}")
     for eol in ("\r\n", "\n")
 }
 
 
 def _plain_fields(text: str) -> list[tuple[str, str]] | None:
     """The fields of a block made of nothing but fields (then its blank line, or its end) whose lines all
-    end alike, as :func:`_fields` reads them; None for any other block (it goes to :func:`_fields`)."""
-    if _ODD_BREAKS.search(text):
+    end alike, as :func:`_fields` reads them; None for any other block (it goes to :func:`_fields`).
+
+    One ``split`` cuts the block into ``[gap, name, value, gap, name, value, ..., rest]``: the block is
+    plain when no gap holds anything and the rest is nothing or the blank line. A lone ``\r`` or ``\n`` in a
+    CRLF block, or an odd break, falls in a gap.
+    """
+    eol = "\r\n" if "\r" in text else "\n"
+    parts = _PLAIN_FIELD[eol].split(text)
+    rest = parts.pop()
+    if (rest and rest != eol) or any(parts[::3]):
         return None
-    if "\r" in text:
-        eol = "\r\n"
-        count = text.count(eol)
-        if count != text.count("\r") or count != text.count("\n"):
-            return None
-    else:
-        eol = "\n"
-    match = _PLAIN_FIELD[eol].match
-    headers: list[tuple[str, str]] = []
-    pos, end = 0, len(text)
-    while pos < end:
-        found = match(text, pos)
-        if found is None:
-            return headers if text[pos:] == eol else None
-        name, value = found.groups()
-        headers.append((name, value.lstrip(" \t")))
-        pos = found.end()
-    return headers
+    return list(zip(parts[1::3], parts[2::3], strict=True))
 
 
 def _fields(text: str) -> tuple[list[tuple[str, str]], bool]:
@@ -491,23 +490,87 @@ def dated(msg: Message, internal_date: datetime | None, now: datetime | None = N
     parsed: datetime | None = None
     if value:
         text = str(value)[:200]  # a Date is about 40 characters; the rest cannot make it better
-        try:
-            parsed = parsedate_to_datetime(text)
-        except (TypeError, ValueError, IndexError, OverflowError):
-            parsed = None
-        year = _WRITTEN_YEAR.search(text)
-        written = year.group(1) if year is not None else ""
-        if parsed is not None and len(written) >= 3 and int(written) != parsed.year:
-            parsed = None
+        parsed = _date_of(text)
     if parsed is not None:
-        parsed = _aware(parsed)
-        if _EARLIEST <= parsed <= limit:
-            return parsed, False
+        try:
+            parsed = _aware(parsed)
+        except OverflowError:  # the last hours of year 9999 behind UTC: nonsense, never a lost message
+            parsed = None
+    if parsed is not None and _EARLIEST <= parsed <= limit:
+        return parsed, False
     # A clock a few days or months fast is common and not worth a word; nonsense is.
     unused = bool(value) and (parsed is None or parsed < _EARLIEST or parsed > limit + _ABSURD_FUTURE)
     if fallback is not None:
         return fallback, unused
     return (parsed, unused) if parsed is not None else (now or datetime.now(UTC), unused)
+
+
+def _date_of(text: str) -> datetime | None:
+    """A Date header's time as ``parsedate_to_datetime`` reads it (naive for ``-0000``), None when it
+    cannot, or when a year written with three or more digits is not the year it read."""
+    found = _COMMON_DATE.fullmatch(text)
+    if found is not None:
+        month = _MONTH_NUMBERS.get(found[2].lower())
+        if month is not None:
+            return _common_date(found, month)
+    try:
+        parsed = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    year = _WRITTEN_YEAR.search(text)
+    written = year.group(1) if year is not None else ""
+    if len(written) >= 3 and int(written) != parsed.year:
+        return None
+    return parsed
+
+
+# The form nearly every Date has (RFC 5322 §3.3): ``[Tue, ]1 Dec 2026 19:35[:17] +0000``, maybe followed by
+# a comment such as ``(UTC)``. parsedate_to_datetime splits the text at white space and reads only its
+# first five words (after a weekday): the words after the zone never change what it reads.
+_COMMON_DATE = re.compile(
+    r"(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun),?[ \t]+)?([0-9]{1,2})[ \t]+([A-Za-z]{3})[ \t]+([0-9]{4}|[0-9]{2})"
+    r"[ \t]+([0-9]{1,2}):([0-9]{2})(?::([0-9]{2}))?[ \t]+([+-][0-9]{4}|GMT|UTC?)(?:[ \t]+.*)?",
+    re.DOTALL,
+)
+_MONTH_NUMBERS = {
+    name: number
+    for number, name in enumerate(
+        ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1
+    )
+}
+_DATE_ZONES: dict[str, timezone | None] = {"-0000": None, "GMT": UTC, "UT": UTC, "UTC": UTC}
+"""The zone object of each zone seen (at most 20,000 of them): built once, not per message.
+``-0000`` is None: the zone is unknown (RFC 5322 §3.3) and parsedate_to_datetime gives a naive time."""
+
+
+def _common_date(found: re.Match[str], month: int) -> datetime | None:
+    """The fast path of :func:`_date_of` for :data:`_COMMON_DATE`, read exactly as the stdlib reads it.
+
+    A two-digit year is 19xx from 69 on, else 20xx (RFC 5322 §4.3); a four-digit year below 100 (``0001``)
+    is read so too by the stdlib, which :data:`_WRITTEN_YEAR` rejects: None (that rule's first match is this
+    month and year, as no weekday name begins like a month). The zone's seconds are
+    ``hh * 3600 + mm * 60``; an impossible field or a zone of 24 hours or more is None, as a ValueError is.
+    """
+    day, _month, year, hour, minute, second, zone = found.groups()
+    number = int(year)
+    if number < 100:
+        if len(year) > 2:
+            return None
+        number += 1900 if number > 68 else 2000
+    if zone in _DATE_ZONES:
+        tz = _DATE_ZONES[zone]
+    else:
+        hhmm = int(zone[1:])
+        seconds = (hhmm // 100) * 3600 + (hhmm % 100) * 60
+        try:
+            tz = timezone(timedelta(seconds=-seconds if zone[0] == "-" else seconds))
+        except ValueError:
+            return None
+        _DATE_ZONES[zone] = tz
+    try:
+        return datetime(number, month, int(day), int(hour), int(minute), int(second or 0), tzinfo=tz)
+    except ValueError:
+        return None
 
 
 def _aware(value: datetime) -> datetime:
