@@ -5,11 +5,12 @@ from __future__ import annotations
 import fnmatch
 import functools
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from email.message import Message
+from typing import cast
 
-from monitor.mail.headers import addresses, decoded, first_mailbox, header_text
+from monitor.mail.headers import HeaderBlock, addresses, decoded, first_mailbox, header_text
 from monitor.mail.subject import has_reply_prefix
 
 REASONS: tuple[str, ...] = (
@@ -378,6 +379,24 @@ _LIST_POST_NO = re.compile(r"(\([^)]*\)\s*)*no\b.*", re.IGNORECASE)
 
 def spam_verdict(msg: Message) -> bool:
     """Whether the mail system marked the message as spam (SpamAssassin, rspamd, Microsoft 365)."""
+    return _spam_verdict(msg, _field_names(msg))
+
+
+_SPAM_HEADERS = frozenset(
+    {
+        "x-spam-flag",
+        "x-spam-status",
+        "x-spam",
+        "x-spamd-result",
+        "x-forefront-antispam-report",
+        "x-ms-exchange-organization-scl",
+    }
+)
+
+
+def _spam_verdict(msg: Message, names: _Names) -> bool:
+    if not isinstance(names, _EveryName) and _SPAM_HEADERS.isdisjoint(names):
+        return False  # most mail carries none of them
     if _text(msg, "X-Spam-Flag").strip().lower() == "yes":
         return True
     if _SPAM_STATUS_YES.match(_text(msg, "X-Spam-Status")):
@@ -404,20 +423,23 @@ def classify(msg: Message, *, no_reply_senders: Sequence[str] = DEFAULT_NO_REPLY
 def _classify(msg: Message, no_reply_senders: Sequence[str]) -> Verdict:
     reasons: set[str] = set()
     hints: list[str] = []
-    listed: list[bool] = []
+    # Most mail is a person's, without most of the headers read here: each is looked up only when the
+    # message has a field of that name (see _field_names), which reads exactly as a lookup that finds none.
+    names = _field_names(msg)
 
-    subject = _text(msg, "Subject")
+    subject = _text(msg, "Subject") if "subject" in names else ""
     # A subject that quotes a phrase after "Re:"/"Fwd:" is someone replying to or forwarding it.
     prefixed = has_reply_prefix(subject)
-    from_text = _raw(msg, "From") or ""
+    from_text = (_raw(msg, "From") or "") if "from" in names else ""
     from_addr, from_name = first_mailbox(from_text)
     from_local = from_addr.rpartition("@")[0] if "@" in from_addr else from_addr
     # "From: <>" copies the null reverse-path (RFC 5321 §4.5.5) into the header: only MTAs do that.
     null_from = "<>" in from_text.replace(" ", "")
     from_is_mta = null_from or from_local in _MTA_LOCAL_PARTS or bool(_MTA_DISPLAY_NAME.search(from_name))
-    null_return_path = _null_return_path(msg)
-    token = auto_submitted_token(_text(msg, "Auto-Submitted"))
-    precedence = _text(msg, "Precedence").strip().lower()
+    null_return_path = "return-path" in names and _null_return_path(msg)
+    token = auto_submitted_token(_text(msg, "Auto-Submitted")) if "auto-submitted" in names else None
+    precedence = _text(msg, "Precedence").strip().lower() if "precedence" in names else ""
+    mailer = _text(msg, "X-Mailer") if "x-mailer" in names else ""
 
     # --- RFC 6522 multipart/report: the report type is in the header, no body needed -------------
     report = _report_reason(msg)
@@ -429,7 +451,9 @@ def _classify(msg: Message, no_reply_senders: Sequence[str]) -> Verdict:
     # --- delivery status notifications without (or besides) a multipart/report -------------------
     # Exim's X-Failed-Recipients and Exchange's X-MS-Exchange-Message-Is-Ndr only appear on NDRs; the
     # MTA's own mailbox (RFC 2142 §5 postmaster, MAILER-DAEMON) writing to us is a delivery report.
-    if _present(msg, "X-Failed-Recipients") or _truthy(_text(msg, "X-MS-Exchange-Message-Is-Ndr")):
+    if ("x-failed-recipients" in names and _present(msg, "X-Failed-Recipients")) or (
+        "x-ms-exchange-message-is-ndr" in names and _truthy(_text(msg, "X-MS-Exchange-Message-Is-Ndr"))
+    ):
         reasons.add("bounce")
     if from_is_mta or (not prefixed and _BOUNCE_STRONG_SUBJECT.search(subject)):
         reasons.add("bounce")
@@ -445,16 +469,16 @@ def _classify(msg: Message, no_reply_senders: Sequence[str]) -> Verdict:
     # X-Apple-Action: VACATION (iCloud), Precedence: auto_reply (qmail's autorespond and others).
     # X-Auto-Response-Suppress is the *request* not to be auto-answered (MS-OXCMAIL §2.2.3.2.14),
     # which Outlook and Exchange also put on mail people write: a hint only.
-    for name in ("X-Autoreply", "X-Autorespond", "X-Autoresponder"):
-        if _present(msg, name) and _truthy(_text(msg, name)):
+    for name, lower in _AUTORESPONDER_HEADERS:
+        if lower in names and _present(msg, name) and _truthy(_text(msg, name)):
             reasons.add("auto_reply")
-    if _text(msg, "X-Apple-Action").strip().lower() == "vacation":
+    if "x-apple-action" in names and _text(msg, "X-Apple-Action").strip().lower() == "vacation":
         reasons.add("auto_reply")
-    if _AUTORESPONDER_MAILER.search(_text(msg, "X-Mailer")):
+    if _AUTORESPONDER_MAILER.search(mailer):
         reasons.add("auto_reply")
     if precedence in {"auto_reply", "auto-reply", "autoreply"}:
         reasons.add("auto_reply")
-    if _present(msg, "X-Auto-Response-Suppress"):
+    if "x-auto-response-suppress" in names and _present(msg, "X-Auto-Response-Suppress"):
         hints.append("x-auto-response-suppress")
     out_of_office = bool(_OOF_SUBJECT.search(subject))
     if out_of_office:
@@ -470,7 +494,7 @@ def _classify(msg: Message, no_reply_senders: Sequence[str]) -> Verdict:
     if machine and not replying and _BOUNCE_WEAK_SUBJECT.search(subject):
         reasons.add("bounce")
     # RFC 8098 §3: an MDN's subject is free text; a "Read:" prefix alone could be a person's subject.
-    if _READ_SUBJECT.search(subject) and (machine or report == "read_receipt"):
+    if (machine or report == "read_receipt") and _READ_SUBJECT.search(subject):
         reasons.add("read_receipt")
 
     # --- configurable no-reply senders ------------------------------------------------------------
@@ -478,13 +502,16 @@ def _classify(msg: Message, no_reply_senders: Sequence[str]) -> Verdict:
         reasons.add("no_reply_sender")
 
     # --- bulk senders ------------------------------------------------------------------------------
-    if _bulk_sender(msg, precedence, hints, listed):
+    if precedence in _BULK_PRECEDENCE:
+        hints.append(f"precedence:{precedence}")
+    bulk, listed = _bulk_sender(msg, names, from_addr, hints)
+    if bulk:
         reasons.add("bulk")
     # Mass-mailing software, tracking (VERP) senders and newsletter mailboxes: mail nobody answers.
-    return_path, _ = first_mailbox(_raw(msg, "Return-Path"))
+    return_path = first_mailbox(_raw(msg, "Return-Path"))[0] if "return-path" in names else ""
     return_local = return_path.rpartition("@")[0]
     if (
-        _BULK_MAILER.search(_text(msg, "X-Mailer"))
+        _BULK_MAILER.search(mailer)
         or _TRACKING_LOCAL_PART.match(from_local)
         or _TRACKING_LOCAL_PART.match(return_local)
         or from_local.lower() in _NEWSLETTER_LOCAL_PARTS
@@ -492,23 +519,34 @@ def _classify(msg: Message, no_reply_senders: Sequence[str]) -> Verdict:
         reasons.add("bulk")
 
     # --- the mail system's own spam verdict --------------------------------------------------------
-    if spam_verdict(msg):
+    if _spam_verdict(msg, names):
         reasons.add("spam")
 
-    for reason in _PRECEDENCE:
-        if reason in reasons:
-            return Verdict(reason, tuple(hints))
+    if reasons:
+        for reason in _PRECEDENCE:
+            if reason in reasons:
+                return Verdict(reason, tuple(hints)) if hints else _AUTOMATED[reason]
     # Precedence alone does not decide: list software adds it to human mail sent to the team. Whether
     # this message was (a person writing to the team) is for the team's addresses to tell.
-    bulk_precedence = precedence in _BULK_PRECEDENCE and not listed
-    return Verdict(None, tuple(hints), bulk_precedence=bulk_precedence)
+    if precedence in _BULK_PRECEDENCE:
+        if listed is None:
+            listed = _discussion_list(msg, names, from_addr)
+        return Verdict(None, tuple(hints), bulk_precedence=not listed)
+    return Verdict(None, tuple(hints)) if hints else _HUMAN
 
 
 _BULK_PRECEDENCE = frozenset({"bulk", "junk", "list"})
+_AUTORESPONDER_HEADERS = tuple(
+    (name, name.lower()) for name in ("X-Autoreply", "X-Autorespond", "X-Autoresponder")
+)
+# Verdicts are immutable: the common ones, without hints, are made once.
+_HUMAN = Verdict(None)
+_AUTOMATED = {reason: Verdict(reason) for reason in REASONS}
 
 
-def _bulk_sender(msg: Message, precedence: str, hints: list[str], listed: list[bool]) -> bool:
-    """Whether the message comes from a bulk sender; appends the weak list signals to ``hints``.
+def _bulk_sender(msg: Message, names: _Names, from_addr: str, hints: list[str]) -> tuple[bool, bool | None]:
+    """Whether the message comes from a bulk sender, and whether it is a discussion-list post (None when
+    that did not matter here); appends the weak list signals to ``hints``.
 
     Decided from the SpamAssassin easy_ham corpus (2,500 human messages, 2002): 1,572 carry
     List-Unsubscribe, added by the list server to human posts.  1,441 of them are Mailman/other
@@ -518,45 +556,44 @@ def _bulk_sender(msg: Message, precedence: str, hints: list[str], listed: list[b
     newsletter) is a real bulk sender: List-Unsubscribe and none of these discussion-list markers.
     List-Id is *not* a discussion marker: newsletter platforms (Mailchimp, Campaign Monitor) set it.
     ``Precedence: bulk|junk|list`` and ``List-Id`` alone are hints only: list software adds them to
-    human mail. ``listed`` gets True when the message is a discussion-list post.
+    human mail.
     """
-    if _discussion_list(msg):
-        listed.append(True)
-    if precedence in _BULK_PRECEDENCE:
-        hints.append(f"precedence:{precedence}")
-    if _present(msg, "List-Id"):
+    if "list-id" in names and _present(msg, "List-Id"):
         hints.append("list-id")
     # Gmail's Feedback-ID is set by bulk senders (ESPs) for complaint-rate tracking, never by MUAs;
     # X-Bulkmail is the mark of the Mail::Bulkmail mass mailer.
-    if _present(msg, "Feedback-ID") or _present(msg, "X-Bulkmail"):
-        return True
-    if not _present(msg, "List-Unsubscribe"):
-        return False
-    if listed:
+    if ("feedback-id" in names and _present(msg, "Feedback-ID")) or (
+        "x-bulkmail" in names and _present(msg, "X-Bulkmail")
+    ):
+        return True, None
+    if "list-unsubscribe" not in names or not _present(msg, "List-Unsubscribe"):
+        return False, None
+    if _discussion_list(msg, names, from_addr):
         hints.append("list-unsubscribe")
-        return False
-    return True
+        return False, True
+    return True, False
 
 
-def _discussion_list(msg: Message) -> bool:
+def _discussion_list(msg: Message, names: _Names, from_addr: str) -> bool:
     """Whether the message is a post redistributed by a discussion list (someone wrote it)."""
-    list_post = _text(msg, "List-Post").strip()
+    list_post = _text(msg, "List-Post").strip() if "list-post" in names else ""
     # RFC 2369 §3.4: "List-Post: NO" marks an announcement-only list, i.e. a bulk sender.
     if list_post and not _LIST_POST_NO.fullmatch(list_post):
         return True
     # ezmlm and Yahoo Groups (before they adopted RFC 2369 List-Post) write "Mailing-List: list X".
-    if _present(msg, "Mailing-List"):
+    if "mailing-list" in names and _present(msg, "Mailing-List"):
         return True
+    sender = first_mailbox(_raw(msg, "Sender"))[0] if "sender" in names else ""
+    been_there = first_mailbox(_raw(msg, "X-BeenThere"))[0] if "x-beenthere" in names else ""
+    if not sender and not been_there:
+        return False  # no list address to look for among the recipients
     # A list server that resends a post addressed to the list names the list as Sender (RFC 5322
     # §3.6.2: the agent responsible for the transmission), distinct from the human From.
-    sender, _ = first_mailbox(_raw(msg, "Sender"))
-    from_addr, _ = first_mailbox(_raw(msg, "From"))
     recipients = addresses((_raw(msg, "To"), _raw(msg, "Cc")))
     if sender and sender != from_addr and sender in recipients:
         return True
     # Mailman (2.0, before it wrote List-Post) names the list's posting address in X-BeenThere: a post
     # someone addressed To or Cc that address is a discussion post (69 of easy_ham's ILUG posts).
-    been_there, _ = first_mailbox(_raw(msg, "X-BeenThere"))
     if been_there and been_there in recipients:
         return True
     # Majordomo, Mailman and ezmlm send a post with Sender (or the envelope) set to the list's owner or
@@ -616,6 +653,32 @@ def _walk(msg: Message, limit: int) -> Iterator[Message]:
 
 
 # --- header access that never raises ---------------------------------------------------------------
+
+
+class _EveryName:
+    """The field names of a message whose lookups this module does not know: it may have any field."""
+
+    def __contains__(self, name: object) -> bool:
+        return True
+
+
+_EVERY_NAME = _EveryName()
+_Names = Collection[str] | _EveryName
+
+
+def _field_names(msg: Message) -> _Names:
+    """The lower-cased names of ``msg``'s fields, to skip lookups of the fields it does not have.
+
+    A field not named here reads as missing (``get`` gives None); a name in it may still read as
+    missing. A class whose lookups are not the standard library's or :class:`HeaderBlock`'s own may
+    have any field.
+    """
+    cls = type(msg)
+    if cls.get is HeaderBlock.get:
+        return cast(HeaderBlock, msg).field_names()
+    if cls.get is Message.get and cls.__iter__ is Message.__iter__:
+        return {name.lower() for name in msg}
+    return _EVERY_NAME
 
 
 def _raw(msg: Message, name: str) -> str | None:
