@@ -11,6 +11,7 @@ compares both on every message of the corpora.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import quopri
 import re
@@ -59,12 +60,35 @@ def first_text(headers: Message, body: bytes) -> tuple[str, str | None, bytes] |
     return found[0] if found else ("", None, b"")
 
 
+MAX_REMEMBERED_PART_HEADERS = 512
+"""Part header blocks up to this size are parsed once and remembered: mail clients write the same few
+(``Content-Type: text/plain; charset="UTF-8"`` and its transfer encoding) in message after message."""
+
+
+@functools.lru_cache(maxsize=256)
+def _remembered_part_headers(raw: bytes) -> Message:
+    return parse_header_block(raw)
+
+
+def _part_headers(raw: bytes) -> Message:
+    """A part's parsed header block; the walker only reads it (a remembered one is shared)."""
+    if len(raw) > MAX_REMEMBERED_PART_HEADERS:
+        return parse_header_block(raw)
+    return _remembered_part_headers(raw)
+
+
 def _content_type(headers: Message) -> tuple[str, dict[str, str]]:
     value = headers.get("Content-Type")
     if value is None:
         return "text/plain", {}
     if not isinstance(value, str) or not value.isascii():
         raise _Unsure
+    if len(value) > MAX_REMEMBERED_PART_HEADERS:
+        return _parsed_content_type(value)
+    return _remembered_content_type(value)
+
+
+def _parsed_content_type(value: str) -> tuple[str, dict[str, str]]:
     head, _, rest = value.partition(";")
     ctype = head.strip().lower()
     if ctype.count("/") != 1:
@@ -81,6 +105,10 @@ def _content_type(headers: Message) -> tuple[str, dict[str, str]]:
             params.setdefault(name, raw[1:-1] if raw.startswith('"') and raw.endswith('"') else raw)
             pos = match.end()
     return ctype, params
+
+
+# The same few content types come in part after part; the walker only reads the parameters.
+_remembered_content_type = functools.lru_cache(maxsize=256)(_parsed_content_type)
 
 
 def _matcher(boundary: bytes) -> Callable[[bytes], bool | None]:
@@ -102,6 +130,17 @@ def _at_end(stack: list[Callable[[bytes], bool | None]], line: bytes) -> bool:
     return line[:2] == b"--" and any(match(line) is not None for match in stack)
 
 
+def _part_end(stack: list[Callable[[bytes], bool | None]], lines: list[bytes], pos: int) -> int:
+    """The first line from ``pos`` on that is an enclosing boundary (:func:`_at_end`), else the end."""
+    end, count = pos, len(lines)
+    while end < count:
+        line = lines[end]
+        if line[:2] == b"--" and any(match(line) is not None for match in stack):
+            return end
+        end += 1
+    return end
+
+
 def _entity(
     headers: Message,
     lines: list[bytes],
@@ -115,9 +154,7 @@ def _entity(
     if maintype == "message":
         raise _Unsure
     if maintype != "multipart":
-        end = pos if stack else len(lines)
-        while end < len(lines) and not _at_end(stack, lines[end]):
-            end += 1
+        end = _part_end(stack, lines, pos) if stack else len(lines)
         if ctype in ("text/plain", "text/html"):
             disposition = headers.get("Content-Disposition")
             if "name" in params or (disposition is not None and "name" in str(disposition).lower()):
@@ -147,16 +184,13 @@ def _entity(
         if kind is None:
             raise _Unsure  # cannot happen: a part ends at a boundary or the end
         if kind:  # the close boundary: the epilogue runs to the enclosing boundary or the end
-            pos += 1
-            while pos < len(lines) and not _at_end(stack, lines[pos]):
-                pos += 1
-            return pos
+            return _part_end(stack, lines, pos + 1)
         while pos < len(lines) and match(lines[pos]) is False:
             pos += 1
         start = pos
         while pos < len(lines) and not _at_end(inner, lines[pos]) and _HEADER_LINE.match(lines[pos]):
             pos += 1
-        part_headers = parse_header_block(b"".join(lines[start:pos]))
+        part_headers = _part_headers(b"".join(lines[start:pos]))
         if pos < len(lines) and lines[pos] in _BLANK:
             pos += 1
         before = len(found)

@@ -24,6 +24,9 @@ _QUOTE_START = re.compile(
     r"|From:\s.+|Von:\s.+|De\s?:\s.+)\s*$",
     re.IGNORECASE,
 )
+# The ASCII characters a _QUOTE_START match can begin with (any case); a line beginning with another ASCII
+# character is no quote start, and the expression is not tried on it.
+_QUOTE_FIRST = frozenset("OoAaLlEe-_FfVvDd")
 _TAGS = re.compile(r"<[^>]+>")
 # A closing is made of these words, plus at most a signature (a name or two).
 _CLOSING_WORDS = frozenset(
@@ -134,12 +137,21 @@ def new_text(body: str) -> str:
     out: list[str] = []
     for line in body.replace("\r\n", "\n").split("\n"):
         stripped = line.strip()
-        if stripped == "--" or _QUOTE_START.match(stripped):
+        if not stripped:
+            continue  # a blank line adds nothing once white space is collapsed
+        first = stripped[0]
+        if stripped == "--" or (
+            (first in _QUOTE_FIRST or not first.isascii()) and _QUOTE_START.match(stripped)
+        ):
             break
-        if stripped.startswith(">"):
+        if first == ">":
             continue
         out.append(stripped)
-    return " ".join(" ".join(out).split())[:PREVIEW_CHARS]
+    text = " ".join(out)
+    # White space collapsed: a text whose only white space is single spaces between words already is.
+    if "  " in text or not text.isprintable():  # every white space but " " is unprintable
+        text = " ".join(text.split())
+    return text[:PREVIEW_CHARS]
 
 
 def text_part(msg: Message) -> str:
