@@ -40,7 +40,7 @@ ID_TYPE = 'IdType="ImmutableId"'
 class GraphFolders(BaseModel):
     """Which well-known folder (or folder id) plays each role in every mailbox."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     inbox: str = "inbox"
     """Where customers' mail arrives."""

@@ -135,7 +135,7 @@ ClientFactory = Callable[..., Any]
 class ImapFolders(BaseModel):
     """Which folders to watch and the role each one plays."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     inbox: str = "INBOX"
     """Where customers' mail arrives."""

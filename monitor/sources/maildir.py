@@ -58,7 +58,7 @@ _RACY_NS = 2_000_000_000
 class MaildirFolders(BaseModel):
     """Which Maildir++ folders hold the team's inbox and its sent mail."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     inbox: str = ""
     """The inbox: ``""`` is the maildir's root (INBOX); else a subfolder such as ``.Support``."""
