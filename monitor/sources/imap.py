@@ -1003,9 +1003,8 @@ class ImapSource(FolderSource[ImapState]):
         with gc_pause.paused_for(len(uids)):  # the events live on: no collector walking them meanwhile
             for built in self._built(client, read, uids, fetched):
                 for one in built:
-                    where = f"folder {folder} uid {one.uid}"
                     for name, reason in one.problems:
-                        self.log.odd_field(where, name, reason)
+                        self.log.odd_field(f"folder {folder} uid {one.uid}", name, reason)
                     if one.event is None:
                         self._skip(folder, one.uid, one.error, fetched)
                         continue
