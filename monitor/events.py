@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from enum import StrEnum
+from operator import attrgetter
+from typing import Any
 
 
 class Channel(StrEnum):
@@ -63,6 +65,15 @@ class MessageEvent:
     def channel(self) -> Channel:
         """Always :attr:`Channel.EMAIL`."""
         return Channel.EMAIL
+
+    def __reduce__(self) -> tuple[type[MessageEvent], tuple[Any, ...]]:
+        """Pickled as the arguments that make it again: parse workers send thousands of events a second,
+        and the dataclass's own state functions look its fields up for every one (a third of the cost)."""
+        return MessageEvent, _message_fields(self)
+
+
+_message_fields = attrgetter(*(f.name for f in fields(MessageEvent)))
+"""Every field of an event, in the constructor's order."""
 
 
 ARCHIVE_ROLE_PREFIX = "archive:"

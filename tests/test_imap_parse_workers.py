@@ -7,6 +7,7 @@ import gc
 import json
 import logging
 import os
+import pickle
 import subprocess
 import sys
 import textwrap
@@ -124,6 +125,27 @@ def test_worker_processes_build_the_events_of_the_thread(imap_mailbox: Mailbox) 
     again = source.poll(first.cursor)
     assert [m.external_id.rsplit("/", 1)[1] for m in again.messages] == ["1", "5", str(len(VARIED) + 1)]
     assert again.messages == slow.poll(expected.cursor).messages
+
+
+def test_an_event_and_its_fetch_result_travel_whole() -> None:
+    """What a worker sends back is pickled as constructor arguments: every field must come through."""
+    from datetime import UTC, datetime
+
+    from monitor.events import MessageEvent
+
+    when = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
+    event = MessageEvent(
+        "mail", "inbox", "INBOX/7/3", "m@example.org", when, "anna@example.org", "Anna", "list@example.org",
+        ("r@example.org",), ("support@example.com",), ("cc@example.org",), "Order 7", "p@example.org",
+        ("q@example.org", "p@example.org"), "thread-1", "auto_reply", True, frozenset({"seen", "answered"}),
+        True, "Thanks!", when,
+    )  # fmt: skip
+    assert pickle.loads(pickle.dumps(event, -1)) == event
+    built = imap_events.Built(3, event, frozenset({b"\\Seen"}), when, "", [("Date", "unreadable")])
+    again = pickle.loads(pickle.dumps(built, -1))
+    assert (again.uid, again.event, again.flags, again.internal_date, again.error, again.problems) == (
+        3, event, frozenset({b"\\Seen"}), when, "", [("Date", "unreadable")]
+    )  # fmt: skip
 
 
 def test_a_worker_fetch_starts_and_ends_with_smaller_batches() -> None:

@@ -47,6 +47,10 @@ class Built:
     problems: list[tuple[str, str]] = field(default_factory=list)
     """``(field, reason)`` for each field kept as it was (``to_event``'s reports), in order."""
 
+    def __reduce__(self) -> tuple[type[Built], tuple[Any, ...]]:
+        """Pickled as its arguments, as :class:`MessageEvent` is: a parse worker sends one per message."""
+        return Built, (self.uid, self.event, self.flags, self.internal_date, self.error, self.problems)
+
 
 def build_events(answered: dict[int, dict[bytes, Any]], read: FolderFetch) -> list[Built]:
     """Each answered message (imapclient's shape: UID -> items) as an event, in the answers' order."""
