@@ -85,6 +85,18 @@ def _expected(mailbox: Mailbox) -> Any:
     return slow.poll(None)
 
 
+def _ready_pool() -> parse_pool.ParsePool:
+    """The daemon's pool once its workers are up (the first batches of a fetch are parsed in the thread
+    until they are)."""
+    pool = parse_pool.shared()
+    assert pool is not None, "this test needs a machine with two CPUs"
+    deadline = time.monotonic() + 60
+    while not pool.ready():
+        assert time.monotonic() < deadline, "the parse workers did not start within 60 s"
+        time.sleep(0.05)
+    return pool
+
+
 def _counting(pool: parse_pool.ParsePool) -> list[int]:
     """Record the size of each batch ``pool`` is given."""
     sizes: list[int] = []
@@ -102,13 +114,7 @@ def _counting(pool: parse_pool.ParsePool) -> list[int]:
 def test_worker_processes_build_the_events_of_the_thread(imap_mailbox: Mailbox) -> None:
     _fill(imap_mailbox)
     expected = _expected(imap_mailbox)
-    pool = parse_pool.shared()
-    assert pool is not None, "this test needs a machine with two CPUs"
-    deadline = time.monotonic() + 60
-    while not pool.ready():  # the first batches of a fetch are parsed in the thread until workers are up
-        assert time.monotonic() < deadline, "the parse workers did not start within 60 s"
-        time.sleep(0.05)
-    sizes = _counting(pool)
+    sizes = _counting(_ready_pool())
 
     source = make_source(imap_mailbox, batch_size=3)
     first = source.poll(None)
@@ -164,13 +170,7 @@ def test_ramped_batches_build_the_events_of_the_thread(
 ) -> None:
     _fill(imap_mailbox)
     expected = _expected(imap_mailbox)
-    pool = parse_pool.shared()
-    assert pool is not None, "this test needs a machine with two CPUs"
-    deadline = time.monotonic() + 60
-    while not pool.ready():
-        assert time.monotonic() < deadline, "the parse workers did not start within 60 s"
-        time.sleep(0.05)
-    sizes = _counting(pool)
+    sizes = _counting(_ready_pool())
     monkeypatch.setattr(imap, "RAMP_SMALLEST", 1)
 
     result = make_source(imap_mailbox, batch_size=4).poll(None)

@@ -513,6 +513,11 @@ def _date_of(text: str) -> datetime | None:
         month = _MONTH_NUMBERS.get(found[2].lower())
         if month is not None:
             return _common_date(found, month)
+    return _stdlib_date_of(text)
+
+
+def _stdlib_date_of(text: str) -> datetime | None:
+    """:func:`_date_of` by the standard library's parser alone: every form the fast path does not take."""
     try:
         parsed = parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError, OverflowError):

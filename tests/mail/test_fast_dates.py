@@ -12,7 +12,6 @@ import itertools
 import random
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from functools import cache
 
 import pytest
@@ -21,7 +20,7 @@ from imapclient.datetime_util import parse_to_datetime
 from monitor.mail import event as event_module
 from monitor.mail import headers
 from monitor.mail.event import to_event
-from monitor.mail.headers import _WRITTEN_YEAR, _date_of, _fields, _plain_fields, parse_header_block
+from monitor.mail.headers import _date_of, _fields, _plain_fields, parse_header_block
 from monitor.sources import imap_fetch
 from monitor.sources.imap_fetch import _internal_date
 from tests.corpus import corpora_root
@@ -140,17 +139,8 @@ def test_the_rfc3501_form_does_not_reach_imapclient(monkeypatch: pytest.MonkeyPa
 # --- Date header ---------------------------------------------------------------------------------------
 
 
-def stdlib_date_of(text: str) -> datetime | None:
-    """What ``dated`` did before the fast path: parsedate_to_datetime, then the written-year rule."""
-    try:
-        parsed = parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    year = _WRITTEN_YEAR.search(text)
-    written = year.group(1) if year is not None else ""
-    if len(written) >= 3 and int(written) != parsed.year:
-        return None
-    return parsed
+stdlib_date_of = headers._stdlib_date_of
+"""What ``dated`` did before the fast path: parsedate_to_datetime, then the written-year rule."""
 
 
 def date_variants() -> Iterator[str]:
