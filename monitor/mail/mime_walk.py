@@ -15,8 +15,9 @@ import functools
 import importlib
 import quopri
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from email.message import Message
+from types import MappingProxyType
 from typing import cast
 
 from monitor.mail.headers import parse_header_block
@@ -77,7 +78,7 @@ def _part_headers(raw: bytes) -> Message:
     return _remembered_part_headers(raw)
 
 
-def _content_type(headers: Message) -> tuple[str, dict[str, str]]:
+def _content_type(headers: Message) -> tuple[str, Mapping[str, str]]:
     value = headers.get("Content-Type")
     if value is None:
         return "text/plain", {}
@@ -88,7 +89,7 @@ def _content_type(headers: Message) -> tuple[str, dict[str, str]]:
     return _remembered_content_type(value)
 
 
-def _parsed_content_type(value: str) -> tuple[str, dict[str, str]]:
+def _parsed_content_type(value: str) -> tuple[str, Mapping[str, str]]:
     head, _, rest = value.partition(";")
     ctype = head.strip().lower()
     if ctype.count("/") != 1:
@@ -104,7 +105,7 @@ def _parsed_content_type(value: str) -> tuple[str, dict[str, str]]:
             name, raw = match.group(1).lower(), match.group(2)
             params.setdefault(name, raw[1:-1] if raw.startswith('"') and raw.endswith('"') else raw)
             pos = match.end()
-    return ctype, params
+    return ctype, MappingProxyType(params)  # read-only: a remembered one is shared
 
 
 # The same few content types come in part after part; the walker only reads the parameters.
