@@ -1020,13 +1020,13 @@ class ImapSource(FolderSource[ImapState]):
         """Each batch's messages as events, batch after batch: a large fetch is parsed by the parse workers
         (:mod:`monitor.sources.parse_pool`), a small one in this thread."""
         items = self._fetch_items()
-        batches = list(_batches(uids, self._batch_size))
         fast = self._fast_imap(client) is not None
         with parse_pool.leased() if fast and len(uids) >= parse_pool.MIN_MESSAGES else _NO_POOL as pool:
             if pool is not None:
                 ramped = _ramped(uids, self._batch_size)
                 yield from _WorkerFetch(self, client, pool, read, items, fetched).batches(ramped)
                 return
+        batches = list(_batches(uids, self._batch_size))
         for answered in self._read_ahead(client, read.folder, batches, items, fetched):
             yield build_events(answered, read)
 

@@ -24,6 +24,7 @@ from monitor.mail.headers import _date_of, _fields, _plain_fields, parse_header_
 from monitor.sources import imap_fetch
 from monitor.sources.imap_fetch import _internal_date
 from tests.corpus import corpora_root
+from tests.hostile.test_hostile_headers import _event_and_reports
 
 
 @cache
@@ -247,15 +248,7 @@ def test_a_field_whose_reader_raises_falls_back_and_is_reported(monkeypatch: pyt
     monkeypatch.setattr(event_module, "first_address", boom)
     monkeypatch.setattr(event_module, "decoded", boom)
     monkeypatch.setattr(event_module, "addresses", boom)
-    reports: list[tuple[str, str]] = []
-    event = to_event(
-        parse_header_block(raw),
-        source="s",
-        folder="inbox",
-        external_id="1",
-        internal_date=datetime(2026, 12, 1, tzinfo=UTC),
-        report=lambda name, reason: reports.append((name, reason)),
-    )
+    event, reports = _event_and_reports(raw)
     assert (event.from_addr, event.from_name, event.sender_addr) == (None, "", None)
     assert event.to_addrs == event.cc_addrs == event.reply_to == ()
     assert event.subject == "=?utf-8?q?caf=C3=A9?= d"  # the raw text, white space folded
