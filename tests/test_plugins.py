@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterable
 from importlib import metadata
 from pathlib import Path
@@ -184,3 +186,52 @@ def test_secrets_are_never_in_the_config_or_its_errors(monkeypatch: pytest.Monke
     with pytest.raises(ConfigError) as err:
         validate({"sources": {"a": imap | {"port": 0}}})
     assert "hunter2" not in str(err.value)
+
+
+LAZY_PROBE = """
+import sys
+from monitor.config import validate
+loaded = validate({
+    "sources": {"mail": {"kind": "maildir", "path": "/nonexistent"}},
+    "teams": {"support": {"calendar": "office", "addresses": ["support@example.com"], "sources": ["mail"],
+                          "rules": [{"kind": "reply_within"}]}},
+    "calendars": {"office": {"timezone": "UTC", "hours": {"mon-fri": "09:00-17:00"}}},
+}, check_secrets=False)
+print(" ".join(sorted(m for m in sys.modules if m.startswith(("monitor.sources.", "monitor.rules.")))))
+from monitor.sources.base import SOURCES
+print(" ".join(SOURCES.kinds()))
+SOURCES.get("mbox")
+print("mbox" if "monitor.sources.mbox" in sys.modules else "-")
+"""
+
+
+def test_built_in_plugins_load_when_their_kind_is_used() -> None:
+    """A config loads the modules of the built-in kinds it names, not every built-in plugin's; the others
+    are still known (an unknown kind's error lists them) and load when asked for."""
+    done = subprocess.run(
+        [sys.executable, "-c", LAZY_PROBE], capture_output=True, text=True, timeout=120, check=True
+    )
+    modules, kinds, asked = done.stdout.split("\n")[:3]
+    loaded = set(modules.split())
+    assert {"monitor.sources.maildir", "monitor.rules.reply_within"} <= loaded
+    never = {
+        "monitor.sources.exchange",
+        "monitor.sources.graph",
+        "monitor.sources.cdr_sql",
+        "monitor.sources.imap",
+    }
+    never |= {"monitor.sources.mbox", "monitor.rules.callback_within", "monitor.rules.inbox_nearly_empty"}
+    assert not loaded & never, loaded & never
+    assert set(kinds.split()) >= {"imap", "maildir", "mbox", "exchange", "graph", "cdr_sql"}
+    assert asked == "mbox"
+
+
+def test_a_built_in_kind_claimed_by_another_distribution_is_refused() -> None:
+    def listing(group: str) -> Iterable[metadata.EntryPoint]:
+        built_in = [e for e in metadata.entry_points(group=group) if e.name == "reply_within"]
+        return [*built_in, metadata.EntryPoint("reply_within", "tests.test_plugins:OTHER", group)]
+
+    with pytest.raises(
+        PluginError, match="kind 'reply_within' is already provided by entry point 'reply_within'"
+    ):
+        Registry(RULES_GROUP, RuleConfigBase, listing).kinds()
