@@ -3,7 +3,11 @@ seen again is no longer removed, removed items are neither open nor decided, and
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import event as sqlalchemy_event
 
 from monitor.awaiting import AwaitingItem, Response
 from monitor.events import Channel, MessageEvent
@@ -101,3 +105,54 @@ def test_removed_items_are_not_open_not_decided_and_are_counted(store: Store) ->
     )
     assert store.replace_awaiting("support", Channel.EMAIL, [items[0], answered, items[2]], None, NOW) == 1
     assert store.removed_counts() == []
+
+
+def _counting_joins(store: Store) -> list[str]:
+    """The statements that count unanswered mail, as ``store`` runs them from now on."""
+    counted: list[str] = []
+
+    def note(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if "UNION" in statement:
+            counted.append(statement)
+
+    sqlalchemy_event.listen(store.engine, "before_cursor_execute", note)
+    return counted
+
+
+def test_unanswered_mail_is_counted_again_only_after_a_change(store: Store) -> None:
+    """Every evaluation and every scrape asks for the unanswered count: it is kept until this store writes
+    messages the engine reads or awaiting items, or another process moves the engine stamp."""
+    store.save_poll("graph", PollResult(messages=[event(1), event(2)]), NOW)
+    items = [item("m1@customer.example", NOW - timedelta(hours=1)), item("m2@customer.example", NOW)]
+    store.replace_awaiting("support", Channel.EMAIL, items, None, NOW)
+    counted = _counting_joins(store)
+    assert store.unanswered_by_folder("support", ["graph"]) == {("graph", "inbox"): 2}
+    assert store.unanswered_by_folder("support", ["graph"]) == {("graph", "inbox"): 2}
+    assert len(counted) == 1
+    # A flag alone changes nothing the count reads: kept.
+    store.save_poll("graph", PollResult(messages=[replace(event(1), flags=frozenset({"\\Seen"}))]), NOW)
+    assert store.unanswered_by_folder("support", ["graph"]) == {("graph", "inbox"): 2}
+    assert len(counted) == 1
+    # A message moved to another folder at the same instant (the stamp does not move): counted again.
+    store.save_poll("graph", PollResult(messages=[event(2, folder="archive")]), NOW)
+    assert store.unanswered_by_folder("support", ["graph"]) == {
+        ("graph", "inbox"): 1,
+        ("graph", "archive"): 1,
+    }
+    assert len(counted) == 2
+    # The rebuild answered m1: counted again.
+    answered = replace(items[0], response=Response(NOW, "r1@example.com"))
+    store.replace_awaiting("support", Channel.EMAIL, [answered, items[1]], None, NOW)
+    assert store.unanswered_by_folder("support", ["graph"]) == {("graph", "archive"): 1}
+    assert len(counted) == 3
+    # Another process stored a move (the engine stamp moved): counted again.
+    other = Store.open(store.engine.url.render_as_string(hide_password=False))
+    try:
+        other.save_poll("graph", PollResult(messages=[event(2)]), NOW + timedelta(minutes=1))
+    finally:
+        other.close()
+    assert store.unanswered_by_folder("support", ["graph"]) == {("graph", "inbox"): 1}
+    assert len(counted) == 4
+    # What a caller does with the answer is its own: the kept count is not changed through it.
+    store.unanswered_by_folder("support", ["graph"]).clear()
+    assert store.unanswered_by_folder("support", ["graph"]) == {("graph", "inbox"): 1}

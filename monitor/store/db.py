@@ -222,6 +222,11 @@ class Store:
         """Each source's first sync, until the next evaluation (see :mod:`monitor.store.held`)."""
         self._analyzing: list[threading.Thread] = []
         self._analyzing_lock = threading.Lock()
+        self._writes = (0, 0)
+        """(message writes, awaiting writes): each moves after a commit through this store that changed
+        such rows (:meth:`save_poll`, :meth:`replace_awaiting`), never before it."""
+        self._unanswered: dict[tuple[str, tuple[str, ...]], tuple[tuple[Any, ...], dict[Any, int]]] = {}
+        self._unanswered_lock = threading.Lock()
 
     def _committing(self, conn: Connection) -> None:
         # The driver commits after this event: a read meanwhile may still see the old data, so the
@@ -306,6 +311,8 @@ class Store:
             )
             engine_changed = messages.engine_changed or calls.engine_changed or bool(removed)
             self._save_cursor(conn, insert, source, result.cursor, now, engine_changed)
+        if messages.engine_changed or removed:  # what moves the engine stamp (a flag alone does not)
+            self._wrote(messages=1)
         if first and not removed:
             self.held.keep(source, result.messages)
         if messages.inserted >= _ANALYZE_ABOVE:
@@ -670,7 +677,32 @@ class Store:
 
     def unanswered_by_folder(self, team: str, sources: Sequence[str]) -> dict[tuple[str, str], int]:
         """(source, folder) -> the team's open email items whose opening message is in that folder of
-        ``sources``: replywatch's own judgement of unanswered mail, not the IMAP ``\\Answered`` flag."""
+        ``sources``: replywatch's own judgement of unanswered mail, not the IMAP ``\\Answered`` flag.
+
+        Counted again only once this store wrote messages or awaiting items, or the sources' engine stamp
+        moved (a message added, moved or removed by another process; awaiting items are written by the
+        daemon's rebuild alone): every evaluation and every scrape after a commit asks, and at 30,000 open
+        items the count is a join of about 0.1 s on SQLite.
+        """
+        key = (team, tuple(sources))
+        # Read before counting: a change committed meanwhile moves them past what is kept.
+        version = (self.engine_stamp(sources), self._writes)
+        with self._unanswered_lock:
+            kept = self._unanswered.get(key)
+        if kept is not None and kept[0] == version:
+            return dict(kept[1])
+        counts = self._count_unanswered(team, sources)
+        with self._unanswered_lock:
+            self._unanswered[key] = (version, counts)
+        return dict(counts)
+
+    def _wrote(self, *, messages: int = 0, awaiting: int = 0) -> None:
+        """Note a committed write of messages or awaiting items (what :meth:`unanswered_by_folder` keeps
+        is counted again)."""
+        with self._unanswered_lock:
+            self._writes = (self._writes[0] + messages, self._writes[1] + awaiting)
+
+    def _count_unanswered(self, team: str, sources: Sequence[str]) -> dict[tuple[str, str], int]:
         own_key = MESSAGE.c.source.concat(":").concat(MESSAGE.c.external_id)
         open_email = (
             AWAITING.c.team == team,
@@ -767,6 +799,8 @@ class Store:
                     conn, AWAITING, fresh, "ON CONFLICT DO NOTHING", none_stored=none_stored
                 )
             changed += inserted
+        if changed:
+            self._wrote(awaiting=1)
         if inserted >= _ANALYZE_ABOVE:
             self._analyze(AWAITING)
         return changed
