@@ -537,7 +537,7 @@ def bench_many(server: DovecotServer, mailboxes: int, window: float, tmp: Path) 
     row(
         f"{mailboxes} mailboxes polled every minute: daemon CPU (all read after {ready:.0f} s)",
         f"{mailboxes} x 3 msgs",
-        f"{per_minute:.2f} s/min, RSS {rss:.0f} MB",
+        f"{per_minute:.2f} s/min, RSS {rss:.1f} MB",
         f"{threads} threads, {fds} fds",
         None,
         "keep ~2.8 s/min, 130 MB (at 1,000)",
