@@ -41,7 +41,7 @@ _MONTHS = {
     )
 }
 _ZONES: dict[bytes, FixedOffset] = {}
-"""imapclient's zone object for each ``+ZZZZ`` seen (at most 20,000 of them): built once, not per message."""
+"""imapclient's zone object for each ``+ZZZZ`` seen (under 24 hours: at most 4,800), built once."""
 
 
 class FetchParseError(ValueError):
