@@ -124,10 +124,10 @@ def test_statistics_are_refreshed_beside_the_save_not_before_it_returns(
                 assert saved, "the save did not return while ANALYZE waited for its lock"
                 assert saved[0].inserted == count
                 assert len(pg_store.messages(["inbox"])) == count  # committed, readable
-                assert not pg_store.analyzed(timeout=0.5)
+                assert not pg_store.settled(timeout=0.5)
             finally:
                 conn.rollback()
-        assert pg_store.analyzed(timeout=30)
+        assert pg_store.settled(timeout=30)
     finally:
         other.dispose()
     with pg_store.engine.connect() as conn:
@@ -148,7 +148,7 @@ def test_close_waits_for_a_statistics_refresh_still_running(postgres_url: str) -
             store.save_poll("inbox", PollResult(messages=[msg(n) for n in range(6_000)]), T0)
             store.close()  # returns once ANALYZE, let go after a second, is done
             releaser.join()
-            assert store.analyzed(timeout=0)
+            assert store.settled(timeout=0)
     finally:
         other.dispose()
 

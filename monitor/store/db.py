@@ -70,8 +70,12 @@ _ANALYZE_ABOVE = 5_000
 """After a poll or a rebuild wrote this many rows to a table, PostgreSQL's statistics of it are refreshed."""
 _INSUFFICIENT_PRIVILEGE = "42501"
 """PostgreSQL's SQLSTATE when the user may not create the temporary table ``COPY`` goes through."""
-_ANALYZE_WAIT = 30.0
-"""Seconds :meth:`Store.close` waits for a statistics refresh still running."""
+_BACKGROUND_WAIT = 30.0
+"""Seconds :meth:`Store.close` waits for a statistics refresh or a checkpoint still running."""
+_CHECKPOINT_ABOVE = 2_000
+"""SQLite: a transaction that wrote this many rows leaves its WAL checkpoint to a thread of its own."""
+_WAL_AUTOCHECKPOINT = 1_000
+"""SQLite's own default (pages): what a connection goes back to after a bulk commit."""
 _UNIQUE_VIOLATION = "23505"
 """PostgreSQL's SQLSTATE when a row copied straight into its table was stored already."""
 # Columns refreshed when a known message is seen again (its flags changed, or a resync re-read it).
@@ -216,12 +220,13 @@ class Store:
         read before it moved may be out of date (a read once it moved sees the commit)."""
         self._generations = itertools.count(1)
         self._committed = f"replywatch_committed_{id(self)}"
+        self._unchecked = f"replywatch_unchecked_{id(self)}"
         event.listen(engine, "commit", self._committing)
         event.listen(engine, "checkin", self._after_commit)
         self.held = HeldMessages()
         """Each source's first sync, until the next evaluation (see :mod:`monitor.store.held`)."""
-        self._analyzing: list[threading.Thread] = []
-        self._analyzing_lock = threading.Lock()
+        self._background: list[threading.Thread] = []
+        self._background_lock = threading.Lock()
         self._writes = (0, 0)
         """(message writes, awaiting writes): each moves after a commit through this store that changed
         such rows (:meth:`save_poll`, :meth:`replace_awaiting`), never before it."""
@@ -234,9 +239,31 @@ class Store:
         conn.info[self._committed] = True
         self.generation = next(self._generations)
 
-    def _after_commit(self, _: Any, record: Any) -> None:
-        if record is not None and record.info.pop(self._committed, False):
+    def _after_commit(self, dbapi_connection: Any, record: Any) -> None:
+        if record is None:
+            return
+        if record.info.pop(self._committed, False):
             self.generation = next(self._generations)
+        if record.info.pop(self._unchecked, False) and dbapi_connection is not None:
+            with contextlib.suppress(dbapi_connection.Error):
+                dbapi_connection.execute(f"PRAGMA wal_autocheckpoint={_WAL_AUTOCHECKPOINT}")
+            self._in_background(self._run_checkpoint, "checkpoint")
+
+    def _checkpoint_later(self, conn: Connection, rows: int) -> None:
+        """SQLite: when this transaction wrote ``rows`` >= :data:`_CHECKPOINT_ABOVE`, its commit does not
+        copy the WAL into the database file (SQLite's automatic checkpoint, run by the committing thread
+        once the WAL holds 1,000 pages: 20 ms of a 10,000-message first sync's save); a thread does it
+        right after (``PASSIVE``: it never waits for, nor holds up, a reader or a writer)."""
+        if self.dialect == "sqlite" and rows >= _CHECKPOINT_ABOVE:
+            conn.exec_driver_sql("PRAGMA wal_autocheckpoint=0")
+            conn.info[self._unchecked] = True
+
+    def _run_checkpoint(self) -> None:
+        try:
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+        except Exception as err:  # the next commit past 1,000 pages checkpoints anyway
+            log.warning("could not checkpoint the store's WAL: %s", type(err).__name__)
 
     @classmethod
     def open(cls, url: str, password: str | None = None) -> Store:
@@ -259,9 +286,10 @@ class Store:
         return True
 
     def close(self) -> None:
-        """Release pooled connections and what is held (after a statistics refresh still running)."""
+        """Release pooled connections and what is held (after a statistics refresh or a checkpoint still
+        running)."""
         self.held.release()
-        self.analyzed(timeout=_ANALYZE_WAIT)
+        self.settled(timeout=_BACKGROUND_WAIT)
         self.engine.dispose()
 
     # -- ingest ---------------------------------------------------------------------------------
@@ -311,6 +339,8 @@ class Store:
             )
             engine_changed = messages.engine_changed or calls.engine_changed or bool(removed)
             self._save_cursor(conn, insert, source, result.cursor, now, engine_changed)
+            written = messages.inserted + messages.updated + calls.inserted + calls.updated
+            self._checkpoint_later(conn, written)
         if messages.engine_changed or removed:  # what moves the engine stamp (a flag alone does not)
             self._wrote(messages=1)
         if first and not removed:
@@ -455,12 +485,14 @@ class Store:
         """
         if self.dialect != "postgresql":
             return
-        thread = threading.Thread(
-            target=self._run_analyze, args=(table.name,), name=f"analyze-{table.name}", daemon=True
-        )
-        with self._analyzing_lock:
-            self._analyzing = [t for t in self._analyzing if t.is_alive()]
-            self._analyzing.append(thread)
+        self._in_background(functools.partial(self._run_analyze, table.name), f"analyze-{table.name}")
+
+    def _in_background(self, work: Callable[[], None], name: str) -> None:
+        """Run ``work`` in a thread of its own, which :meth:`close` waits for."""
+        thread = threading.Thread(target=work, name=name, daemon=True)
+        with self._background_lock:
+            self._background = [t for t in self._background if t.is_alive()]
+            self._background.append(thread)
         thread.start()
 
     def _run_analyze(self, name: str) -> None:
@@ -470,10 +502,11 @@ class Store:
         except Exception as err:  # statistics only: autovacuum refreshes them later
             log.warning("could not refresh the statistics of table %s: %s", name, type(err).__name__)
 
-    def analyzed(self, timeout: float | None = None) -> bool:
-        """Wait for the ``ANALYZE`` runs started so far; False if one still runs after ``timeout`` s."""
-        with self._analyzing_lock:
-            running = list(self._analyzing)
+    def settled(self, timeout: float | None = None) -> bool:
+        """Wait for the work started so far in threads of its own (PostgreSQL's ``ANALYZE``, SQLite's WAL
+        checkpoint); False if one still runs after ``timeout`` s."""
+        with self._background_lock:
+            running = list(self._background)
         for thread in running:
             thread.join(timeout)
         return not any(thread.is_alive() for thread in running)
@@ -799,6 +832,7 @@ class Store:
                     conn, AWAITING, fresh, "ON CONFLICT DO NOTHING", none_stored=none_stored
                 )
             changed += inserted
+            self._checkpoint_later(conn, changed)
         if changed:
             self._wrote(awaiting=1)
         if inserted >= _ANALYZE_ABOVE:
