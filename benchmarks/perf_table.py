@@ -261,39 +261,55 @@ def bench_start(server: DovecotServer, count: int, kinds: list[str], runs: int, 
 
 
 def bench_no_change_poll(
-    mailbox: Mailbox, settings: dict[str, Any], url: str, runs: int, polls: int = 200
+    mailbox: Mailbox, settings: dict[str, Any], url: str, runs: int, polls: int = 200, turns: int = 10
 ) -> None:
-    """The daemon's own poll step on an unchanged mailbox (its cursor from the store), in-process."""
+    """The daemon's own poll step on an unchanged mailbox (its cursor from the store), in-process.
+
+    Each run takes turns: ``polls / turns`` raw STATUS rounds, then as many daemon polls, ``turns`` times,
+    so that what else the machine does meanwhile (a server still writing after the start before) weighs
+    on both sides alike.
+    """
     loaded = validate(daemon_config(url, {"mail": settings}, 0), check_secrets=False)
     daemon = Daemon(loaded, listen=("127.0.0.1", 0))
     daemon._apply_sources()
     daemon.poll_source("mail")  # connects, loads and saves the cursor once
     raw_client = mailbox.client("implicit")
     key = next(k for k in daemon.supervisor.snapshot() if k.endswith("mail"))
+    each = max(1, polls // turns)
 
     def raw_status() -> tuple[float, float]:
         wall, cpu = time.perf_counter(), time.thread_time()
-        for _ in range(polls):
+        for _ in range(each):
             for folder in ("INBOX", "Sent"):
                 raw_client.folder_status(folder, STATUS_ITEMS)
-        return (time.perf_counter() - wall) / polls, (time.thread_time() - cpu) / polls
+        return time.perf_counter() - wall, time.thread_time() - cpu
 
     def daemon_poll() -> tuple[float, float]:
         before = daemon.supervisor.snapshot()[key]
         cpu = time.thread_time()
-        for _ in range(polls):
+        for _ in range(each):
             assert not daemon.poll_source("mail")
-        cpu = (time.thread_time() - cpu) / polls
+        cpu = time.thread_time() - cpu
         after = daemon.supervisor.snapshot()[key]
-        return (after.duration_sum - before.duration_sum) / (
-            after.duration_count - before.duration_count
-        ), cpu
+        return after.duration_sum - before.duration_sum, cpu
 
-    raw_status(), daemon_poll()  # warm-up
+    def one_run() -> tuple[tuple[float, float], tuple[float, float]]:
+        """(raw, ours), each (wall, CPU) per poll."""
+        raw = [0.0, 0.0]
+        ours = [0.0, 0.0]
+        for _ in range(turns):
+            for total, measured in ((raw, raw_status()), (ours, daemon_poll())):
+                total[0] += measured[0]
+                total[1] += measured[1]
+        count = each * turns
+        return (raw[0] / count, raw[1] / count), (ours[0] / count, ours[1] / count)
+
+    one_run()  # warm-up
     raws, ours = [], []
     for _ in range(runs):
-        raws.append(raw_status())
-        ours.append(daemon_poll())
+        raw, our = one_run()
+        raws.append(raw)
+        ours.append(our)
     raw_client.logout()
     daemon.stop()
     wall = statistics.median(o[0] / r[0] for o, r in zip(ours, raws, strict=True))
