@@ -212,6 +212,10 @@ class Evaluator:
             return None
         unreadable = freshness.sources if freshness is not None else ()
         rebuilt = self.rebuild(team, now)
+        # Counted right after the rebuild, before the judging: a scrape that comes while the items are
+        # judged finds the count kept (:meth:`Store.unanswered_by_folder`) instead of taking turns with
+        # the judging to count it again.
+        mailboxes = team_mailboxes(self.store, self.config, team)
         last = self._evaluated.get(team)
         recheck = self._recheck.get(team)
         # In steady state only what can have moved is judged: items changed since the last run and items
@@ -243,7 +247,7 @@ class Evaluator:
             self.config.team_calendar(team),
             now,
             team,
-            team_mailboxes(self.store, self.config, team),
+            mailboxes,
         )
         del items
         self._record_timings(stored, verdict)

@@ -7,9 +7,12 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import event as sqlalchemy_event
 
 from monitor.awaiting import AwaitingItem, Response
+from monitor.config import validate
+from monitor.evaluate import Evaluator
 from monitor.events import Channel, MessageEvent
 from monitor.sources.base import PollResult
 from monitor.store.db import Store, Timing
@@ -156,3 +159,42 @@ def test_unanswered_mail_is_counted_again_only_after_a_change(store: Store) -> N
     # What a caller does with the answer is its own: the kept count is not changed through it.
     store.unanswered_by_folder("support", ["graph"]).clear()
     assert store.unanswered_by_folder("support", ["graph"]) == {("graph", "inbox"): 1}
+
+
+def test_a_scrape_while_a_rebuild_is_judged_finds_the_unanswered_count_kept(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The evaluation counts right after its rebuild: a scrape that comes while the items are read and
+    judged (the rest of a first evaluation) does not take turns with it to count again."""
+    url = store.engine.url.render_as_string(hide_password=False)
+    loaded = validate(
+        {
+            "store": {"url": url},
+            "calendars": {"office": {"timezone": "Europe/London", "hours": {"mon-fri": "09:00-17:30"}}},
+            "sources": {"graph": {"kind": "mbox", "path": "/dev/null"}},
+            "teams": {
+                "support": {
+                    "calendar": "office",
+                    "addresses": ["support@example.com"],
+                    "sources": ["graph"],
+                    "rules": [{"kind": "reply_within", "within": "4h"}],
+                }
+            },
+        },
+        check_secrets=False,
+    )
+    store.save_poll("graph", PollResult(messages=[event(1), event(2)]), NOW)
+    counted = _counting_joins(store)
+    scraped: list[tuple[int, dict[tuple[str, str], int], int]] = []
+    read_rows = store.awaiting_to_evaluate
+
+    def scraped_meanwhile(*args: Any) -> Any:
+        before = len(counted)
+        scraped.append((before, store.unanswered_by_folder("support", ["graph"]), len(counted)))
+        return read_rows(*args)
+
+    monkeypatch.setattr(store, "awaiting_to_evaluate", scraped_meanwhile)
+    Evaluator(store, loaded.config).run(NOW)
+    # Counted once, by the evaluation before it read its items; the scrape found that count kept.
+    assert scraped == [(1, {("graph", "inbox"): 2}, 1)]
+    assert len(counted) == 1
