@@ -157,3 +157,45 @@ def test_a_scrape_while_a_commit_is_under_way_keeps_no_old_figures(store: Store,
         event.remove(store.engine, "commit", scrape_in_the_gap)
     assert during == [4]  # a scrape read the store before the new count was committed
     assert read()[total] == 5
+
+
+def test_a_scrape_reads_the_store_through_one_connection(store: Store, scrape: Any) -> None:  # noqa: F811
+    """A dozen reads, one checkout from the pool (on PostgreSQL one ping and one rollback, not one each)."""
+    read, _clock, statements = scrape
+    store.save_poll("mail", PollResult([customer(1, NOW - timedelta(hours=1))]), NOW)
+    Evaluator(store, config(str(store.engine.url))).run(NOW)
+    checkouts: list[object] = []
+    listener = lambda *args: checkouts.append(args[1])  # noqa: E731 - (dbapi_connection, record, proxy)
+    event.listen(store.engine, "checkout", listener)
+    try:
+        statements.clear()
+        assert read()[AWAITING] == 1
+        assert len([s for s in statements if s.lstrip().upper().startswith("SELECT")]) >= 8
+        assert len(checkouts) == 1
+        # Outside a scrape, each read still takes a connection of its own.
+        store.awaiting_summary()
+        store.breach_counts()
+        assert len(checkouts) == 3
+    finally:
+        event.remove(store.engine, "checkout", listener)
+
+
+def test_reads_in_a_block_share_its_connection_and_streamed_rows_keep_their_own(store: Store) -> None:  # noqa: F811
+    store.save_poll("mail", PollResult([customer(n, NOW - timedelta(hours=n)) for n in range(1, 4)]), NOW)
+    Evaluator(store, config(str(store.engine.url))).run(NOW)
+    checkouts: list[object] = []
+    listener = lambda *args: checkouts.append(args[1])  # noqa: E731
+    event.listen(store.engine, "checkout", listener)
+    try:
+        with store.reading():
+            with store.reading():  # nested: the same connection
+                assert [row[2] for row in store.awaiting_summary()] == [3]
+            # Streamed rows interleaved with other reads: on a connection of their own.
+            keys = []
+            for row in store.awaiting_to_evaluate("support", NOW - timedelta(days=1), None):
+                keys.append(row.item_key)
+                assert store.oldest_open("support") == NOW - timedelta(hours=3)
+            assert len(keys) == 3
+        assert len(checkouts) == 2
+    finally:
+        event.remove(store.engine, "checkout", listener)

@@ -132,7 +132,8 @@ class ReplywatchCollector(Collector):
         yield complete
         yield from self._sources(config)
         try:
-            families = list(self._from_store(config))
+            with self.store.reading():  # a dozen reads, one connection
+                families = list(self._from_store(config))
         except Exception as err:
             self._store_readable(False, err)
             return

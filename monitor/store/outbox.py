@@ -195,7 +195,7 @@ class Outbox:
             )
             .order_by(NOTIFICATION.c.due_at, NOTIFICATION.c.id)
         )
-        with self.store.engine.connect() as conn:
+        with self.store.reader() as conn:
             return [
                 PendingNotification(
                     id=r.id,
@@ -278,7 +278,7 @@ class Outbox:
             query = query.where(NOTIFICATION.c.team == team)
         if period is not None:
             query = query.where(NOTIFICATION.c.report_period == period)
-        with self.store.engine.connect() as conn:
+        with self.store.reader() as conn:
             return [
                 PendingReport(
                     id=r.id,
@@ -300,7 +300,7 @@ class Outbox:
             .where(NOTIFICATION.c.team == team, NOTIFICATION.c.report_period.is_not(None))
             .order_by(NOTIFICATION.c.id)
         )
-        with self.store.engine.connect() as conn:
+        with self.store.reader() as conn:
             return [(r[0], r[1], r[2]) for r in conn.execute(query)]
 
     def finish(self, ids: Sequence[int], outcome: str, now: datetime, error: str | None = None) -> None:
@@ -338,7 +338,7 @@ class Outbox:
             .where(NOTIFICATION.c.outcome == PENDING)
             .group_by(NOTIFICATION.c.notifier)
         )
-        with self.store.engine.connect() as conn:
+        with self.store.reader() as conn:
             return {name: int(count) for name, count in conn.execute(query)}
 
     def all(self) -> list[tuple[int | None, str, str, str, str]]:
@@ -351,5 +351,5 @@ class Outbox:
             NOTIFICATION.c.notifier,
             NOTIFICATION.c.outcome,
         ).order_by(NOTIFICATION.c.id)
-        with self.store.engine.connect() as conn:
+        with self.store.reader() as conn:
             return [(r[0], r[1], r[2], r[3], r[4]) for r in conn.execute(query)]
