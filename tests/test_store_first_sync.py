@@ -14,6 +14,7 @@ from sqlalchemy import create_engine, event, text
 from monitor.awaiting import AwaitingItem
 from monitor.events import Channel, MessageEvent
 from monitor.sources.base import PollResult
+from monitor.store import db
 from monitor.store.db import Store
 from tests.servers.postgres import reset_postgres
 from tests.test_store import T0
@@ -103,6 +104,33 @@ def test_a_first_rebuild_of_a_team_is_copied_straight(pg_store: Store, staged: l
     keys = {r.item_key for r in pg_store.awaiting("support")}
     assert keys == {f"k{n}" for n in range(MANY)} | {f"n{n}" for n in range(MANY)}
     assert len(pg_store.awaiting("sales")) == MANY
+
+
+def test_every_batch_of_a_first_rebuild_and_a_small_first_sync_are_copied_straight(
+    pg_store: Store, monitor_calls: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows none of which are stored go through COPY from a hundred on, not only past 2,000: the last
+    batch of a first rebuild (here 5,000 + 300) and a first sync of 300 messages are copied too."""
+    copied = monitor_calls(pg_store, "_copied_straight", lambda _conn, table, *_: table.name)
+    inserted: list[str] = []
+    plain_insert = db._insert_columns
+    monkeypatch.setattr(
+        db,
+        "_insert_columns",
+        lambda conn, table, *args: inserted.append(table.name) or plain_insert(conn, table, *args),
+    )
+    items = [item(f"k{n}", n) for n in range(5_300)]
+    assert pg_store.replace_awaiting("support", Channel.EMAIL, items, T0, T0) == 5_300
+    assert (copied, inserted) == (["awaiting", "awaiting"], [])
+    pg_store.save_poll("inbox", PollResult(messages=[msg(n) for n in range(300)]), T0)
+    assert (copied[2:], inserted) == (["message"], [])
+    # A few rows are one INSERT (a COPY would cost more round trips than it saves).
+    few = [replace(msg(n), source="other") for n in range(50)]
+    pg_store.save_poll("other", PollResult(messages=few), T0)
+    assert (copied[3:], inserted) == ([], ["message"])
+    assert len(pg_store.awaiting("support")) == 5_300
+    assert len(pg_store.messages(["inbox"])) == 300
+    assert len(pg_store.messages(["other"])) == 50
 
 
 def test_statistics_are_refreshed_beside_the_save_not_before_it_returns(
