@@ -352,8 +352,12 @@ def test_imaplib_trace_is_quieted_only_while_nobody_listens(caplog: pytest.LogCa
 
     imap = Watching(answer(line))
     imap.debug = 5  # as imapclient sets it
-    _source()._fetch_records(imap, [1], ["FLAGS"])
+    records = _source()._fetch_records(imap, [1], ["FLAGS"])
     assert set(seen) == {0} and imap.debug == 5
+    # No response line went into imaplib's ring of the last lines either (formatted for a trace only).
+    assert [entry for entry, _ in imap._cmd_log.values() if entry.startswith("<")] == []
+    assert "_get_line" not in vars(imap)  # imaplib's own line reader again, for every other command
+    assert records == imaplib_records(answer(line))
 
     seen.clear()
     imap = Watching(answer(line))
@@ -362,6 +366,28 @@ def test_imaplib_trace_is_quieted_only_while_nobody_listens(caplog: pytest.LogCa
     with caplog.at_level(logging.DEBUG, logger="imapclient.imaplib"):
         _source()._fetch_records(imap, [1], ["FLAGS"])
     assert set(seen) == {5} and "A0 UID FETCH 1 (FLAGS)" in caplog.text
+    assert "< b'* 1 FETCH (UID 1 FLAGS ()" in caplog.text  # the answer's lines, traced
+
+
+def imaplib_records(reply: bytes) -> list[Any]:
+    """What imaplib itself reads of ``reply`` to ``UID FETCH 1 (FLAGS)``, its trace left on."""
+    imap = ReplayedIMAP(reply)
+    typ, records = imap.uid("FETCH", "1", "(FLAGS)")
+    assert typ == "OK"
+    assert [entry for entry, _ in imap._cmd_log.values() if entry.startswith("<")]
+    return list(records)
+
+
+def test_a_line_cut_short_is_a_lost_connection_without_its_text() -> None:
+    imap = ReplayedIMAP(b"* 1 FETCH (UID 1 FLAGS () " + HEADER_KEY + b" {5000}\r\nSubject: private")
+    with pytest.raises(imaplib.IMAP4.abort) as raised:
+        _source()._fetch_records(imap, [1], ["FLAGS"])
+    assert "private" not in str(raised.value)
+    assert "_get_line" not in vars(imap)
+    imap = ReplayedIMAP(b"* 1 FETCH (UID 1 FLAGS (\\Seen private)")  # no CRLF: the server stopped
+    with pytest.raises(imaplib.IMAP4.abort, match="unterminated line") as raised:
+        _source()._fetch_records(imap, [1], ["FLAGS"])
+    assert "private" not in str(raised.value)
 
 
 # --- against Dovecot: the fast path's events are imapclient's -------------------------------------

@@ -749,13 +749,8 @@ class ImapSource(FolderSource[ImapState]):
         imap = getattr(client, "_imap", None) if self.fast_fetch else None
         if not isinstance(imap, imaplib.IMAP4):
             return None
-        debug = imap.debug
-        if not _IMAPLIB_LOG.isEnabledFor(logging.DEBUG):
-            imap.debug = 0
-        try:
+        with _untraced(imap):
             typ, data = imap.status(_quoted_folder(client, folder), "({})".format(" ".join(items)))
-        finally:
-            imap.debug = debug
         line = data[-1] if typ == "OK" and data else None
         found = _STATUS_ITEMS.search(line) if isinstance(line, bytes) else None
         if found is None:
@@ -1097,21 +1092,14 @@ class ImapSource(FolderSource[ImapState]):
         """UID FETCH sent and read by imaplib: its raw records, for :func:`parse_fetch_records`."""
         # The very command imapclient's fetch() sends (same tag sequence, same wire trace).
         message_set = ",".join(str(uid) for uid in uids)
-        # imapclient sets imaplib's debug level to 5 to trace lines into its "imapclient.imaplib" logger;
-        # at that level imaplib also formats every record, header literal included, even when the logger
-        # drops it: a third of the reading time. Lowered for this command unless that logger listens.
-        debug = imap.debug
-        if not _IMAPLIB_LOG.isEnabledFor(logging.DEBUG):
-            imap.debug = 0
         try:
-            typ, records = imap.uid("FETCH", message_set, "({})".format(" ".join(items).upper()))
+            with _untraced(imap):
+                typ, records = imap.uid("FETCH", message_set, "({})".format(" ".join(items).upper()))
         except IMAPClientAbortError:
             raise
         except IMAPClientError:  # BAD: imaplib raises, leaving what was read of the FETCH responses
             imap.untagged_responses.pop("FETCH", None)
             raise
-        finally:
-            imap.debug = debug
         if typ != "OK":  # NO: imaplib returns it, and leaves the FETCH responses read so far
             imap.untagged_responses.pop("FETCH", None)
             raise IMAPClientError(f"UID FETCH answered {typ}")
@@ -1139,6 +1127,38 @@ class ImapSource(FolderSource[ImapState]):
         """``error``: only the exception's type; its text may quote the message (addresses, subject)."""
         self.log.warning("folder %s uid %d: message skipped (%s)", folder, uid, error)
         fetched.skipped.append(uid)
+
+
+@contextmanager
+def _untraced(imap: imaplib.IMAP4) -> Iterator[None]:
+    """imaplib's protocol trace off for a command, unless its logger (``imapclient.imaplib``) listens.
+
+    imapclient sets imaplib's debug level to 5 to trace lines into that logger; at that level imaplib
+    formats every record, header literal included, even when the logger drops them (a third of reading a
+    FETCH answer). At level 0 it still formats every response line into a ring of the last ten, kept for
+    a trace at a higher level (a quarter of reading the rest): :func:`_read_line` reads lines without it.
+    """
+    if _IMAPLIB_LOG.isEnabledFor(logging.DEBUG):
+        yield
+        return
+    debug = imap.debug
+    imap.debug = 0
+    imap._get_line = functools.partial(_read_line, imap)  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        imap.debug = debug
+        vars(imap).pop("_get_line", None)
+
+
+def _read_line(imap: imaplib.IMAP4) -> bytes:
+    """``imaplib.IMAP4._get_line`` without the trace: one response line, its CRLF cut."""
+    line = imap.readline()
+    if not line:
+        raise imap.abort("socket error: EOF")
+    if not line.endswith(b"\r\n"):  # the protocol ends every line with CRLF
+        raise imap.abort("socket error: unterminated line")
+    return line[:-2]
 
 
 class _WorkerFetch:
