@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import functools
 import imaplib
-import logging
 import re
 import shlex
 import socket
@@ -75,13 +74,13 @@ from monitor.sources.hints import (
     server_text,
     speaks_tls,
 )
+from monitor.sources.imap_answers import untraced
 from monitor.sources.imap_connection import Client, keep_less
 from monitor.sources.imap_events import Built, FolderFetch, as_utc, build_events, flags_of, parse_and_build
 from monitor.sources.imap_fetch import FetchParseError, parse_fetch_records
 from monitor.sources.junk import is_junk_name, junk_refusal
 
 _STATUS_ITEMS = re.compile(rb"\(([A-Za-z0-9 ]*)\)\s*\Z")  # the item list closing a STATUS response
-_IMAPLIB_LOG = logging.getLogger("imapclient.imaplib")  # where imapclient sends imaplib's protocol trace
 
 FETCH_HEADERS: tuple[str, ...] = tuple(dict.fromkeys((*WANTED_HEADERS, *HEADERS_USED)))
 """Header fields fetched with ``BODY.PEEK[HEADER.FIELDS (...)]``: what the engine and the classifier read."""
@@ -749,7 +748,7 @@ class ImapSource(FolderSource[ImapState]):
         imap = getattr(client, "_imap", None) if self.fast_fetch else None
         if not isinstance(imap, imaplib.IMAP4):
             return None
-        with _untraced(imap):
+        with untraced(imap):
             typ, data = imap.status(_quoted_folder(client, folder), "({})".format(" ".join(items)))
         line = data[-1] if typ == "OK" and data else None
         found = _STATUS_ITEMS.search(line) if isinstance(line, bytes) else None
@@ -1093,7 +1092,7 @@ class ImapSource(FolderSource[ImapState]):
         # The very command imapclient's fetch() sends (same tag sequence, same wire trace).
         message_set = ",".join(str(uid) for uid in uids)
         try:
-            with _untraced(imap):
+            with untraced(imap, fetch=True):
                 typ, records = imap.uid("FETCH", message_set, "({})".format(" ".join(items).upper()))
         except IMAPClientAbortError:
             raise
@@ -1127,38 +1126,6 @@ class ImapSource(FolderSource[ImapState]):
         """``error``: only the exception's type; its text may quote the message (addresses, subject)."""
         self.log.warning("folder %s uid %d: message skipped (%s)", folder, uid, error)
         fetched.skipped.append(uid)
-
-
-@contextmanager
-def _untraced(imap: imaplib.IMAP4) -> Iterator[None]:
-    """imaplib's protocol trace off for a command, unless its logger (``imapclient.imaplib``) listens.
-
-    imapclient sets imaplib's debug level to 5 to trace lines into that logger; at that level imaplib
-    formats every record, header literal included, even when the logger drops them (a third of reading a
-    FETCH answer). At level 0 it still formats every response line into a ring of the last ten, kept for
-    a trace at a higher level (a quarter of reading the rest): :func:`_read_line` reads lines without it.
-    """
-    if _IMAPLIB_LOG.isEnabledFor(logging.DEBUG):
-        yield
-        return
-    debug = imap.debug
-    imap.debug = 0
-    imap._get_line = functools.partial(_read_line, imap)  # type: ignore[attr-defined]
-    try:
-        yield
-    finally:
-        imap.debug = debug
-        vars(imap).pop("_get_line", None)
-
-
-def _read_line(imap: imaplib.IMAP4) -> bytes:
-    """``imaplib.IMAP4._get_line`` without the trace: one response line, its CRLF cut."""
-    line = imap.readline()
-    if not line:
-        raise imap.abort("socket error: EOF")
-    if not line.endswith(b"\r\n"):  # the protocol ends every line with CRLF
-        raise imap.abort("socket error: unterminated line")
-    return line[:-2]
 
 
 class _WorkerFetch:
