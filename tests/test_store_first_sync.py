@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import create_engine, event, text
 
 from monitor.awaiting import AwaitingItem
+from monitor.breaches import Level, Opened
 from monitor.events import Channel, MessageEvent
 from monitor.sources.base import PollResult
 from monitor.store import db
@@ -131,6 +132,27 @@ def test_every_batch_of_a_first_rebuild_and_a_small_first_sync_are_copied_straig
     assert len(pg_store.awaiting("support")) == 5_300
     assert len(pg_store.messages(["inbox"])) == 300
     assert len(pg_store.messages(["other"])) == 50
+
+
+def test_a_first_evaluation_copies_its_breaches_and_reads_their_history_in_one_statement(
+    pg_store: Store, monitor_calls: Any
+) -> None:
+    copied = monitor_calls(pg_store, "_copied_straight", lambda _conn, table, *_: table.name)
+    opened = [Opened("support", "reply_within", f"k{n}", Level.BREACH, T0, T0) for n in range(1_200)]
+    pg_store.apply_transitions(opened)
+    assert copied == ["breach"]
+    assert len(pg_store.open_breaches("support")) == 1_200
+    statements: list[str] = []
+    listener = lambda *args: statements.append(args[2])  # noqa: E731 - (conn, cursor, statement, ...)
+    event.listen(pg_store.engine, "before_cursor_execute", listener)
+    try:
+        among = [("reply_within", f"k{n}") for n in range(0, 2_400, 2)]
+        assert pg_store.breach_history("support", among) == {
+            pair for pair in among if int(pair[1][1:]) < 1_200
+        }
+    finally:
+        event.remove(pg_store.engine, "before_cursor_execute", listener)
+    assert len([s for s in statements if "FROM breach" in s]) == 1  # one array, not 500 subjects at a time
 
 
 def test_statistics_are_refreshed_beside_the_save_not_before_it_returns(
