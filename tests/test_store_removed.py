@@ -11,11 +11,11 @@ import pytest
 from sqlalchemy import event as sqlalchemy_event
 
 from monitor.awaiting import AwaitingItem, Response
-from monitor.config import validate
 from monitor.evaluate import Evaluator
 from monitor.events import Channel, MessageEvent
 from monitor.sources.base import PollResult
 from monitor.store.db import Store, Timing
+from tests.test_metrics_store_reads import config as team_config
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
@@ -166,35 +166,19 @@ def test_a_scrape_while_a_rebuild_is_judged_finds_the_unanswered_count_kept(
 ) -> None:
     """The evaluation counts right after its rebuild: a scrape that comes while the items are read and
     judged (the rest of a first evaluation) does not take turns with it to count again."""
-    url = store.engine.url.render_as_string(hide_password=False)
-    loaded = validate(
-        {
-            "store": {"url": url},
-            "calendars": {"office": {"timezone": "Europe/London", "hours": {"mon-fri": "09:00-17:30"}}},
-            "sources": {"graph": {"kind": "mbox", "path": "/dev/null"}},
-            "teams": {
-                "support": {
-                    "calendar": "office",
-                    "addresses": ["support@example.com"],
-                    "sources": ["graph"],
-                    "rules": [{"kind": "reply_within", "within": "4h"}],
-                }
-            },
-        },
-        check_secrets=False,
-    )
-    store.save_poll("graph", PollResult(messages=[event(1), event(2)]), NOW)
+    config = team_config(store.engine.url.render_as_string(hide_password=False))
+    store.save_poll("mail", PollResult(messages=[replace(event(n), source="mail") for n in (1, 2)]), NOW)
     counted = _counting_joins(store)
     scraped: list[tuple[int, dict[tuple[str, str], int], int]] = []
     read_rows = store.awaiting_to_evaluate
 
     def scraped_meanwhile(*args: Any) -> Any:
         before = len(counted)
-        scraped.append((before, store.unanswered_by_folder("support", ["graph"]), len(counted)))
+        scraped.append((before, store.unanswered_by_folder("support", ["mail"]), len(counted)))
         return read_rows(*args)
 
     monkeypatch.setattr(store, "awaiting_to_evaluate", scraped_meanwhile)
-    Evaluator(store, loaded.config).run(NOW)
+    Evaluator(store, config).run(NOW)
     # Counted once, by the evaluation before it read its items; the scrape found that count kept.
-    assert scraped == [(1, {("graph", "inbox"): 2}, 1)]
+    assert scraped == [(1, {("mail", "inbox"): 2}, 1)]
     assert len(counted) == 1
