@@ -633,7 +633,7 @@ class Store:
     def _among(self, column: Any, values: Sequence[str]) -> Any:
         """``column IN values``. On PostgreSQL one array parameter (``= ANY``): planned on the column's
         index, where an ``IN`` list of 500 parameters took ~100 ms a batch to plan for the known-rows
-        lookup, and 3 ms for the breach history's."""
+        lookup, and about 2 ms a batch for the breach history's (40 to 14 ms for 6,820 subjects)."""
         if self.dialect == "postgresql":
             return column == any_(literal(list(values), ARRAY(String)))
         return column.in_(values)
