@@ -8,6 +8,8 @@ import logging
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from monitor.sources.imap_answers import untraced
 from tests.test_imap_fetch_parse import HEADER_KEY, ReplayedIMAP, answer, lit
@@ -28,6 +30,8 @@ ANSWERS: dict[str, bytes] = {
     ),
     "no literal": answer(b'3 FETCH (UID 13 FLAGS (\\Answered) INTERNALDATE "01-Oct-2026 08:00:00 +0000")'),
     "a FETCH with nothing after it": answer(b"4 FETCH", b"5 FETCH ", b"6 FETCH (UID 16)"),
+    "a type that only starts with FETCH": answer(b"1 FETCHES (UID 11)", b"2 FETCH-X (UID 12)", b"3 FETCH(UID 13)"),
+    "two spaces after the star": answer(b" 1 FETCH (UID 11 " + HEADER_KEY + b" " + lit(HEADER) + b")"),
     "other answers between": answer(
         b"3 EXISTS",
         b"1 FETCH (UID 11 " + HEADER_KEY + b" " + lit(HEADER) + b")",
@@ -91,10 +95,53 @@ def test_broken_and_odd_answers_end_as_imaplib_ends_them(reply: bytes) -> None:
     fast, plain = read(reply, fast=True), read(reply, fast=False)
     if isinstance(plain[0], tuple) and "unterminated" in plain[0][1]:
         assert "private" in plain[0][1]
-        assert fast[0][0] is plain[0][0] and fast[0][1].endswith("unterminated line")  # not the line's text
+    assert_same_ending(fast, plain)
+
+
+def assert_same_ending(fast: Any, plain: Any) -> None:
+    """Both reads returned or raised alike and left the same behind; a line cut short is reported
+    without its text by the fast read."""
+    if isinstance(plain[0], tuple) and "unterminated" in plain[0][1]:
+        assert fast[0][0] is plain[0][0] and fast[0][1].endswith("unterminated line")
         assert fast[1:] == plain[1:]
     else:
         assert fast == plain
+
+
+_TEXT = st.binary(max_size=12).map(lambda b: b.replace(b"\n", b" ")) | st.sampled_from(
+    [b"", b" ", b"(UID 11", b")", b"{", b"}", b"{3}", b"{x}", b"12}", b'"{4}"', b"FLAGS (\\Seen)", b"\r"]
+)
+
+
+@st.composite
+def _untagged(draw: st.DrawFn) -> bytes:
+    """One untagged answer line, literals and what follows them included, FETCH or something near it."""
+    star = draw(st.sampled_from([b"* ", b"*  ", b"*"]))
+    number = draw(st.sampled_from([b"1", b"12", b"007", b"", b"x"]))
+    kind = draw(st.sampled_from([b" FETCH", b" FETCHES", b" FETCH-X", b" fetch", b" EXISTS", b" FLAGS", b""]))
+    line = star + number + kind + draw(st.sampled_from([b" ", b"", b"("]))
+    for _ in range(draw(st.integers(0, 3))):
+        line += b"".join(draw(st.lists(_TEXT, max_size=3)))
+        if draw(st.booleans()):
+            data = draw(st.binary(max_size=20) | st.sampled_from([b"* 2 FETCH (UID 9)\r\n", b"{5}\r\n"]))
+            declared = len(data) + draw(st.sampled_from([0, 0, 0, -1, 1, 50]))
+            line += b"{%d}\r\n" % max(declared, 0) + data
+    return line + b"".join(draw(st.lists(_TEXT, max_size=3))) + b"\r\n"
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(_untagged(), max_size=5),
+    st.sampled_from([b"A0 OK done\r\n", b"A0 NO [SERVERBUG] oops\r\n", b"A0 BAD no\r\n", b"+ go\r\n", b""]),
+    st.integers(0, 400) | st.none(),
+)
+def test_any_answer_reads_as_imaplib_reads_it(lines: list[bytes], status: bytes, cut: int | None) -> None:
+    """Generated answers, near-FETCH lines, wrong literal sizes and cut connections included: the fast read
+    returns, raises and leaves behind what imaplib does."""
+    reply = b"".join(lines) + status
+    if cut is not None:
+        reply = reply[:cut]
+    assert_same_ending(read(reply, fast=True), read(reply, fast=False))
 
 
 def test_the_fast_read_is_off_while_imaplib_traces(caplog: pytest.LogCaptureFixture) -> None:

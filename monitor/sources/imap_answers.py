@@ -26,8 +26,9 @@ from typing import Any
 IMAPLIB_LOG = logging.getLogger("imapclient.imaplib")
 """Where imapclient sends imaplib's protocol trace."""
 
-_UNTAGGED_FETCH = re.compile(rb"\* (\d+) FETCH(?: (.*))?", re.DOTALL)
-"""imaplib's untagged status line (``* <number> <type> <data>``) when its type is FETCH."""
+_UNTAGGED_FETCH = re.compile(rb"\* (\d+) FETCH(?![A-Z-])(?: (.*))?", re.DOTALL)
+"""imaplib's untagged status line (``* <number> <type> <data>``) when its type is FETCH (its type is a run
+of capitals and hyphens: ``* 1 FETCHES`` is not a FETCH)."""
 
 
 @contextmanager
