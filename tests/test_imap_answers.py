@@ -144,6 +144,28 @@ def test_any_answer_reads_as_imaplib_reads_it(lines: list[bytes], status: bytes,
     assert_same_ending(read(reply, fast=True), read(reply, fast=False))
 
 
+class TimingOut(ReplayedIMAP):
+    """A connection whose read of a literal times out."""
+
+    def read(self, size: int) -> bytes:
+        raise TimeoutError("timed out")
+
+
+@pytest.mark.parametrize("before", [b"", b"* 3 EXISTS\r\n* 1 FETCH (UID 11 FLAGS ())\r\n"])
+def test_a_literal_read_that_fails_leaves_behind_what_imaplib_leaves(before: bytes) -> None:
+    def left(fast: bool) -> dict[str, Any]:
+        imap = TimingOut(before + b"* 2 FETCH (UID 12 " + HEADER_KEY + b" {50}\r\nSubject: cut")
+        with pytest.raises(TimeoutError):
+            if fast:
+                with untraced(imap, fetch=True):
+                    imap.uid("FETCH", "1:*", "(FLAGS)")
+            else:
+                imap.uid("FETCH", "1:*", "(FLAGS)")
+        return imap.untagged_responses
+
+    assert left(fast=True) == left(fast=False)
+
+
 def test_the_fast_read_is_off_while_imaplib_traces(caplog: pytest.LogCaptureFixture) -> None:
     imap = ReplayedIMAP(ANSWERS["header and text literals"])
     seen: list[Any] = []

@@ -7,6 +7,7 @@ a store write shows at the very next scrape.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -199,3 +200,26 @@ def test_reads_in_a_block_share_its_connection_and_streamed_rows_keep_their_own(
         assert len(checkouts) == 2
     finally:
         event.remove(store.engine, "checkout", listener)
+
+
+def test_reads_in_a_block_see_what_was_committed_between_them(store: Store) -> None:  # noqa: F811
+    """A commit made while a block's reads go on shows at its next read, as it would on a connection of its
+    own: on PostgreSQL even where the server's default isolation is REPEATABLE READ."""
+    if store.dialect == "postgresql":
+        store.engine.dispose()
+
+        @event.listens_for(store.engine, "connect")
+        def repeatable_read(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.autocommit = True
+            dbapi_connection.execute("SET default_transaction_isolation = 'repeatable read'")
+            dbapi_connection.autocommit = False
+
+    with store.reading():
+        assert store.load_cursor("mail") is None
+        writer = threading.Thread(target=store.save_poll, args=("mail", PollResult(cursor={"n": 1}), NOW))
+        writer.start()
+        writer.join()
+        assert store.load_cursor("mail") == {"n": 1}
+    if store.dialect == "postgresql":  # the connections really were REPEATABLE READ
+        with store.engine.connect() as conn:
+            assert conn.exec_driver_sql("SHOW transaction_isolation").scalar() == "repeatable read"

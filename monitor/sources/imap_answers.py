@@ -84,11 +84,12 @@ def _read_response(imap: imaplib.IMAP4, lines: _Lines, imaplib_reads: Callable[[
         return imaplib_reads()
     number, rest = found.groups()
     data = number + b" " + rest if rest else number
-    stored = imap.untagged_responses.setdefault("FETCH", [])
+    untagged = imap.untagged_responses
     while (size := _literal_size(data)) is not None:
-        stored.append((data, imap.read(size)))
+        literal = imap.read(size)  # a read that fails leaves nothing behind of this response, as in imaplib
+        untagged.setdefault("FETCH", []).append((data, literal))
         data = lines()
-    stored.append(data)
+    untagged.setdefault("FETCH", []).append(data)
     return line
 
 

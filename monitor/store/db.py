@@ -287,6 +287,11 @@ class Store:
             yield
             return
         with self.engine.connect() as conn:
+            if self.dialect == "postgresql":
+                # Each read sees what was committed before it, as on a connection of its own, whatever
+                # isolation the server's default: one transaction for the block would be one snapshot
+                # under REPEATABLE READ, and a figure read after a commit would be kept as if read after it.
+                conn.execution_options(isolation_level="AUTOCOMMIT")
             self._pinned.conn = conn
             try:
                 yield
