@@ -30,7 +30,9 @@ ANSWERS: dict[str, bytes] = {
     ),
     "no literal": answer(b'3 FETCH (UID 13 FLAGS (\\Answered) INTERNALDATE "01-Oct-2026 08:00:00 +0000")'),
     "a FETCH with nothing after it": answer(b"4 FETCH", b"5 FETCH ", b"6 FETCH (UID 16)"),
-    "a type that only starts with FETCH": answer(b"1 FETCHES (UID 11)", b"2 FETCH-X (UID 12)", b"3 FETCH(UID 13)"),
+    "a type that only starts with FETCH": answer(
+        b"1 FETCHES (UID 11)", b"2 FETCH-X (UID 12)", b"3 FETCH(UID 13)"
+    ),
     "two spaces after the star": answer(b" 1 FETCH (UID 11 " + HEADER_KEY + b" " + lit(HEADER) + b")"),
     "other answers between": answer(
         b"3 EXISTS",
