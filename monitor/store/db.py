@@ -288,9 +288,9 @@ class Store:
             return
         with self.engine.connect() as conn:
             if self.dialect == "postgresql":
-                # Each read sees what was committed before it, as on a connection of its own, whatever
-                # isolation the server's default: one transaction for the block would be one snapshot
-                # under REPEATABLE READ, and a figure read after a commit would be kept as if read after it.
+                # Each read sees what was committed before it, as on a connection of its own, whatever the
+                # server's default isolation: under REPEATABLE READ one transaction for the block would be
+                # one snapshot, and a figure read after a commit could still be the one from before it.
                 conn.execution_options(isolation_level="AUTOCOMMIT")
             self._pinned.conn = conn
             try:
