@@ -62,16 +62,18 @@ ANSWERS: dict[str, bytes] = {
 }
 
 
-def read(reply: bytes, *, fast: bool) -> tuple[Any, dict[str, Any], list[bytes]]:
+def read(
+    reply: bytes, *, fast: bool, connection: type[ReplayedIMAP] = ReplayedIMAP
+) -> tuple[Any, dict[str, Any], list[bytes]]:
     """(what ``UID FETCH`` returned or raised, what stayed in ``untagged_responses``, what was sent)."""
-    imap = ReplayedIMAP(reply)
+    imap = connection(reply)
     try:
         if fast:
             with untraced(imap, fetch=True):
                 result: Any = imap.uid("FETCH", "1:*", "(FLAGS)")
         else:
             result = imap.uid("FETCH", "1:*", "(FLAGS)")
-    except imaplib.IMAP4.error as err:
+    except (imaplib.IMAP4.error, TimeoutError) as err:
         result = (type(err), str(err))
     assert "_get_line" not in vars(imap) and "_get_response" not in vars(imap)
     return result, dict(imap.untagged_responses), imap.sent
@@ -155,17 +157,10 @@ class TimingOut(ReplayedIMAP):
 
 @pytest.mark.parametrize("before", [b"", b"* 3 EXISTS\r\n* 1 FETCH (UID 11 FLAGS ())\r\n"])
 def test_a_literal_read_that_fails_leaves_behind_what_imaplib_leaves(before: bytes) -> None:
-    def left(fast: bool) -> dict[str, Any]:
-        imap = TimingOut(before + b"* 2 FETCH (UID 12 " + HEADER_KEY + b" {50}\r\nSubject: cut")
-        with pytest.raises(TimeoutError):
-            if fast:
-                with untraced(imap, fetch=True):
-                    imap.uid("FETCH", "1:*", "(FLAGS)")
-            else:
-                imap.uid("FETCH", "1:*", "(FLAGS)")
-        return imap.untagged_responses
-
-    assert left(fast=True) == left(fast=False)
+    reply = before + b"* 2 FETCH (UID 12 " + HEADER_KEY + b" {50}\r\nSubject: cut"
+    fast, plain = read(reply, fast=True, connection=TimingOut), read(reply, fast=False, connection=TimingOut)
+    assert plain[0] == (TimeoutError, "timed out")
+    assert fast == plain
 
 
 def test_the_fast_read_is_off_while_imaplib_traces(caplog: pytest.LogCaptureFixture) -> None:
